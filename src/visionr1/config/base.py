@@ -1,0 +1,349 @@
+"""The machinery behind recipes, independent of what a recipe holds.
+
+Why our own layer on top of pydantic: a typo in a 7B run's recipe must fail before the GPUs spin up, and the
+error must say where (``stages[1].grpo.num_generaton``) and what was meant (``num_generations``). pydantic's
+own messages give neither the suggestion nor the file. Recipes also compose: ``include:`` another file and
+override parts of it, then apply dotted command-line overrides (``stages.0.max_steps=10``) on top.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be used; the message names the file, the field path and the fix."""
+
+
+class SubPathError(ValueError):
+    """Raised by a validator about a key *inside* the field it validates (e.g. a pass-through dict), so the
+    reported path can point at the key itself: ``stages[1].grpo.num_generaton``."""
+
+    def __init__(self, subpath: str, message: str) -> None:
+        super().__init__(f"{subpath}: {message}")
+        self.subpath = subpath
+        self.message = message
+
+
+class StrictModel(BaseModel):
+    """Base of every recipe section: unknown keys are errors, every field must carry a description."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        missing = [n for n, f in cls.model_fields.items() if not f.description]
+        if missing:
+            raise TypeError(f"{cls.__name__}: fields without a description: {', '.join(missing)}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# YAML with include
+# ----------------------------------------------------------------------------------------------------------
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Merge ``override`` into a copy of ``base``: dicts merge recursively, anything else replaces.
+
+    >>> deep_merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"c": 3}, "l": [2]})
+    {'a': {'b': 1, 'c': 3}, 'l': [2]}
+    """
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml_with_includes(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a recipe file; ``include: other.yaml`` (or a list) is loaded first and this file overrides it.
+
+    Lists are replaced, not concatenated, except ``stages``, which may be overridden per index with a
+    mapping: ``stages: {1: {grpo: {max_steps: 5}}}`` changes only the second stage of the included recipe.
+    """
+    path = Path(path).resolve()
+    if path in _seen:
+        chain = " -> ".join(str(p) for p in (*_seen, path))
+        raise RecipeError(f"{path}: include cycle: {chain}")
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping at the top level, got {type(data).__name__}")
+    includes = data.pop("include", None)
+    if includes is None:
+        return data
+    if isinstance(includes, str):
+        includes = [includes]
+    merged: dict = {}
+    for inc in includes:
+        merged = deep_merge(merged, load_yaml_with_includes(path.parent / inc, (*_seen, path)))
+    return _merge_with_stage_patches(merged, data, path)
+
+
+def _merge_with_stage_patches(base: dict, override: dict, path: Path) -> dict:
+    stages_patch = override.get("stages")
+    if isinstance(stages_patch, dict) and isinstance(base.get("stages"), list):
+        stages = [dict(s) for s in base["stages"]]
+        for key, patch in stages_patch.items():
+            idx = _stage_index(key, stages, path)
+            stages[idx] = deep_merge(stages[idx], patch)
+        override = {**override, "stages": stages}
+    return deep_merge(base, override)
+
+
+def _stage_index(key: Any, stages: list[dict], path: Path) -> int:
+    """A stage patch key is an index or a stage name."""
+    if isinstance(key, int) or (isinstance(key, str) and key.lstrip("-").isdigit()):
+        idx = int(key)
+        if not -len(stages) <= idx < len(stages):
+            raise RecipeError(f"{path}: stages.{key}: the included recipe has {len(stages)} stages")
+        return idx
+    names = [s.get("name") for s in stages]
+    if key in names:
+        return names.index(key)
+    raise RecipeError(f"{path}: stages.{key}: no stage of that name; stages are {names}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Dotted overrides
+# ----------------------------------------------------------------------------------------------------------
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``a.b.0.c=value`` overrides; values are parsed as YAML (``10``, ``true``, ``[a, b]``, ``null``).
+
+    >>> apply_overrides({"stages": [{"max_steps": 100}]}, ["stages.0.max_steps=10", "seed=3"])
+    {'stages': [{'max_steps': 10}], 'seed': 3}
+    """
+    import copy
+
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r}: expected KEY=VALUE, e.g. stages.0.max_steps=10")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError as exc:
+            raise RecipeError(f"override {item!r}: value is not valid YAML: {exc}") from exc
+        parts = key.strip().split(".")
+        node: Any = data
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            where = ".".join(parts[: i + 1])
+            if isinstance(node, list):
+                if not part.lstrip("-").isdigit():
+                    raise RecipeError(f"override {item!r}: {where}: expected a list index")
+                idx = int(part)
+                if not -len(node) <= idx < len(node):
+                    raise RecipeError(f"override {item!r}: {where}: index out of range (list has {len(node)})")
+                if last:
+                    node[idx] = value
+                else:
+                    node = node[idx]
+            elif isinstance(node, dict):
+                if last:
+                    node[part] = value
+                else:
+                    node = node.setdefault(part, {})
+            else:
+                raise RecipeError(f"override {item!r}: {where}: cannot descend into a {type(node).__name__}")
+    return data
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation with readable errors
+# ----------------------------------------------------------------------------------------------------------
+
+def _loc_to_path(loc: Sequence[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[Any], data: Any) -> type[BaseModel] | None:
+    """Walk the schema along ``loc`` (following the data for discriminated unions) to find the model there."""
+    current: Any = model
+    node: Any = data
+    for part in loc:
+        current = _unwrap_to_model(current, node)
+        if current is None:
+            return None
+        if isinstance(part, int):
+            node = node[part] if isinstance(node, list) and part < len(node) else None
+            continue
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                # tagged-union member names appear in loc (e.g. 'grpo'); skip them
+                continue
+            current = field.annotation
+            node = node.get(part) if isinstance(node, dict) else None
+    return _unwrap_to_model(current, node)
+
+
+def _unwrap_to_model(tp: Any, node: Any) -> Any:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _unwrap_to_model(args[0], node)
+    if origin in (list, Sequence, tuple) and args:
+        return args[0] if not _is_union(args[0]) else args[0]
+    if _is_union(tp):
+        models = [a for a in (_unwrap_to_model(a, node) for a in args) if a is not None]
+        if isinstance(node, dict):
+            for m in models:
+                if isinstance(m, type) and issubclass(m, BaseModel):
+                    tag = _literal_tag(m)
+                    if tag and node.get(tag[0]) in tag[1]:
+                        return m
+        return models[0] if len(models) == 1 else (models or [None])[0]
+    return tp if origin in (list,) else None
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+def _literal_tag(model: type[BaseModel]) -> tuple[str, tuple] | None:
+    for name in ("type", "format", "kind", "name"):
+        f = model.model_fields.get(name)
+        if f is not None and typing.get_origin(f.annotation) is Literal:
+            return name, typing.get_args(f.annotation)
+    return None
+
+
+def format_validation_error(exc: ValidationError, model: type[BaseModel], data: Any, source: str) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = _drop_union_tags(list(err["loc"]), data)
+        path = _loc_to_path(loc)
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, SubPathError):
+            lines.append(f"{path}.{inner.subpath}: {inner.message}")
+            continue
+        if err["type"] == "extra_forbidden":
+            parent = _model_at(model, loc[:-1], data)
+            key = str(loc[-1])
+            hint = ""
+            if parent is not None:
+                close = difflib.get_close_matches(key, list(parent.model_fields), n=1, cutoff=0.6)
+                if close:
+                    hint = f"; did you mean {close[0]}?"
+                else:
+                    hint = f"; valid keys: {', '.join(parent.model_fields)}"
+            lines.append(f"{path}: unknown key{hint}")
+        else:
+            got = err.get("input")
+            got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{path or '<root>'}: {msg}{got_s}")
+    return f"{source}: invalid recipe:\n  " + "\n  ".join(lines)
+
+
+_TAG_FIELDS = ("type", "format", "kind")
+
+
+def _drop_union_tags(loc: list[Any], data: Any) -> list[Any]:
+    """pydantic puts a discriminated union's tag into the location (``stages.1.grpo.x``); users never wrote
+    it, so drop it: ``stages[1].x``."""
+    out: list[Any] = []
+    node = data
+    i = 0
+    while i < len(loc):
+        part = loc[i]
+        out.append(part)
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            node = node[part]
+            nxt = loc[i + 1] if i + 1 < len(loc) else None
+            if isinstance(node, dict) and isinstance(nxt, str) and nxt in (node.get(t) for t in _TAG_FIELDS):
+                i += 1  # skip the tag
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = None
+        i += 1
+    return out
+
+
+def parse_model(model: type[BaseModel], data: Any, source: str = "<recipe>") -> Any:
+    """Validate ``data`` against ``model``; raise :class:`RecipeError` with readable, located messages."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(format_validation_error(exc, model, data, source)) from None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# explain
+# ----------------------------------------------------------------------------------------------------------
+
+def explain_model(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, str, str]]:
+    """Yield ``(path, type, default, description)`` for every field, recursing into nested sections."""
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        default = "required" if field.is_required() else repr(field.get_default(call_default_factory=True))
+        yield path, _type_name(field.annotation), default, field.description or ""
+        for sub, suffix in _nested_models(field.annotation):
+            yield from explain_model(sub, f"{path}{suffix}.")
+
+
+def _nested_models(tp: Any) -> list[tuple[type[BaseModel], str]]:
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [(tp, "")]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _nested_models(args[0])
+    if origin is list and args:
+        return [(m, "[]" + s) for m, s in _nested_models(args[0])]
+    if origin is dict and len(args) == 2:
+        return [(m, "{}" + s) for m, s in _nested_models(args[1])]
+    if _is_union(tp):
+        out = []
+        for a in args:
+            for m, s in _nested_models(a):
+                tag = _literal_tag(m)
+                n_models = sum(1 for a in args if _nested_models(a))
+                label = f"<{tag[0]}={tag[1][0]}>" if tag and n_models > 1 else ""
+                out.append((m, s + label))
+        return out
+    return []
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _type_name(args[0])
+    if origin is list and args:
+        return f"list[{_type_name(args[0])}]"
+    if _is_union(tp):
+        return " | ".join(_type_name(a) for a in args)
+    if tp is type(None):
+        return "None"
+    s = str(tp).replace("typing.", "")
+    for mod in ("visionr1.config.", "visionr1.data.spec.", "visionr1.recipe."):
+        s = s.replace(mod, "")
+    return s

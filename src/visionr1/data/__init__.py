@@ -1,0 +1,1 @@
+"""Data layer: one canonical sample, loaders from the formats peers use, image/video handling."""

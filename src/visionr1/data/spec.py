@@ -1,0 +1,58 @@
+"""The recipe section that names a dataset and how to turn it into canonical samples."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from visionr1.config.base import StrictModel
+
+Task = Literal["math", "choice", "count", "grounding", "free"]
+DataFormat = Literal["geometry3k", "sharegpt", "mathvista", "jsonl", "video"]
+
+# Vision-R1's RL prompts carry no system prompt; the answer format lives in the user turn.
+DEFAULT_TEMPLATE = (
+    "{question}\n"
+    "Think step by step inside <think> </think> tags, then give the final answer inside <answer> </answer> tags."
+)
+
+
+class PromptSpec(StrictModel):
+    template: str = Field(
+        DEFAULT_TEMPLATE,
+        description="User-turn template; {question} is the question, {choices} the lettered options (or empty).",
+    )
+    system: str | None = Field(None, description="System prompt; null for none (Vision-R1 uses none in RL).")
+
+
+class VideoSpec(StrictModel):
+    num_frames: int = Field(16, ge=1, le=256, description="Frames sampled uniformly per video (Open-R1-Video: 16).")
+    fps: float | None = Field(
+        None, gt=0, description="If set, sample at this rate instead (capped at num_frames frames)."
+    )
+    max_pixels: int = Field(
+        128 * 28 * 28, ge=28 * 28, description="Each frame is resized (aspect kept) to at most this many pixels."
+    )
+
+
+class DatasetSpec(StrictModel):
+    format: DataFormat = Field(..., description="On-disk format: geometry3k | sharegpt | mathvista | jsonl | video.")
+    path: str = Field(..., description="File or directory to read (parquet, JSON or JSONL; relative to the recipe).")
+    split: str | None = Field(None, description="Split to read when the path holds several (e.g. train, test).")
+    task: Task | None = Field(
+        None, description="Task of every record when the format does not carry one (math | choice | count | ...)."
+    )
+    image_root: str | None = Field(
+        None, description="Directory that relative image paths are resolved against (default: the data file's)."
+    )
+    max_pixels: int = Field(
+        512 * 28 * 28, ge=28 * 28, description="Images with more pixels are resized down, aspect ratio kept."
+    )
+    limit: int | None = Field(None, ge=1, description="Read at most this many records (after shuffling, if any).")
+    shuffle_seed: int | None = Field(None, description="Shuffle records with this seed before `limit`.")
+    skip_bad_records: bool = Field(
+        False, description="Skip (and count, and log) records with missing/corrupt media instead of failing."
+    )
+    prompt: PromptSpec = Field(default_factory=PromptSpec, description="How questions become user turns.")
+    video: VideoSpec = Field(default_factory=VideoSpec, description="Frame sampling for video records.")
