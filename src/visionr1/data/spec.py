@@ -1,10 +1,13 @@
-"""The recipe section that names a dataset and how to turn it into canonical samples."""
+"""The recipe section that names a dataset and how to turn it into canonical samples.
+
+``visionr1.data.loaders.load_samples(spec)`` reads it; ``visionr1 data inspect`` shows what it yields.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from visionr1.config.base import StrictModel
 
@@ -21,9 +24,22 @@ DEFAULT_TEMPLATE = (
 class PromptSpec(StrictModel):
     template: str = Field(
         DEFAULT_TEMPLATE,
-        description="User-turn template; {question} is the question, {choices} the lettered options (or empty).",
+        description="User-turn template: {question}, {choices} (lettered options; appended to the question if absent).",
     )
-    system: str | None = Field(None, description="System prompt; null for none (Vision-R1 uses none in RL).")
+    system: str | None = Field(
+        None, description="System prompt; null for none (Vision-R1 uses none in RL). ShareGPT records keep their own."
+    )
+    apply_to_sharegpt: bool = Field(
+        False,
+        description="ShareGPT data: also apply the template to the last user turn (default: the turn as written).",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _has_question(cls, v: str) -> str:
+        if "{question}" not in v:
+            raise ValueError("the template must contain {question} (and may contain {choices})")
+        return v
 
 
 class VideoSpec(StrictModel):
@@ -34,6 +50,9 @@ class VideoSpec(StrictModel):
     max_pixels: int = Field(
         128 * 28 * 28, ge=28 * 28, description="Each frame is resized (aspect kept) to at most this many pixels."
     )
+    intro: str = Field(
+        "The frames of a video, in order:", description="Text placed before the frames in the user turn."
+    )
 
 
 class DatasetSpec(StrictModel):
@@ -41,7 +60,9 @@ class DatasetSpec(StrictModel):
     path: str = Field(..., description="File or directory to read (parquet, JSON or JSONL; relative to the recipe).")
     split: str | None = Field(None, description="Split to read when the path holds several (e.g. train, test).")
     task: Task | None = Field(
-        None, description="Task of every record when the format does not carry one (math | choice | count | ...)."
+        None,
+        description="Task of records that carry none (math | choice | count | grounding | free); "
+        "defaults: geometry3k math, sharegpt/video free; mathvista: from question_type.",
     )
     image_root: str | None = Field(
         None, description="Directory that relative image paths are resolved against (default: the data file's)."
@@ -49,10 +70,17 @@ class DatasetSpec(StrictModel):
     max_pixels: int = Field(
         512 * 28 * 28, ge=28 * 28, description="Images with more pixels are resized down, aspect ratio kept."
     )
-    limit: int | None = Field(None, ge=1, description="Read at most this many records (after shuffling, if any).")
+    limit: int | None = Field(
+        None, ge=1, description="Keep at most this many samples, taken after shuffling (skipped records don't count)."
+    )
     shuffle_seed: int | None = Field(None, description="Shuffle records with this seed before `limit`.")
     skip_bad_records: bool = Field(
-        False, description="Skip (and count, and log) records with missing/corrupt media instead of failing."
+        False,
+        description="Skip (count, log) bad records (missing/corrupt media, bad fields) instead of failing; "
+        "a missing column or an empty dataset always fails.",
+    )
+    verify_images: bool = Field(
+        True, description="Decode every image at load time so corrupt files fail here; false = headers only (faster)."
     )
     prompt: PromptSpec = Field(default_factory=PromptSpec, description="How questions become user turns.")
     video: VideoSpec = Field(default_factory=VideoSpec, description="Frame sampling for video records.")

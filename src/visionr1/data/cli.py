@@ -1,0 +1,138 @@
+"""``visionr1 data inspect``: load a dataset exactly as a trainer would and show what came out.
+
+Why a command: the first thing to check before a long run is what the model will actually be shown, the
+rendered prompt with its image slots, the solution the reward compares against, and how many records were
+bad. The command takes the same ``DatasetSpec`` a recipe holds, from a recipe (a stage's dataset), from a
+YAML file holding just the dataset section, or from a path and options.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from visionr1.cli import app, console, fail
+
+data_app = typer.Typer(help="Look at datasets the way the trainers will see them.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: list[str]):
+    """A recipe (has ``stages``: take a stage's dataset) or a bare dataset section."""
+    import yaml
+
+    from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.data.spec import DatasetSpec
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RecipeError(f"{path}: cannot read: {exc}") from None
+    if isinstance(raw, dict) and ("stages" in raw or "include" in raw):
+        from visionr1.recipe import load_recipe
+
+        recipe = load_recipe(path, overrides)
+        names = [s.name for s in recipe.stages]
+        chosen = next((s for s in recipe.stages if s.name == stage), None) if stage else recipe.stages[0]
+        if chosen is None:
+            raise RecipeError(f"{path}: no stage {stage!r}; stages are {names}")
+        spec = chosen.eval_dataset if eval_set else chosen.dataset
+        if spec is None:
+            raise RecipeError(f"{path}: stage {chosen.name!r} has no eval_dataset")
+        return spec
+    spec = parse_model(DatasetSpec, apply_overrides(raw, overrides), source=str(path))
+    base = path.resolve().parent
+    for name in ("path", "image_root"):
+        value = getattr(spec, name)
+        if value and not Path(value).expanduser().is_absolute():
+            setattr(spec, name, str(base / value))
+    return spec
+
+
+def _prompt_text(messages: list[dict] | None) -> str:
+    if not messages:
+        return ""
+    lines = []
+    for m in messages:
+        body = "".join("[image]" if p["type"] == "image" else (p["text"] or "") for p in m["content"])
+        lines.append(f"{m['role']}: {body}")
+    return "\n".join(lines)
+
+
+def _clip(text: str, n: int = 600) -> str:
+    return text if len(text) <= n else text[:n] + f" ... (+{len(text) - n} chars)"
+
+
+@data_app.command("inspect")
+def inspect(
+    source: Annotated[
+        Path, typer.Argument(help="A recipe, a YAML file with one dataset section, or a data file/directory.")
+    ],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides of the spec (or recipe), e.g. limit=10.")
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", "-f", help="Data format when SOURCE is data: geometry3k | sharegpt | mathvista | jsonl | video.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split to read (train, test, ...).")] = None,
+    task: Annotated[str | None, typer.Option(help="Task of records that carry none.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Load at most this many samples.")] = None,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip and count bad records instead of failing.")] = False,
+    stage: Annotated[str | None, typer.Option(help="Recipe stage whose dataset to load (default: the first).")] = None,
+    eval_set: Annotated[bool, typer.Option("--eval", help="Load the stage's eval_dataset instead.")] = False,
+    show: Annotated[int, typer.Option(help="How many samples to print.")] = 2,
+) -> None:
+    """Load a dataset as canonical samples; print counts, skipped records and a few samples."""
+    from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.data.errors import DataError
+    from visionr1.data.loaders import load_samples
+    from visionr1.data.spec import DatasetSpec
+
+    try:
+        if source.suffix in (".yaml", ".yml"):
+            spec = _spec_from_yaml(source, stage, eval_set, overrides or [])
+        else:
+            if format is None:
+                fail("--format is required when SOURCE is a data file or directory (or pass a recipe / spec YAML)")
+            raw: dict[str, Any] = {"format": format, "path": str(source), "split": split, "task": task}
+            spec = parse_model(DatasetSpec, apply_overrides(raw, overrides or []), source="command line")
+        if limit is not None:
+            spec.limit = limit
+        if skip_bad:
+            spec.skip_bad_records = True
+        result = load_samples(spec)
+    except (DataError, RecipeError) as exc:
+        fail(str(exc))
+
+    ds = result.dataset
+    n_images = [len(x) for x in ds["images"]]
+    table = Table(title=f"{spec.format}: {result.source}", show_header=False)
+    table.add_row("samples", str(len(ds)))
+    table.add_row("records in source", str(result.num_records))
+    table.add_row("skipped (bad records)", str(len(result.skipped)))
+    table.add_row("tasks", ", ".join(f"{t}: {n}" for t, n in Counter(ds["task"]).most_common()))
+    table.add_row("images per sample", f"min {min(n_images)}, mean {sum(n_images) / len(n_images):.2f}, max {max(n_images)}")
+    table.add_row("with completion (SFT)", str(sum(c is not None for c in ds["completion"])))
+    table.add_row("empty solution", str(sum(not s for s in ds["solution"])))
+    console.print(table)
+    for rid, why in result.skipped[:10]:
+        console.print(f"[yellow]skipped[/] {rid}: {why}", highlight=False)
+    if len(result.skipped) > 10:
+        console.print(f"[yellow]... and {len(result.skipped) - 10} more skipped[/]")
+    for i in range(min(show, len(ds))):
+        row = ds[i]
+        sizes = ", ".join(f"{im.width}x{im.height}" for im in row["images"])
+        console.rule(f"{row['id']} ({row['task']})")
+        console.print(f"[bold]images[/]: {len(row['images'])} ({sizes})", highlight=False)
+        console.print("[bold]prompt[/]:")
+        console.print(_clip(_prompt_text(row["prompt"])), markup=False, highlight=False)
+        console.print(f"solution: {row['solution']!r}   choices: {row['choices']}", markup=False, highlight=False)
+        if row["completion"]:
+            console.print("[bold]completion[/]:")
+            console.print(_clip(_prompt_text(row["completion"])), markup=False, highlight=False)
+        console.print(f"metadata: {_clip(json.dumps(json.loads(row['metadata']), ensure_ascii=False), 300)}", markup=False, highlight=False)

@@ -1,0 +1,152 @@
+"""From a question to TRL's conversational VLM prompt: the recipe's template, lettered options, image slots.
+
+The canonical prompt is ``[{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": ...}]}]``
+(an optional system message first). Where the images go:
+
+- at the ``<image>`` placeholders when the text has them (LLaMA-Factory, EasyR1 and geometry3k data mark
+  them so), and then their count must equal the number of images: a mismatch is the root of the
+  "image features and image tokens do not match" crash peers keep hitting, so it is caught here, per record;
+- otherwise all images first, then the text (Qwen2-VL's own convention, and what TRL does with plain text).
+
+Templates are filled with ``str.replace``, not ``str.format``: questions and templates are full of LaTeX
+braces (``\\frac{1}{2}``, ``\\boxed{}``) that ``format`` would choke on.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Any
+
+IMAGE_PLACEHOLDER = "<image>"
+VIDEO_PLACEHOLDER = "<video>"
+LETTERS = string.ascii_uppercase
+
+# The one place the Arrow shape of a message is decided: every content part has both keys, so image parts
+# read back as {"type": "image", "text": None}, which TRL (prepare_multimodal_messages) and the Qwen chat
+# templates accept.
+Part = dict[str, Any]
+Message = dict[str, Any]
+
+
+def text_part(text: str) -> Part:
+    return {"type": "text", "text": text}
+
+
+def image_part() -> Part:
+    return {"type": "image", "text": None}
+
+
+def format_choices(choices: list[str] | None) -> str:
+    """Lettered options, one a line.
+
+    >>> format_choices(["3", "4"])
+    'A. 3\\nB. 4'
+    >>> format_choices(None)
+    ''
+    """
+    if not choices:
+        return ""
+    return "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(choices))
+
+
+def render_template(template: str, question: str, choices: list[str] | None) -> str:
+    """Fill ``{question}`` and ``{choices}``. A template without ``{choices}`` still shows the options of a
+    multiple-choice record (after the question): a choice question asked without its options is unanswerable,
+    and the default template, written for math, has no ``{choices}``.
+
+    >>> render_template("Q: {question}", "Which?", ["x", "y"])
+    'Q: Which?\\nChoices:\\nA. x\\nB. y'
+    >>> render_template("{question}\\n{choices}\\nAnswer with \\\\boxed{}.", "2+2?", None)
+    '2+2?\\n\\nAnswer with \\\\boxed{}.'
+    """
+    options = format_choices(choices)
+    if "{choices}" in template:
+        return template.replace("{choices}", options).replace("{question}", question)
+    if options:
+        question = f"{question}\nChoices:\n{options}"
+    return template.replace("{question}", question)
+
+
+def strip_placeholders(text: str) -> str:
+    """The question without ``<image>``/``<video>`` markers (the canonical ``question`` is plain text).
+
+    >>> strip_placeholders("<image>\\nFind x. <image>")
+    'Find x.'
+    """
+    return re.sub(r"\s*(?:<image>|<video>)\s*", " ", text).strip()
+
+
+def count_placeholders(text: str) -> int:
+    return text.count(IMAGE_PLACEHOLDER)
+
+
+def content_parts(text: str, num_images: int | None = None) -> list[Part]:
+    """Split a text on ``<image>`` into text and image parts, in order; with no placeholder and
+    ``num_images`` images, the images come first. Empty text pieces are dropped; the whitespace around a
+    placeholder is trimmed (the chat template puts vision tokens on their own).
+
+    The caller checks the placeholder count against the images (it knows the record, for the error).
+
+    >>> content_parts("<image>Find x.")
+    [{'type': 'image', 'text': None}, {'type': 'text', 'text': 'Find x.'}]
+    >>> [p["type"] for p in content_parts("Compare", num_images=2)]
+    ['image', 'image', 'text']
+    """
+    parts: list[Part] = []
+    if IMAGE_PLACEHOLDER not in text:
+        parts.extend(image_part() for _ in range(num_images or 0))
+        if text.strip():
+            parts.append(text_part(text.strip()))
+        return parts
+    pieces = text.split(IMAGE_PLACEHOLDER)
+    for i, piece in enumerate(pieces):
+        if i:
+            parts.append(image_part())
+        if piece.strip():
+            parts.append(text_part(piece.strip()))
+    return parts
+
+
+def system_message(system: str | None) -> list[Message]:
+    return [{"role": "system", "content": [text_part(system)]}] if system else []
+
+
+def user_prompt(text: str, num_images: int, system: str | None = None, prefix: str | None = None) -> list[Message]:
+    """A one-turn prompt: optional system message, then the user turn (``prefix`` text first, e.g. the
+    sentence that introduces video frames).
+
+    >>> p = user_prompt("<image>What is x?", 1, system="Be brief.")
+    >>> [m["role"] for m in p], [c["type"] for c in p[1]["content"]]
+    (['system', 'user'], ['image', 'text'])
+    """
+    content = [text_part(prefix)] if prefix else []
+    content += content_parts(text, num_images)
+    return [*system_message(system), {"role": "user", "content": content}]
+
+
+def assistant_turn(text: str) -> list[Message]:
+    """The canonical ``completion``: one assistant message with one text part."""
+    return [{"role": "assistant", "content": [text_part(text)]}]
+
+
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_FINAL_ANSWER_RE = re.compile(r"^\s*\**\s*final\s+answer\s*\**\s*[:：]\s*\**\s*", re.IGNORECASE)
+
+
+def answer_from_response(response: str) -> str:
+    """The ground truth carried by a Vision-R1-cold response: the last ``<answer>`` block after the
+    thinking (an ``<answer>`` quoted inside ``<think>`` is not the answer), with its "Final Answer:" lead-in
+    removed; "" when the response has no answer block.
+
+    >>> answer_from_response("<think>a <answer>1</answer>?</think><answer> Final Answer:B </answer>")
+    'B'
+    >>> answer_from_response("no tags")
+    ''
+    """
+    if "</think>" in response:
+        response = response.rsplit("</think>", 1)[1]
+    found = _ANSWER_RE.findall(response)
+    if not found:
+        return ""
+    return _FINAL_ANSWER_RE.sub("", found[-1]).strip()
