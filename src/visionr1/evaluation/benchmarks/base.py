@@ -1,0 +1,238 @@
+"""What every benchmark module provides, and the pieces they share.
+
+A benchmark turns its published records into :class:`Item` s (one id each), builds the prompt for ``eval run``
+and scores one response: *extract* an answer, *normalise* it the way the benchmark's official script does,
+*judge* it. Extraction is the rewards' (``visionr1.rewards.extract.extract_answer``: answer tag, "Final
+Answer:", boxed, "answer is", ...), so a model is scored at evaluation exactly as it was rewarded in RL; a
+benchmark's own rules (MathVista's quick rules, WeMath's letter after "Answer", DynaMath's JSON "short
+answer", ...) come in where the rewards find nothing, and an LLM only when one is configured. Each item
+records which of these found its answer; the summary counts them.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from visionr1.evaluation.judge import LLMJudge
+from visionr1.evaluation.records import EvalError, RawRecord, read_records
+
+# Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction").
+SOURCES = ("answer_rules", "benchmark_rules", "llm", "none", "missing")
+
+
+@dataclass
+class Item:
+    pid: str
+    record: dict[str, Any]
+    file: Path  # the data file; relative image paths resolve against its folder
+
+
+@dataclass
+class ItemResult:
+    pid: str
+    extracted: Any  # the answer found in the response (None: nothing found)
+    normalized: Any  # after the benchmark's normalisation, what was compared with the ground truth
+    correct: bool
+    source: str  # one of SOURCES
+    judge: str = "rules"  # "rules" or "llm": what decided `correct`
+    info: dict[str, Any] = field(default_factory=dict)  # benchmark-specific extras
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        if not out["info"]:
+            del out["info"]
+        return out
+
+
+@dataclass
+class ScoringContext:
+    """The optional LLM and when to use it: ``fallback`` = only when no rule finds an answer; ``official`` =
+    wherever the benchmark's official pipeline uses an LLM (MathVista extraction, MathVerse both stages)."""
+
+    judge: LLMJudge | None = None
+
+    @property
+    def mode(self) -> str:
+        return self.judge.mode if self.judge is not None else "off"
+
+    def llm(self, prompt: str) -> str:
+        assert self.judge is not None
+        return self.judge.complete(prompt)
+
+
+@dataclass
+class Sample:
+    """One prompt to generate from: the canonical ``prompt`` messages and their images (PIL, RGB)."""
+
+    pid: str
+    prompt: list[dict[str, Any]]
+    images: list[Any]
+
+
+class Benchmark:
+    """Base class; subclasses set the class attributes and implement :meth:`score` and :meth:`question`."""
+
+    name: ClassVar[str]
+    id_field: ClassVar[str]  # the benchmark's own id field (accepted in predictions besides "pid")
+    image_fields: ClassVar[tuple[str, ...]] = ("decoded_image", "image")  # first present one is used
+    binary_fields: ClassVar[tuple[str, ...]] = ("decoded_image",)  # parquet columns scoring does not read
+    llm_use: ClassVar[str] = "none"  # what the official pipeline uses an LLM for (reported in the summary)
+
+    # ---- records -> items -------------------------------------------------------------------------------
+    def load(self, path: Path, for_generation: bool = False) -> list[Item]:
+        raws = read_records(Path(path), skip_columns=() if for_generation else self.binary_fields)
+        items = [Item(self.record_id(r), r.data, r.file) for r in raws]
+        dup = [pid for pid, n in Counter(i.pid for i in items).items() if n > 1]
+        if dup:
+            raise EvalError(
+                f"{path}: {len(dup)} ids occur more than once (e.g. {dup[:5]}); is this the {self.name} data, "
+                f"and is each record in it once?"
+            )
+        return items
+
+    def record_id(self, raw: RawRecord) -> str:
+        value = raw.data.get(self.id_field)
+        if value is None:
+            value = raw.key
+        if value is None:
+            raise EvalError(f"{raw.file}: record {raw.index}: no {self.id_field!r} field; is this {self.name} data?")
+        return str(value)
+
+    def prediction_id(self, pred: dict[str, Any]) -> str | None:
+        value = pred.get("pid", pred.get(self.id_field))
+        return None if value is None else str(value)
+
+    def require(self, item: Item, *fields: str) -> None:
+        missing = [f for f in fields if f not in item.record]
+        if missing:
+            raise EvalError(f"{item.file}: record {item.pid}: missing field(s) {missing}; is this {self.name} data?")
+
+    # ---- prompts (eval run) -----------------------------------------------------------------------------
+    def question(self, item: Item) -> str:
+        raise NotImplementedError
+
+    def choices(self, item: Item) -> list[str] | None:
+        """Options the prompt template lists (None when the question text already carries them)."""
+        return None
+
+    def samples(self, items: Sequence[Item], template: str, max_pixels: int, image_root: Path | None) -> list[Sample]:
+        from visionr1.data.prompts import render_template, user_prompt
+
+        out = []
+        for item in items:
+            images = load_item_images(item, self.image_fields, max_pixels, image_root)
+            text = render_template(template, self.question(item), self.choices(item))
+            out.append(Sample(item.pid, user_prompt(text, len(images)), images))
+        return out
+
+    # ---- scoring ----------------------------------------------------------------------------------------
+    def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
+        raise NotImplementedError
+
+    def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
+        """Benchmark-specific breakdowns and metrics: ``{"breakdowns": ..., "metrics": ...}``."""
+        return {}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Shared helpers
+# ----------------------------------------------------------------------------------------------------------
+
+_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+
+
+def strip_think(text: str) -> str:
+    """The response without its closed ``<think>`` blocks (an unclosed one, a truncated thought, stays).
+
+    >>> strip_think("<think>x=3?</think> so x = 4")
+    ' so x = 4'
+    """
+    return _THINK_RE.sub("", text)
+
+
+def answer_region(text: str) -> str:
+    """Where a final answer is written: inside the last ``<answer>`` tag after the thinking, else the text
+    after the thinking, else everything.
+
+    >>> answer_region("<think>\\\\boxed{1}</think><answer>\\\\boxed{2}</answer>")
+    '\\\\boxed{2}'
+    """
+    rest = strip_think(text)
+    found = _ANSWER_TAG_RE.findall(rest)
+    return found[-1] if found else rest
+
+
+def rules_extract(response: str, task: str | None) -> str | None:
+    """The rewards' extraction (one scorer for RL and evaluation); None when it finds no answer."""
+    from visionr1.rewards.extract import extract_answer
+
+    found = extract_answer(response, task)
+    if found is None:
+        return None
+    found = str(found).strip()
+    return found or None
+
+
+def accuracy_table(pairs: Iterable[tuple[Any, bool]]) -> dict[str, dict[str, Any]]:
+    """``{value: {"accuracy", "correct", "total"}}`` over (group value, correct) pairs, sorted by value."""
+    correct: dict[str, int] = defaultdict(int)
+    total: dict[str, int] = defaultdict(int)
+    for value, ok in pairs:
+        key = "unknown" if value is None else str(value)
+        total[key] += 1
+        correct[key] += int(bool(ok))
+    return {
+        k: {"accuracy": correct[k] / total[k], "correct": correct[k], "total": total[k]} for k in sorted(total)
+    }
+
+
+def load_item_images(item: Item, fields: Sequence[str], max_pixels: int, image_root: Path | None) -> list[Any]:
+    """The item's images as RGB PIL images, checked and resized like training images (data.images)."""
+    from PIL import Image
+
+    from visionr1.data.errors import DataError, Where
+    from visionr1.data.images import prepare_image
+
+    for name in fields:
+        value = item.record.get(name)
+        if value is None or value == "" or value == []:
+            continue
+        values = value if isinstance(value, list) else [value]
+        where = Where(item.file, item.pid, Path(image_root) if image_root else item.file.parent)
+        images = []
+        for i, v in enumerate(values):
+            try:
+                stored = prepare_image(v, where, f"{name}[{i}]" if isinstance(value, list) else name, max_pixels)
+            except DataError as exc:
+                raise EvalError(f"{exc} (use --image-root DIR if images live elsewhere)") from None
+            src = stored.value["bytes"]
+            img = Image.open(io.BytesIO(src) if src is not None else stored.value["path"])
+            images.append(img.convert("RGB"))
+        return images
+    return []
+
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LEAD_LETTER_RE = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?(?=$|[\s.:,)\]])")
+
+
+def leading_letter(text: str | None, n_options: int) -> str | None:
+    """An option letter the text starts with ("B", "(B)", "B. 8/11", "b)"), within the first ``n_options``.
+
+    >>> leading_letter("(B) 8/11", 4), leading_letter("C.", 4), leading_letter("Because", 4)
+    ('B', 'C', None)
+    """
+    if not text:
+        return None
+    m = _LEAD_LETTER_RE.match(text)
+    if not m:
+        return None
+    letter = m.group(1).upper()
+    return letter if letter in LETTERS[:n_options] else None

@@ -1,0 +1,142 @@
+"""``visionr1 eval score`` and ``visionr1 eval run`` (registered on the main app by an import in cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionr1.cli import app, console, fail
+
+eval_app = typer.Typer(help="Score and run the multimodal math benchmarks.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+BenchmarkOpt = Annotated[
+    str,
+    typer.Option(
+        "--benchmark", "-b",
+        help="mathvista | mathverse | mmmath | mathvision | dynamath | wemath | synthetic",
+    ),
+]
+DataOpt = Annotated[Path, typer.Option("--data", help="The benchmark's records as published: JSON, JSONL, parquet or a folder of them.")]
+OutputOpt = Annotated[Path, typer.Option("--output", "-o", help="Directory for summary.json and items.jsonl.")]
+JudgeUrlOpt = Annotated[
+    str | None, typer.Option("--judge-url", help="OpenAI-compatible endpoint (…/v1) for LLM extraction/judging.")
+]
+JudgeModelOpt = Annotated[str | None, typer.Option("--judge-model", help="Model name the judge endpoint serves.")]
+JudgeModeOpt = Annotated[
+    str,
+    typer.Option(
+        "--judge-mode",
+        help="fallback: LLM only where rules find no answer; official: LLM wherever the official pipeline uses one.",
+    ),
+]
+JudgeKeyOpt = Annotated[
+    str, typer.Option("--judge-api-key-env", help="Environment variable holding the judge's API key.")
+]
+
+
+def _judge(url: str | None, model: str | None, mode: str, key_env: str):
+    if url is None and model is None:
+        return None
+    if not url or not model:
+        fail("--judge-url and --judge-model go together (or leave both out to score by rules only)")
+    from visionr1.evaluation.judge import JudgeConfig, LLMJudge
+
+    try:
+        return LLMJudge(JudgeConfig(base_url=url, model=model, mode=mode, api_key_env=key_env))  # type: ignore[arg-type]
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@eval_app.command("score")
+def score_cmd(
+    benchmark: BenchmarkOpt,
+    data: DataOpt,
+    predictions: Annotated[Path, typer.Option("--predictions", help='JSONL, one {"pid": ..., "response": ...} a line.')],
+    output: OutputOpt,
+    allow_unknown_ids: Annotated[
+        bool, typer.Option("--allow-unknown-ids", help="Warn (instead of failing) on predictions for ids not in the data.")
+    ] = False,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_mode: JudgeModeOpt = "fallback",
+    judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
+) -> None:
+    """Score responses produced anywhere against a benchmark's records, as the official scripts do."""
+    from visionr1.evaluation.judge import JudgeError
+    from visionr1.evaluation.records import EvalError
+    from visionr1.evaluation.score import score_predictions
+
+    judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
+    try:
+        summary = score_predictions(
+            benchmark, data, predictions, output, judge=judge, unknown="warn" if allow_unknown_ids else "error"
+        )
+    except (EvalError, JudgeError) as exc:
+        fail(str(exc))
+    _report(summary, output)
+
+
+@eval_app.command("run")
+def run_cmd(
+    benchmark: BenchmarkOpt,
+    model: Annotated[Path, typer.Option("--model", help="Model directory (a saved checkpoint).")],
+    data: DataOpt,
+    output: OutputOpt,
+    max_new_tokens: Annotated[int, typer.Option(help="Most new tokens per response (Vision-R1: 16384).")] = 16384,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature; 0 for greedy (Vision-R1: 0.6).")] = 0.6,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling p (Vision-R1: 0.95).")] = 0.95,
+    batch_size: Annotated[int, typer.Option(help="Prompts per generation batch.")] = 8,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N records.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    backend: Annotated[str, typer.Option(help="transformers | vllm (vllm must be installed).")] = "transformers",
+    dtype: Annotated[str, typer.Option(help="auto | bfloat16 | float16 | float32.")] = "auto",
+    device: Annotated[str | None, typer.Option(help="cuda, cuda:1, cpu, ... (default: cuda if available).")] = None,
+    template: Annotated[
+        str | None, typer.Option(help="User-turn template with {question} (and {choices}); default: the RL one.")
+    ] = None,
+    image_root: Annotated[Path | None, typer.Option(help="Folder relative image paths resolve against.")] = None,
+    max_pixels: Annotated[int, typer.Option(help="Images are resized to at most this many pixels.")] = 512 * 28 * 28,
+    judge_url: JudgeUrlOpt = None,
+    judge_model: JudgeModelOpt = None,
+    judge_mode: JudgeModeOpt = "fallback",
+    judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
+) -> None:
+    """Generate responses (resuming an interrupted run in the same --output), then score them."""
+    from rich.progress import Progress
+
+    from visionr1.data.errors import DataError
+    from visionr1.evaluation.judge import JudgeError
+    from visionr1.evaluation.records import EvalError
+    from visionr1.evaluation.run import DecodingConfig, run_benchmark
+
+    judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
+    try:
+        decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("generating", total=None)
+            summary = run_benchmark(
+                benchmark, model, data, output, decoding, limit=limit, backend=backend, dtype=dtype, device=device,
+                template=template, image_root=image_root, max_pixels=max_pixels, judge=judge,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except (EvalError, DataError, JudgeError, FileNotFoundError, ImportError) as exc:
+        fail(str(exc))
+    if summary.get("resumed_from"):
+        console.print(f"resumed: {summary['resumed_from']} responses were already in {output / 'predictions.jsonl'}")
+    _report(summary, output)
+
+
+def _report(summary: dict, output: Path) -> None:
+    from visionr1.evaluation.score import print_summary
+
+    print_summary(summary, console)
+    missing = summary["missing_predictions"]["count"]
+    if missing:
+        console.print(f"[yellow]warning:[/] {missing} records had no prediction and were scored as wrong")
+    unknown = summary["unknown_prediction_ids"]["count"]
+    if unknown:
+        console.print(f"[yellow]warning:[/] {unknown} predictions had ids not in the data and were ignored")
+    console.print(f"wrote {output / 'summary.json'} and {output / 'items.jsonl'}")

@@ -1,0 +1,301 @@
+"""Generate then score: ``visionr1 eval run``, and :func:`evaluate_samples` for the demo and training callbacks.
+
+Decoding defaults are the Vision-R1 paper's evaluation settings (temperature 0.6, top_p 0.95, up to 16,384
+new tokens). Each batch's responses are appended to ``DIR/predictions.jsonl`` (flushed and synced) as soon as
+they are generated, so a run that is killed -- a pre-empted node, a lost SSH session -- resumes where it
+stopped: the same command skips every id already in the file (a half-written last line is dropped). The
+settings a run was started with are kept in ``DIR/run_config.json``; resuming with different decoding
+settings is an error, since one file would then hold two experiments.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from visionr1.evaluation.benchmarks import Benchmark, get_benchmark
+from visionr1.evaluation.benchmarks.synthetic import score_completion
+from visionr1.evaluation.judge import LLMJudge
+from visionr1.evaluation.records import EvalError, read_resumable_jsonl
+from visionr1.evaluation.score import score_predictions
+
+DEFAULT_MAX_PIXELS = 512 * 28 * 28  # DatasetSpec's default: evaluation images are sized like training ones
+
+
+@dataclass
+class DecodingConfig:
+    max_new_tokens: int = 16384  # Vision-R1 evaluates with up to 16K new tokens
+    temperature: float = 0.6
+    top_p: float = 0.95
+    batch_size: int = 8  # prompts per generate() call (transformers backend)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1 or self.batch_size < 1:
+            raise EvalError("--max-new-tokens and --batch-size must be >= 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise EvalError("--temperature must be >= 0 and --top-p in (0, 1]")
+
+
+class Generator:
+    """A loaded model behind one ``__call__(prompts, images) -> list[Generation]``, either backend."""
+
+    def __init__(self, model_path: Path, decoding: DecodingConfig, backend: str, dtype: str, device: str | None):
+        import torch
+
+        torch.manual_seed(decoding.seed)
+        self.decoding, self.backend = decoding, backend
+        if backend == "vllm":
+            from visionr1.inference import load_vllm
+
+            self.model, self.processor = load_vllm(model_path, dtype=dtype, seed=decoding.seed)
+        elif backend == "transformers":
+            from visionr1.inference import load_model_and_processor
+
+            self.model, self.processor = load_model_and_processor(model_path, dtype=dtype, device=device)
+        else:
+            raise EvalError(f"unknown backend {backend!r}: use transformers or vllm")
+
+    def __call__(self, prompts: Sequence[Any], images: Sequence[Any]) -> list[Any]:
+        d = self.decoding
+        if self.backend == "vllm":
+            from visionr1.inference import generate_vllm
+
+            return generate_vllm(self.model, self.processor, prompts, images, d.max_new_tokens, d.temperature, d.top_p)
+        from visionr1.inference import generate
+
+        return generate(
+            self.model, self.processor, prompts, images, d.max_new_tokens, d.temperature, d.top_p,
+            batch_size=d.batch_size,
+        )
+
+
+def _environment() -> dict[str, Any]:
+    """Package versions and the git commit, recorded with every run (style guide rule 10)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("visionr1", "torch", "transformers", "trl", "vllm"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"versions": versions, "git_commit": commit}
+
+
+def _check_resume(config_path: Path, config: dict[str, Any]) -> None:
+    if not config_path.is_file():
+        return
+    def settings(cfg: dict[str, Any]) -> dict[str, Any]:  # what changes the experiment (not the batch size)
+        decoding = {k: v for k, v in (cfg.get("decoding") or {}).items() if k != "batch_size"}
+        return {"benchmark": cfg.get("benchmark"), "model": cfg.get("model"), "template": cfg.get("template"),
+                "backend": cfg.get("backend"), **{f"decoding.{k}": v for k, v in decoding.items()}}
+
+    old, new = settings(json.loads(config_path.read_text(encoding="utf-8"))), settings(config)
+    changed = [k for k in new if old.get(k) != new[k]]
+    if changed:
+        diffs = "; ".join(f"{k}: was {old.get(k)!r}, now {new[k]!r}" for k in changed)
+        raise EvalError(
+            f"{config_path.parent}: holds a run with other settings ({diffs}); rerun with the same settings to "
+            f"resume, or choose a new --output"
+        )
+
+
+def _append(fh: Any, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def run_benchmark(
+    benchmark: str | Benchmark,
+    model: str | Path,
+    data: str | Path,
+    output_dir: str | Path,
+    decoding: DecodingConfig | None = None,
+    *,
+    limit: int | None = None,
+    backend: str = "transformers",
+    dtype: str = "auto",
+    device: str | None = None,
+    template: str | None = None,
+    image_root: str | Path | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    judge: LLMJudge | None = None,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Generate the missing responses for ``data`` (first ``limit`` records), then score them all.
+
+    Returns the summary (also in ``output_dir/summary.json``), with generation statistics added:
+    ``generated_this_run``, ``resumed_from``, ``mean_completion_tokens``, ``truncated_rate`` and, when
+    something was generated, ``tokens_per_second`` / ``samples_per_second``. ``progress(done, total)`` is
+    called after each batch.
+    """
+    from visionr1.data.spec import DEFAULT_TEMPLATE
+
+    bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
+    decoding = decoding or DecodingConfig()
+    template = template or DEFAULT_TEMPLATE
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items = bench.load(Path(data), for_generation=True)
+    if limit is not None:
+        items = items[:limit]
+
+    # ---- resume --------------------------------------------------------------------------------------
+    config = {
+        "benchmark": bench.name, "model": str(model), "data": str(data), "decoding": asdict(decoding),
+        "template": template, "backend": backend, "dtype": dtype, "limit": limit, "max_pixels": max_pixels,
+        **_environment(),
+    }
+    config_path, pred_path = out / "run_config.json", out / "predictions.jsonl"
+    _check_resume(config_path, config)
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    done = {str(row.get("pid")): row for row in read_resumable_jsonl(pred_path)}
+    todo = [item for item in items if item.pid not in done]
+
+    # ---- generate ------------------------------------------------------------------------------------
+    generated, new_tokens, seconds = 0, 0, 0.0
+    if todo:
+        generator = Generator(Path(model), decoding, backend, dtype, device)
+        step = decoding.batch_size if backend == "transformers" else max(decoding.batch_size, 64)
+        with pred_path.open("a", encoding="utf-8") as fh:
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
+                samples = bench.samples(chunk, template, max_pixels, Path(image_root) if image_root else None)
+                t0 = time.perf_counter()
+                gens = generator([s.prompt for s in samples], [s.images for s in samples])
+                seconds += time.perf_counter() - t0
+                rows = [
+                    {"pid": s.pid, "response": g.text, "num_tokens": g.num_tokens, "truncated": g.truncated}
+                    for s, g in zip(samples, gens, strict=True)
+                ]
+                _append(fh, rows)
+                done.update({r["pid"]: r for r in rows})
+                generated += len(rows)
+                new_tokens += sum(g.num_tokens for g in gens)
+                if progress is not None:
+                    progress(len(items) - len(todo) + generated, len(items))
+
+    # ---- score ---------------------------------------------------------------------------------------
+    rows = [done[i.pid] for i in items if i.pid in done]
+    stats: dict[str, Any] = {
+        "model": str(model),
+        "generated_this_run": generated,
+        "resumed_from": len(items) - len(todo),
+        "decoding": asdict(decoding),
+        "mean_completion_tokens": _mean(r.get("num_tokens") for r in rows),
+        "truncated_rate": _mean(float(bool(r.get("truncated"))) for r in rows),
+    }
+    if generated:
+        stats.update({"generation_seconds": seconds, "tokens_per_second": new_tokens / seconds,
+                      "samples_per_second": generated / seconds})
+    summary = score_predictions(
+        bench, Path(data), [{"pid": r["pid"], "response": r.get("response")} for r in rows], out,
+        judge=judge, items=items, only_ids=[i.pid for i in items], extra=stats,
+    )
+    if "format" in summary.get("metrics", {}):
+        summary["format"] = summary["metrics"]["format"]
+        (out / "summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
+    return summary
+
+
+def _mean(values: Any) -> float | None:
+    vals = [float(v) for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def evaluate_samples(
+    model: str | Path | Any,
+    dataset: str | Path | Any,
+    *,
+    processor: Any = None,
+    max_new_tokens: int = 1024,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    batch_size: int = 8,
+    limit: int | None = None,
+    output_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Accuracy, format rate and mean completion length of a model on canonical samples, in-process.
+
+    ``model``: a checkpoint directory, or a loaded model (then pass its ``processor``) -- a training
+    callback evaluates the weights it holds. ``dataset``: a make-synthetic directory / jsonl file, or
+    canonical samples (a ``datasets.Dataset`` or list of dicts with ``id, prompt, images, solution, task,
+    choices``). Greedy and 1,024 tokens by default: a callback wants a stable number quickly.
+
+    Returns ``{"n", "accuracy", "format", "hard_format_result", "mean_completion_tokens", "truncated_rate",
+    "per_task", "tokens_per_second"}``; with ``output_dir``, also writes predictions/items/summary there.
+    """
+    from visionr1.inference import generate, load_model_and_processor
+
+    if isinstance(dataset, (str, Path)):
+        from visionr1.data.loaders import load_samples
+        from visionr1.data.spec import DatasetSpec
+        from visionr1.evaluation.benchmarks.synthetic import synthetic_file
+
+        dataset = load_samples(DatasetSpec(format="jsonl", path=str(synthetic_file(Path(dataset))))).dataset
+    rows = [dataset[i] for i in range(len(dataset) if limit is None else min(limit, len(dataset)))]
+    if not rows:
+        raise EvalError("evaluate_samples: the dataset is empty")
+    if isinstance(model, (str, Path)):
+        model, processor = load_model_and_processor(model)
+    elif processor is None:
+        raise EvalError("evaluate_samples: pass the processor along with a loaded model")
+    was_training = getattr(model, "training", False)
+    model.eval()
+    t0 = time.perf_counter()
+    try:
+        gens = generate(
+            model, processor, [r["prompt"] for r in rows], [list(r["images"] or []) for r in rows],
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, batch_size=batch_size,
+        )
+    finally:
+        if was_training:
+            model.train()
+    seconds = time.perf_counter() - t0
+    verdicts = [score_completion(g.text, r["solution"], r.get("task"), r.get("choices")) for g, r in zip(gens, rows, strict=True)]
+    n = len(rows)
+    per_task: dict[str, dict[str, float]] = {}
+    for r, v in zip(rows, verdicts, strict=True):
+        t = per_task.setdefault(str(r.get("task")), {"n": 0, "accuracy": 0.0})
+        t["n"] += 1
+        t["accuracy"] += v["correct"]
+    for t in per_task.values():
+        t["accuracy"] /= t["n"]
+    result = {
+        "n": n,
+        "accuracy": sum(v["correct"] for v in verdicts) / n,
+        "format": sum(v["format"] for v in verdicts) / n,
+        "hard_format_result": sum(v["hard"] for v in verdicts) / n,
+        "mean_completion_tokens": sum(g.num_tokens for g in gens) / n,
+        "truncated_rate": sum(g.truncated for g in gens) / n,
+        "per_task": per_task,
+        "tokens_per_second": sum(g.num_tokens for g in gens) / seconds if seconds > 0 else None,
+    }
+    if output_dir is not None:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with (out / "predictions.jsonl").open("w", encoding="utf-8") as fh:
+            for r, g, v in zip(rows, gens, verdicts, strict=True):
+                fh.write(json.dumps({"pid": r["id"], "response": g.text, "num_tokens": g.num_tokens,
+                                     "truncated": g.truncated, "extracted": v["extracted"],
+                                     "correct": v["correct"], "format": v["format"]}, ensure_ascii=False) + "\n")
+        (out / "summary.json").write_text(json.dumps({"benchmark": "synthetic", **result}, indent=2) + "\n")
+    return result
+

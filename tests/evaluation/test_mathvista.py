@@ -1,0 +1,151 @@
+"""MathVista: every rule of calculate_score.py's normalisation, then end-to-end scoring of both releases."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from visionr1.evaluation.benchmarks.mathvista import normalize_extracted_answer
+from visionr1.evaluation.judge import JudgeConfig, LLMJudge
+from visionr1.evaluation.score import score_predictions
+
+CHOICES = ["3/11", "8/11", "6/11", "3/5"]
+MC = ("multi_choice", "text")
+
+# (extraction, choices, (question_type, answer_type), precision, expected normalisation, rule exercised)
+CASES = [
+    ("(B)", CHOICES, MC, None, "8/11", "letter in parentheses -> option text"),
+    ("(b)", CHOICES, MC, None, "8/11", "parenthesised letter is upper-cased"),
+    ("The answer is (C) 6/11", CHOICES, MC, None, "6/11", "first (X) anywhere in the text"),
+    ("C", CHOICES, MC, None, "6/11", "bare option letter -> option text"),
+    ("  D  ", CHOICES, MC, None, "3/5", "extraction is stripped first"),
+    ("8/11", CHOICES, MC, None, "8/11", "option text: nearest option is itself"),
+    ("8/11.", CHOICES, MC, None, "8/11", "nearest option by Levenshtein distance"),
+    ("B. 8/11", CHOICES, MC, None, "8/11", "letter without parentheses + text: nearest option"),
+    ("c", CHOICES, MC, None, "3/5", "bare lowercase letter is not an option letter: nearest (shortest) option"),
+    ("E", CHOICES, MC, None, "3/5", "letter past the last option: nearest option"),
+    ("", CHOICES, MC, None, "3/5", "empty extraction: nearest = shortest option"),
+    ("", ["ab", "cd"], MC, None, "ab", "Levenshtein ties go to the first option"),
+    (None, ["Nothing", "None"], MC, None, "None", "non-string extraction is str()-ed"),
+    ("3.9", None, ("free_form", "integer"), None, "3", "integer: str(int(float(x))) truncates"),
+    ("-2.7", None, ("free_form", "integer"), None, "-2", "integer truncation is toward zero"),
+    ("12.0", None, ("free_form", "integer"), None, "12", "integer from a float string"),
+    ("1e3", None, ("free_form", "integer"), None, "1000", "integer from scientific notation"),
+    ("007", None, ("free_form", "integer"), None, "7", "integer loses leading zeros"),
+    ("1,000", None, ("free_form", "integer"), None, None, "integer: thousands separator does not parse"),
+    ("ten", None, ("free_form", "integer"), None, None, "integer: words do not parse"),
+    (None, None, ("free_form", "integer"), None, None, "integer: no extraction"),
+    ("1.25", None, ("free_form", "float"), 1, "1.2", "float: round() to precision (half to even)"),
+    ("1.35", None, ("free_form", "float"), 1, "1.4", "float: round() of the binary value"),
+    ("3.14159", None, ("free_form", "float"), 2, "3.14", "float: two decimals"),
+    ("2", None, ("free_form", "float"), 1, "2.0", "float: an integer gains '.0'"),
+    ("3.7", None, ("free_form", "float"), None, "4", "float without precision: round(x, None) -> int"),
+    ("1.2 cm", None, ("free_form", "float"), 1, None, "float: units do not parse"),
+    ("[1, 2]", None, ("free_form", "list"), None, "[1, 2]", "list: str(x)"),
+    ("[1,2]", None, ("free_form", "list"), None, "[1,2]", "list: spacing is kept as written"),
+    ("quarter", None, ("free_form", "text"), None, "quarter", "free-form text: unchanged"),
+]
+
+
+@pytest.mark.parametrize(("extraction", "choices", "types", "precision", "expected", "rule"), CASES, ids=[c[-1] for c in CASES])
+def test_normalization_rules(extraction, choices, types, precision, expected, rule):
+    assert normalize_extracted_answer(extraction, choices, types[0], types[1], precision) == expected
+
+
+def _record(pid, question, answer, qt="free_form", at="integer", choices=None, precision=None, **meta):
+    return {
+        "question": question, "image": f"images/{pid}.jpg", "choices": choices, "unit": None,
+        "precision": precision, "answer": answer, "question_type": qt, "answer_type": at, "pid": pid,
+        "metadata": {"split": "testmini", "language": "english", "img_width": 32, "img_height": 24,
+                     "source": meta.get("source", "CLEVR-Math"), "category": meta.get("category", "math-targeted-vqa"),
+                     "task": "math word problem", "context": "synthetic scene", "grade": "elementary school",
+                     "skills": meta.get("skills", ["arithmetic reasoning"])},
+    }
+
+
+RECORDS = {
+    "1": _record("1", "What fraction is blue?", "8/11", *MC, choices=CHOICES, skills=["arithmetic reasoning", "algebraic reasoning"]),
+    "2": _record("2", "How many objects are left?", "3", category="general-vqa"),
+    "3": _record("3", "What is d?", "1.2", at="float", precision=1),
+    "4": _record("4", "Which years?", "[2007, 2008]", at="list"),
+    "5": _record("5", "Which organism?", "Common water flea", "multi_choice", "text",
+                 choices=["Tilapia", "Common water flea", "Tadpole"], category="general-vqa"),
+    "6": _record("6", "How many?", "5"),
+}
+RESPONSES = {
+    "1": "<think>blue is 8 of 11</think><answer>(B) 8/11</answer>",  # tag -> letter -> option text
+    "2": "<think>5 minus 2</think><answer> Final Answer: 3.9 </answer>",  # truncation makes 3.9 right
+    "3": "So the distance is \\boxed{1.25}",  # float rounded to precision 1 -> 1.2
+    "4": "The answer is [2007, 2008]",  # list as a string
+    "5": "Common water flea",  # the response is an option
+    # "6": no prediction -> counted, wrong
+}
+
+
+def test_scores_official_json_release(tmp_path, fixtures):
+    data = fixtures.json(tmp_path / "data" / "testmini.json", RECORDS)
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", RESPONSES)
+    summary = score_predictions("mathvista", data, preds, tmp_path / "out")
+    assert (summary["n"], summary["correct"]) == (6, 5)
+    assert summary["accuracy"] == pytest.approx(5 / 6)
+    assert summary["missing_predictions"] == {"count": 1, "ids": ["6"]}
+    assert summary["scoring"]["method"] == "rules"
+    assert summary["scoring"]["extraction"]["missing"] == 1
+    assert summary["breakdowns"]["category"]["math-targeted-vqa"] == {"accuracy": 0.75, "correct": 3, "total": 4}
+    assert summary["breakdowns"]["skills"]["algebraic reasoning"]["correct"] == 1
+    items = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
+    by_id = {i["pid"]: i for i in items}
+    assert by_id["1"]["extracted"] == "(B) 8/11" and by_id["1"]["normalized"] == "8/11"
+    assert by_id["2"]["normalized"] == "3" and by_id["2"]["correct"] is True
+    assert by_id["3"]["normalized"] == "1.2"
+    assert by_id["6"]["source"] == "missing" and by_id["6"]["correct"] is False
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["accuracy"] == summary["accuracy"]
+
+
+def test_scores_hugging_face_parquet_release(tmp_path, fixtures):
+    """The HF copy: a list of rows, precision as a float (NaN for none), metadata a struct, images embedded."""
+    rows = []
+    for rec in RECORDS.values():
+        row = dict(rec, query=f"Hint: ...\nQuestion: {rec['question']}", decoded_image={"bytes": fixtures.png(), "path": None})
+        row["precision"] = float("nan") if rec["precision"] is None else float(rec["precision"])
+        row["choices"] = rec["choices"]
+        rows.append(row)
+    data = fixtures.parquet(tmp_path / "testmini-00000-of-00001.parquet", rows)
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", RESPONSES)
+    summary = score_predictions("mathvista", data, preds, tmp_path / "out")
+    assert (summary["n"], summary["correct"]) == (6, 5)
+
+
+def test_unknown_prediction_ids_are_an_error_that_names_them(tmp_path, fixtures):
+    from visionr1.evaluation.records import EvalError
+
+    data = fixtures.json(tmp_path / "testmini.json", RECORDS)
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", {**RESPONSES, "999": "3"})
+    with pytest.raises(EvalError, match="999"):
+        score_predictions("mathvista", data, preds, tmp_path / "out")
+    summary = score_predictions("mathvista", data, preds, tmp_path / "out", unknown="warn")
+    assert summary["unknown_prediction_ids"] == {"count": 1, "ids": ["999"]}
+
+
+def test_unextractable_answer_uses_llm_only_when_configured(tmp_path, fixtures):
+    """A thought cut off mid-way has no answer for the rules; a judge (fallback mode) is asked, and counted."""
+    data = fixtures.json(tmp_path / "testmini.json", {"2": RECORDS["2"]})
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", {"2": "<think>there were 5, two leave, so 3 rem"})
+    rules = score_predictions("mathvista", data, preds)
+    assert rules["correct"] == 0 and rules["scoring"]["extraction"]["none"] == 1
+
+    prompts = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        prompts.append(body["messages"][0]["content"])
+        return httpx.Response(200, json={"choices": [{"message": {"content": "3"}}]})
+
+    judge = LLMJudge(JudgeConfig("http://judge.local/v1", "gpt-4", mode="fallback"), transport=httpx.MockTransport(handler))
+    summary = score_predictions("mathvista", data, preds, judge=judge)
+    assert summary["correct"] == 1
+    assert summary["scoring"]["items_needing_llm"] == 1 and summary["scoring"]["method"] == "rules + llm fallback"
+    assert summary["scoring"]["llm"]["calls"] == 1
+    assert prompts[0].startswith("Please read the following example.") and prompts[0].endswith("Extracted answer: ")

@@ -1,0 +1,126 @@
+"""``eval run`` end to end on the tiny model and a synthetic task: generation, scoring, resuming after a kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from visionr1.evaluation.run import DecodingConfig, evaluate_samples, run_benchmark
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+    from visionr1.tasks.synthetic import make_synthetic
+
+    return make_synthetic("counting", 24, 0, tmp_path_factory.mktemp("syn"), test_fraction=0.5)  # 12 test items
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_run_generates_scores_and_skips_done_ids(tiny_model_dir, synthetic_dir, tmp_path):
+    out = tmp_path / "run"
+    decoding = DecodingConfig(max_new_tokens=8, temperature=0.6, top_p=0.95, batch_size=3)
+    summary = run_benchmark("synthetic", tiny_model_dir, synthetic_dir, out, decoding, limit=6)
+    assert summary["benchmark"] == "synthetic" and summary["n"] == 6
+    assert summary["generated_this_run"] == 6 and summary["resumed_from"] == 0
+    for key in ("accuracy", "format", "mean_completion_tokens", "truncated_rate", "tokens_per_second"):
+        assert summary[key] is not None, key
+    assert 1 <= summary["mean_completion_tokens"] <= 8
+    preds = _lines(out / "predictions.jsonl")
+    assert len(preds) == 6 and {"pid", "response", "num_tokens", "truncated"} <= set(preds[0])
+    assert len(_lines(out / "items.jsonl")) == 6
+    config = json.loads((out / "run_config.json").read_text())
+    assert config["decoding"]["max_new_tokens"] == 8 and "versions" in config
+
+    again = run_benchmark("synthetic", tiny_model_dir, synthetic_dir, out, decoding, limit=6)
+    assert again["generated_this_run"] == 0 and again["resumed_from"] == 6
+    assert _lines(out / "predictions.jsonl") == preds
+
+    from visionr1.evaluation.records import EvalError
+
+    with pytest.raises(EvalError, match="max_new_tokens"):
+        run_benchmark("synthetic", tiny_model_dir, synthetic_dir, out, DecodingConfig(max_new_tokens=9), limit=6)
+
+
+def test_evaluate_samples_in_process(tiny_model_dir, synthetic_dir, tmp_path):
+    from visionr1.inference import load_model_and_processor
+
+    result = evaluate_samples(tiny_model_dir, synthetic_dir, max_new_tokens=6, limit=3, output_dir=tmp_path / "e")
+    assert result["n"] == 3
+    assert {"accuracy", "format", "mean_completion_tokens", "truncated_rate", "per_task"} <= set(result)
+    assert len(_lines(tmp_path / "e" / "predictions.jsonl")) == 3
+
+    model, processor = load_model_and_processor(tiny_model_dir)
+    model.train()  # a training callback hands over a model in train mode; it gets it back that way
+    greedy = evaluate_samples(model, synthetic_dir, processor=processor, max_new_tokens=6, limit=3)
+    assert model.training and greedy["mean_completion_tokens"] == result["mean_completion_tokens"]
+
+
+def test_killed_run_resumes_without_regenerating(tiny_model_dir, synthetic_dir, tmp_path):
+    """A real process is SIGKILLed mid-run; the rerun keeps every written line and generates only the rest."""
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable, "-c", "from visionr1.cli import app; app()", "eval", "run", "--benchmark", "synthetic",
+        "--model", str(tiny_model_dir), "--data", str(synthetic_dir), "--output", str(out),
+        "--max-new-tokens", "32", "--batch-size", "1", "--limit", "6",
+    ]
+    preds = out / "predictions.jsonl"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if preds.exists() and preds.read_text(encoding="utf-8").count("\n") >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+    before = _lines(preds)
+    assert 2 <= len(before) < 6
+    with preds.open("a", encoding="utf-8") as fh:  # as if the kill had landed in the middle of a write
+        fh.write('{"pid": "counting-s0-easy-99999", "resp')
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = _lines(preds)
+    assert after[: len(before)] == before  # kept, byte for byte
+    assert len(after) == 6 and len({p["pid"] for p in after}) == 6
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_from"] == len(before) and summary["generated_this_run"] == 6 - len(before)
+    assert summary["missing_predictions"]["count"] == 0
+    assert f"resumed: {len(before)} responses" in done.stdout
+
+
+def test_run_on_benchmark_records_with_image_paths_and_embedded_images(tiny_model_dir, tmp_path, fixtures):
+    """MathVista's JSON release (images on disk, relative paths) and its parquet copy (images embedded)."""
+    from PIL import Image
+
+    (tmp_path / "mv" / "images").mkdir(parents=True)
+    Image.new("RGB", (40, 30), (10, 200, 10)).save(tmp_path / "mv" / "images" / "1.jpg")
+    record = {"pid": "1", "question": "How many?", "image": "images/1.jpg", "choices": None, "unit": None,
+              "precision": None, "answer": "3", "question_type": "free_form", "answer_type": "integer",
+              "metadata": {"category": "math-targeted-vqa", "skills": []}}
+    mc = dict(record, pid="2", question="Which?", choices=["Yes", "No"], answer="No", question_type="multi_choice",
+              answer_type="text")
+    data = fixtures.json(tmp_path / "mv" / "testmini.json", {"1": record, "2": mc})
+    decoding = DecodingConfig(max_new_tokens=4, batch_size=2)
+    summary = run_benchmark("mathvista", tiny_model_dir, data, tmp_path / "out1", decoding)
+    assert summary["n"] == 2 and summary["generated_this_run"] == 2 and summary["missing_predictions"]["count"] == 0
+
+    rows = [dict(r, image=f"images/{r['pid']}.jpg", decoded_image={"bytes": fixtures.png(), "path": None},
+                 query=f"Hint: ...\nQuestion: {r['question']}") for r in (record, mc)]
+    parquet = fixtures.parquet(tmp_path / "hf" / "testmini-00000-of-00001.parquet", rows)
+    summary = run_benchmark("mathvista", tiny_model_dir, parquet, tmp_path / "out2", decoding)
+    assert summary["n"] == 2 and summary["generated_this_run"] == 2
