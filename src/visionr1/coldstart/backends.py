@@ -1,0 +1,323 @@
+"""Generation backends of the cold-start steps: OpenAI-compatible HTTP, local transformers, oracle.
+
+Every backend takes a :class:`GenRequest` and returns a :class:`Generation`, or raises :class:`GenerationError`
+with a short reason code (``timeout``, ``http_500``, ``connection_error``, ``bad_response``, ...). The pipeline
+records that reason for the record and goes on: a failing record never stops a run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from visionr1.coldstart.config import LocalBackendSpec, OpenAIBackendSpec, OracleBackendSpec
+from visionr1.config.base import RecipeError
+
+# 408 request timeout, 409 conflict (some gateways), 425 too early, 429 rate limit, and every 5xx.
+RETRYABLE_STATUS = {408, 409, 425, 429}
+
+
+@dataclass
+class GenRequest:
+    record_id: str
+    step: str
+    text: str
+    images: list = field(default_factory=list)  # PIL images; empty for the text-only reasoner
+    system: str | None = None
+    max_tokens: int = 2048
+    temperature: float = 0.0
+    top_p: float = 1.0
+    metadata: dict[str, Any] = field(default_factory=dict)  # the record's metadata (the oracle reads it)
+    solution: str = ""
+
+
+@dataclass
+class Generation:
+    text: str
+    reasoning: str | None = None  # a server's separate reasoning_content (DeepSeek-R1 API, vLLM reasoning parser)
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    attempts: int = 1
+    latency_s: float = 0.0
+
+
+class GenerationError(Exception):
+    """A request that failed for good (after retries); ``reason`` is a short code the report counts."""
+
+    def __init__(self, reason: str, detail: str = "", attempts: int = 1) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason, self.detail, self.attempts = reason, detail, attempts
+
+
+def image_data_url(image, fmt: str = "png") -> str:
+    """A PIL image as a ``data:`` URL (how OpenAI-compatible servers take inline images)."""
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        image.convert("RGB").save(buf, format="JPEG", quality=95)
+    else:
+        image.save(buf, format="PNG")
+    return f"data:image/{fmt};base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# OpenAI-compatible HTTP
+# ----------------------------------------------------------------------------------------------------------
+
+
+class OpenAIBackend:
+    """``POST {base_url}/chat/completions`` with bounded concurrency, retries and per-request timeouts."""
+
+    is_oracle = False
+
+    def __init__(self, name: str, spec: OpenAIBackendSpec, *, sleep=asyncio.sleep, jitter=random.random) -> None:
+        self.name, self.spec = name, spec
+        self.label = f"openai:{spec.model}"
+        headers = {}
+        if spec.api_key_env:
+            key = os.environ.get(spec.api_key_env)
+            if not key:
+                raise RecipeError(
+                    f"backends.{name}.api_key_env: environment variable {spec.api_key_env} is not set; "
+                    f"export {spec.api_key_env}=<key> (or set api_key_env: null for a server without auth)"
+                )
+            headers["Authorization"] = f"Bearer {key}"
+        self._headers = headers
+        self._sleep, self._jitter = sleep, jitter
+        self._client: httpx.AsyncClient | None = None
+        self._sem: asyncio.Semaphore | None = None
+
+    def _ensure_client(self) -> httpx.AsyncClient:
+        # created lazily, inside the running event loop
+        if self._client is None:
+            s = self.spec
+            self._client = httpx.AsyncClient(
+                base_url=s.base_url.rstrip("/") + "/",
+                headers=self._headers,
+                timeout=httpx.Timeout(s.timeout_s, connect=min(s.timeout_s, 30.0)),
+                limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
+            )
+            self._sem = asyncio.Semaphore(s.concurrency)
+        return self._client
+
+    async def body(self, req: GenRequest) -> dict[str, Any]:
+        messages: list[dict[str, Any]] = []
+        if req.system:
+            messages.append({"role": "system", "content": req.system})
+        if req.images:
+            urls = await asyncio.to_thread(lambda: [image_data_url(im, self.spec.image_format) for im in req.images])
+            content: Any = [{"type": "image_url", "image_url": {"url": u}} for u in urls]
+            content.append({"type": "text", "text": req.text})
+        else:
+            content = req.text  # plain string: text-only endpoints (DeepSeek's API) reject content lists
+        messages.append({"role": "user", "content": content})
+        return {
+            **self.spec.extra_body,
+            "model": self.spec.model,
+            "messages": messages,
+            "max_tokens": req.max_tokens,
+            "temperature": req.temperature,
+            "top_p": req.top_p,
+        }
+
+    async def generate(self, req: GenRequest) -> Generation:
+        client = self._ensure_client()
+        body = await self.body(req)
+        s = self.spec
+        start = time.monotonic()
+        for attempt in range(1, s.max_retries + 2):
+            retry_after = None
+            try:
+                async with self._sem:
+                    resp = await client.post("chat/completions", json=body)
+            except httpx.TimeoutException as exc:
+                reason, detail = "timeout", f"no answer within {s.timeout_s:g}s ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                reason, detail = "connection_error", f"{type(exc).__name__}: {exc}"
+            else:
+                if resp.status_code == 200:
+                    gen = _parse_chat_response(resp, attempt)
+                    gen.latency_s = time.monotonic() - start
+                    return gen
+                reason, detail = f"http_{resp.status_code}", resp.text[:300]
+                if resp.status_code < 500 and resp.status_code not in RETRYABLE_STATUS:
+                    raise GenerationError(reason, detail, attempt)  # 400/401/404/422: retrying cannot help
+                retry_after = _retry_after(resp)
+            if attempt > s.max_retries:
+                raise GenerationError(reason, f"{detail} (after {attempt} attempts)", attempt)
+            delay = min(s.backoff_max_s, s.backoff_s * 2 ** (attempt - 1)) * (0.5 + 0.5 * self._jitter())
+            if retry_after is not None:
+                delay = min(s.backoff_max_s, max(delay, retry_after))
+            await self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    try:
+        return float(resp.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _parse_chat_response(resp: httpx.Response, attempt: int) -> Generation:
+    try:
+        data = resp.json()
+        choice = data["choices"][0]
+        msg = choice["message"]
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        raise GenerationError("bad_response", f"not a chat completion ({type(exc).__name__}): {resp.text[:300]}", attempt) from None
+    usage = data.get("usage") or {}
+    return Generation(
+        text=msg.get("content") or "",
+        reasoning=msg.get("reasoning_content") or msg.get("reasoning") or None,
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        attempts=attempt,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Local transformers (visionr1.inference), batched
+# ----------------------------------------------------------------------------------------------------------
+
+
+class LocalBackend:
+    """In-process model. Requests from concurrent records are gathered into batches (same sampling settings)
+    and run through ``visionr1.inference.generate`` in a worker thread, one batch at a time."""
+
+    is_oracle = False
+
+    def __init__(self, name: str, spec: LocalBackendSpec) -> None:
+        self.name, self.spec = name, spec
+        if not (Path(spec.model) / "config.json").is_file():
+            raise RecipeError(f"backends.{name}.model: {spec.model} is not a model directory (no config.json); "
+                              "the local backend loads saved checkpoints (serve hub models with an openai backend)")
+        self.label = f"local:{Path(spec.model).name}"
+        self._model = self._processor = None
+        self._queue: asyncio.Queue | None = None
+        self._worker: asyncio.Task | None = None
+
+    def _load(self) -> None:
+        from visionr1.inference import load_model_and_processor
+
+        self._model, self._processor = load_model_and_processor(self.spec.model, dtype=self.spec.dtype, device=self.spec.device)
+
+    async def generate(self, req: GenRequest) -> Generation:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._run())
+        fut = asyncio.get_running_loop().create_future()
+        await self._queue.put((req, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            deadline = time.monotonic() + self.spec.batch_wait_s
+            while len(batch) < self.spec.batch_size:
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - time.monotonic())))
+                except TimeoutError:
+                    break
+            groups: dict[tuple, list] = {}
+            for req, fut in batch:
+                groups.setdefault((req.max_tokens, req.temperature, req.top_p), []).append((req, fut))
+            for items in groups.values():
+                try:
+                    gens = await asyncio.to_thread(self._generate_batch, [r for r, _ in items])
+                except Exception as exc:  # noqa: BLE001 - one bad batch fails its records, not the run
+                    for _, fut in items:
+                        if not fut.done():
+                            fut.set_exception(GenerationError("local_error", f"{type(exc).__name__}: {exc}"))
+                    continue
+                for (_, fut), gen in zip(items, gens, strict=True):
+                    if not fut.done():
+                        fut.set_result(gen)
+
+    def _generate_batch(self, reqs: list[GenRequest]) -> list[Generation]:
+        from visionr1.inference import generate
+
+        if self._model is None:
+            self._load()
+        start = time.monotonic()
+        prompts = []
+        for r in reqs:  # canonical prompt messages (docs/CONTRACTS.md)
+            system = [{"role": "system", "content": [{"type": "text", "text": r.system}]}] if r.system else []
+            content = [{"type": "image"} for _ in r.images] + [{"type": "text", "text": r.text}]
+            prompts.append(system + [{"role": "user", "content": content}])
+        r0 = reqs[0]
+        outs = generate(
+            self._model, self._processor, prompts, [list(r.images) for r in reqs],
+            max_new_tokens=r0.max_tokens, temperature=r0.temperature, top_p=r0.top_p, batch_size=len(reqs),
+        )
+        latency = time.monotonic() - start
+        # prompt tokens are not reported by visionr1.inference: left None (the report says so)
+        return [
+            Generation(text=o.text, finish_reason="length" if o.truncated else "stop",
+                       completion_tokens=o.num_tokens, latency_s=latency)
+            for o in outs
+        ]
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Oracle (synthetic tasks only)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class OracleBackend:
+    """Returns the synthetic scene's ground truth instead of generating: its description (steps 1-2) and its
+    rule-derived reasoning (steps 1 and 3). Honest only for the embedded demo; every record and the report
+    say ``oracle``. It needs no model, so the whole pipeline runs in seconds on a laptop."""
+
+    is_oracle = True
+    label = "oracle"
+
+    def __init__(self, name: str, spec: OracleBackendSpec) -> None:
+        self.name, self.spec = name, spec
+
+    async def generate(self, req: GenRequest) -> Generation:
+        md = req.metadata or {}
+        desc, reasoning = md.get("description"), md.get("reasoning")
+        if not desc or not reasoning:
+            raise GenerationError(
+                "oracle_missing_metadata",
+                f"record {req.record_id} has no metadata.description / metadata.reasoning: the oracle backend "
+                "works only on visionr1.tasks.synthetic records",
+            )
+        if req.step == "pseudo_cot":
+            text = f"{desc}\n\n{reasoning}"
+        elif req.step == "description":
+            text = desc
+        else:
+            text = f"<think>\n{reasoning}\n</think>\n\nFinal Answer: {req.solution}"
+        return Generation(text=text, finish_reason="stop", attempts=1)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build_backend(name: str, spec) -> OpenAIBackend | LocalBackend | OracleBackend:
+    if isinstance(spec, OpenAIBackendSpec):
+        return OpenAIBackend(name, spec)
+    if isinstance(spec, LocalBackendSpec):
+        return LocalBackend(name, spec)
+    return OracleBackend(name, spec)

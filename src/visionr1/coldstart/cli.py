@@ -1,0 +1,30 @@
+"""`visionr1 coldstart RECIPE.yaml [overrides] [--output-dir DIR]`: registered on the main CLI app."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionr1.cli import app, console, fail
+
+
+@app.command("coldstart")
+def coldstart(
+    recipe: Annotated[Path, typer.Argument(help="Cold-start recipe YAML (see recipes/coldstart/).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. input.limit=100 backends.mllm.concurrency=32")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Output directory (default: the recipe's, else runs/coldstart/<name>).")] = None,
+) -> None:
+    """Build long-CoT cold-start SFT data by modality bridging (Vision-R1-cold). Re-run to resume."""
+    from visionr1.coldstart.config import load_coldstart_recipe
+    from visionr1.coldstart.pipeline import run_coldstart
+    from visionr1.config.base import RecipeError
+
+    try:
+        cfg = load_coldstart_recipe(recipe, overrides or [])
+        run_coldstart(cfg, output_dir=output_dir, console=console)
+    except RecipeError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
