@@ -267,7 +267,7 @@ _TAG_FIELDS = ("type", "format", "kind")
 
 def _drop_union_tags(loc: list[Any], data: Any) -> list[Any]:
     """pydantic puts a discriminated union's tag into the location (``stages.1.grpo.x``); users never wrote
-    it, so drop it: ``stages[1].x``."""
+    it, so drop it: ``stages[1].x``. Works for unions in lists and in plain fields alike."""
     out: list[Any] = []
     node = data
     i = 0
@@ -276,13 +276,13 @@ def _drop_union_tags(loc: list[Any], data: Any) -> list[Any]:
         out.append(part)
         if isinstance(part, int) and isinstance(node, list) and part < len(node):
             node = node[part]
-            nxt = loc[i + 1] if i + 1 < len(loc) else None
-            if isinstance(node, dict) and isinstance(nxt, str) and nxt in (node.get(t) for t in _TAG_FIELDS):
-                i += 1  # skip the tag
-        elif isinstance(node, dict):
+        elif isinstance(part, str) and isinstance(node, dict):
             node = node.get(part)
         else:
             node = None
+        nxt = loc[i + 1] if i + 1 < len(loc) else None
+        if isinstance(node, dict) and isinstance(nxt, str) and nxt in (node.get(t) for t in _TAG_FIELDS):
+            i += 1  # skip the tag
         i += 1
     return out
 
