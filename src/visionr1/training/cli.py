@@ -1,0 +1,67 @@
+"""`visionr1 train RECIPE.yaml [overrides] [--output-dir DIR] [--dry-run]` (registered on the main app)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from visionr1.cli import app, fail
+
+
+@app.command("train")
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (see recipes/).")],
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Dotted overrides, e.g. stages.1.grpo.max_steps=10 model.path=DIR")
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Run directory (default: recipe output_dir or runs/<name>).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the resolved plan (every stage, full TRL config) as JSON and exit.")
+    ] = False,
+    num_processes: Annotated[
+        int | None,
+        typer.Option("--num-processes", help="With --dry-run: plan for this many processes (default: this launch's)."),
+    ] = None,
+) -> None:
+    """Run a recipe's stages (SFT, GRPO/PTST) in order; re-running the same command resumes a killed run."""
+    from visionr1.config.base import RecipeError
+    from visionr1.recipe import load_recipe
+    from visionr1.training.plan import PlanError
+
+    saved = os.environ.get("VISIONR1_PLAN_WORLD_SIZE")
+    if dry_run and num_processes:
+        os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(num_processes)  # validate batch shapes for that many
+    try:
+        resolved = load_recipe(recipe, overrides or [])
+    except RecipeError as exc:
+        fail(str(exc))
+    finally:
+        if saved is None:
+            os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
+        else:
+            os.environ["VISIONR1_PLAN_WORLD_SIZE"] = saved
+    if dry_run:
+        from visionr1.training.plan import plan_run
+
+        try:
+            plan = plan_run(resolved, output_dir, num_processes)
+        except (ValueError, TypeError) as exc:
+            fail(f"{recipe}: {exc}")
+        print(json.dumps(plan, indent=2, default=str))
+        return
+
+    from visionr1.data.errors import DataError
+    from visionr1.training.runner import main
+
+    try:
+        summary = main(resolved, output_dir=output_dir, source=str(recipe))
+    except (PlanError, DataError) as exc:
+        fail(str(exc))
+    if int(os.environ.get("RANK", "0")) == 0:
+        typer.echo(json.dumps(summary, indent=2))

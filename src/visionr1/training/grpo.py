@@ -1,0 +1,119 @@
+"""A GRPO stage: TRL's GRPOTrainer with verifiable rewards. PTST is several of these in a row.
+
+Vision-R1's Progressive Thinking Suppression Training is nothing but stages whose ``max_completion_length``
+grows while ``num_generations`` shrinks (4K x 16 -> 8K x 8), each from the previous stage's weights, with the
+hard formatting result reward: a truncated answer has no ``</answer>`` and scores 0, which is what keeps early
+thinking short. So this module runs *one* stage; the recipe's list of stages is the schedule.
+
+Departures from the paper (it used EasyR1/veRL, no RL code released):
+- TRL's defaults apply unless the recipe overrides them: ``loss_type`` "dapo" token-level normalisation
+  (the recipes set ``loss_type: grpo`` to match the paper's sequence-mean GRPO), and per-group reward scaling.
+- The KL term is TRL's k3 estimator with ``beta`` from the recipe (the paper: 0.01, k3), as in the paper.
+- Prompts are never truncated (TRL 1.x has no prompt truncation): cutting a prompt with images cuts image
+  tokens and breaks the forward pass ("image features and image tokens do not match").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from trl import GRPOTrainer
+
+from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, append_jsonl, completion_rows
+from visionr1.training.plan import stage_config
+from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
+
+# Columns rewards may read (passed by TRL as keyword arguments); `completion` would be mistaken for SFT data.
+GRPO_COLUMNS = ["prompt", "images", "solution", "task", "choices", "id", "question", "metadata"]
+
+
+class VisionR1GRPOTrainer(GRPOTrainer):
+    """GRPOTrainer plus two things TRL lacks, nothing else:
+
+    - an ``accuracy`` metric on every generation batch (the one scorer, ``rewards.scoring.is_correct``), logged
+      whatever rewards are optimised: with ``hard_format_result`` alone, reward 0 hides whether the format or
+      the answer failed;
+    - sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them in memory, parquet or W&B).
+    """
+
+    def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._stage_info = stage_info
+        self._completions_path = completions_path
+        self._completions_per_log = completions_per_log
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        from visionr1.rewards.scoring import is_correct
+
+        correct = [
+            is_correct(_completion_text(c), x["solution"], x.get("task"), x.get("choices"))
+            for c, x in zip(completions, inputs, strict=True)
+        ]
+        self._log_metric("accuracy", sum(correct) / max(len(correct), 1))
+        return rewards
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if (
+            self.model.training
+            and self._completions_per_log
+            and self.accelerator.is_main_process
+            and "train_runtime" not in logs
+        ):
+            for row in completion_rows(self._logs, self.state.global_step, self._stage_info, self._completions_per_log):
+                append_jsonl(self._completions_path, row)
+        super().log(logs, start_time)
+
+
+def _completion_text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    content = completion[-1]["content"] if completion else ""
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return content
+
+
+def train_grpo(run: StageRun) -> dict[str, Any]:
+    """Train one GRPO stage (resuming from ``run.resume_from`` if set) and save its final weights."""
+    from visionr1.rewards.registry import build_reward_funcs
+
+    # --- model, processor, config --------------------------------------------------------------------------
+    model, processor = run.load()
+    config = stage_config(run.recipe, run.stage, run.run_dir)
+
+    # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
+    reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)
+
+    # --- data: prompts with their images, plus the columns rewards read -----------------------------------------
+    train = _reward_columns(run.train_dataset)
+    evals = _reward_columns(run.eval_dataset) if run.eval_dataset is not None and config.eval_strategy != "no" else None
+
+    # --- train -------------------------------------------------------------------------------------------------
+    tensorboard_dir(run)
+    info = run.info(max_completion_length=config.max_completion_length, num_generations=config.num_generations)
+    trainer = VisionR1GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=config,
+        train_dataset=train,
+        eval_dataset=evals,
+        processing_class=processor,
+        callbacks=run.callbacks(info),
+        stage_info=info,
+        completions_path=run.run_dir / COMPLETIONS_FILE,
+        completions_per_log=run.recipe.logging.completions_per_log,
+    )
+    quiet_printer(trainer)
+    trainer.train(resume_from_checkpoint=run.resume_from)
+
+    # --- save --------------------------------------------------------------------------------------------------
+    final = save_final(trainer, processor, run)
+    return {"global_step": trainer.state.global_step, "final_dir": str(final), **run.distributed(trainer)}
+
+
+def _reward_columns(dataset: Any) -> Any:
+    if dataset is None:
+        return None
+    return dataset.select_columns([c for c in GRPO_COLUMNS if c in dataset.column_names])

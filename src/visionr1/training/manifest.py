@@ -1,0 +1,143 @@
+"""The run directory's manifest: what ran, from which recipe, with which code, and how far it got.
+
+``manifest.json`` is rewritten atomically (write to a temp file, then rename) after every status change, so a
+run killed at any moment leaves a readable manifest. It records the resolved recipe, the package versions and
+the git commit (guideline 10), and per stage: status (pending | running | done | failed), timestamps, the
+checkpoint it resumed from, its final model directory, and the error that stopped it.
+
+Whether a stage is *finished* is decided by its ``final/`` model directory (written atomically by the runner),
+not by the manifest alone: a kill between the two is then harmless.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+_PACKAGES = (
+    "visionr1", "torch", "transformers", "trl", "accelerate", "peft", "datasets", "deepspeed", "vllm",
+    "math-verify", "pillow", "tensorboard", "wandb", "trackio",
+)
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages a run depends on (absent ones are left out)."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            out[name] = importlib.metadata.version(name)
+    return out
+
+
+def git_info(start: Path | None = None) -> dict[str, Any]:
+    """Commit and dirty flag of the git checkout holding the visionr1 source (``None`` outside git)."""
+    here = start or Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None}
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status)}
+
+
+def recipe_digest(recipe_dict: dict[str, Any]) -> str:
+    """Stable hash of the parts of a resolved recipe that change what is trained.
+
+    ``output_dir`` (where), ``report_to`` and ``logging`` (what is watched) are left out, so moving a run or
+    turning on W&B does not count as a different run.
+
+    >>> recipe_digest({"name": "a", "output_dir": "x"}) == recipe_digest({"name": "a", "output_dir": "y"})
+    True
+    """
+    keep = {k: v for k, v in recipe_dict.items() if k not in ("output_dir", "report_to", "logging")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Manifest:
+    """Reads and atomically rewrites ``RUN_DIR/manifest.json``. Only the main process should write."""
+
+    def __init__(self, run_dir: Path, data: dict[str, Any]) -> None:
+        self.run_dir = run_dir
+        self.data = data
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / MANIFEST
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Manifest | None:
+        path = run_dir / MANIFEST
+        if not path.is_file():
+            return None
+        try:
+            return cls(run_dir, json.loads(path.read_text()))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc}); delete it to start the run afresh") from None
+
+    @classmethod
+    def create(cls, run_dir: Path, recipe_dict: dict[str, Any], world_size: int) -> Manifest:
+        stages = [
+            {"name": s["name"], "type": s["type"], "status": "pending", "started": None, "finished": None,
+             "resumed_from": None, "final_dir": None, "global_step": None, "error": None}
+            for s in recipe_dict["stages"]
+        ]
+        data = {
+            "run": recipe_dict["name"],
+            "created": now(),
+            "updated": now(),
+            "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+            "world_size": world_size,
+            "git": git_info(),
+            "packages": package_versions(),
+            "recipe_digest": recipe_digest(recipe_dict),
+            "recipe": recipe_dict,
+            "stages": stages,
+            "history": [],
+        }
+        return cls(run_dir, data)
+
+    def stage(self, name: str) -> dict[str, Any]:
+        for s in self.data["stages"]:
+            if s["name"] == name:
+                return s
+        raise KeyError(name)
+
+    def update_stage(self, name: str, **fields: Any) -> None:
+        self.stage(name).update(fields)
+        self.save()
+
+    def note_attempt(self, world_size: int) -> None:
+        """Record one invocation (first run or resume) with the code and packages it ran with."""
+        self.data["history"].append(
+            {"started": now(), "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "world_size": world_size,
+             "git": git_info(), "packages": package_versions()}
+        )
+        self.save()
+
+    def save(self) -> None:
+        self.data["updated"] = now()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp.{os.getpid()}")
+        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        os.replace(tmp, self.path)

@@ -1,0 +1,260 @@
+"""Turn a recipe into a plan of stages, and check that every stage can run before any of them starts.
+
+A 7B PTST run that dies at stage 3 because stage 3's generation batch is not divisible by its group size has
+wasted a day of GPUs. So ``preflight`` loads every pending stage's data, builds its rewards and its TRL config
+*with the real number of processes*, and checks what TRL would only notice mid-run; each problem is reported
+with the stage, the reason and the fix, all at once.
+
+The plan (``visionr1 train --dry-run``) needs neither model nor data: it shows every stage with the weights it
+starts from, its directories, and the complete TRL config it will be given (runner defaults included).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from visionr1.recipe import (
+    GRPOStage,
+    Recipe,
+    SFTStage,
+    build_trl_config,
+    generation_batch,
+    generation_batch_problem,
+)
+from visionr1.training.loading import TINY_PREFIX, looks_local
+
+FINAL = "final"
+
+
+class PlanError(ValueError):
+    """A recipe whose stages cannot run; the message lists every problem with its fix."""
+
+
+def world_size_from_env() -> int:
+    """Processes of this launch (``accelerate launch`` / ``torchrun`` set WORLD_SIZE)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def run_dir_of(recipe: Recipe, output_dir: str | os.PathLike | None = None) -> Path:
+    return Path(output_dir or recipe.output_dir or Path("runs") / recipe.name).expanduser().resolve()
+
+
+def stage_dir(run_dir: Path, stage: SFTStage | GRPOStage) -> Path:
+    return run_dir / stage.name
+
+
+def final_dir(run_dir: Path, stage: SFTStage | GRPOStage) -> Path:
+    """Where a finished stage's weights (and processor) live; the next stage starts from here."""
+    return stage_dir(run_dir, stage) / FINAL
+
+
+def start_path(recipe: Recipe, index: int, run_dir: Path) -> str:
+    """Weights stage ``index`` starts from: the model of the recipe, or the previous stage's final weights."""
+    return recipe.model.path if index == 0 else str(final_dir(run_dir, recipe.stages[index - 1]))
+
+
+def runner_defaults(recipe: Recipe, stage: SFTStage | GRPOStage) -> dict[str, Any]:
+    """TRL settings visionr1 picks unless the recipe's section sets them: log every step (metrics.jsonl and
+    the PTST plot are per step), checkpoint every 50 steps keeping two (resume after a kill), rich or line
+    progress instead of tqdm. Vision datasets keep their image columns."""
+    out: dict[str, Any] = {
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": 50,
+        "save_total_limit": 2,
+        "disable_tqdm": True,
+        "run_name": f"{recipe.name}/{stage.name}",
+    }
+    if stage.type == "sft":
+        out["remove_unused_columns"] = False
+    return out
+
+
+def stage_values(recipe: Recipe, stage: SFTStage | GRPOStage) -> dict[str, Any]:
+    """The values passed to the stage's TRL config: runner defaults, then the recipe section on top."""
+    section = stage.sft if stage.type == "sft" else stage.grpo
+    values = {**runner_defaults(recipe, stage), **section, "report_to": list(recipe.report_to) or "none"}
+    if isinstance(stage, GRPOStage):
+        values["reward_weights"] = [r.weight for r in stage.rewards]
+    return values
+
+
+def stage_config(recipe: Recipe, stage: SFTStage | GRPOStage, run_dir: Path, check_only: bool = False, world_size: int = 1):
+    """The real ``SFTConfig`` / ``GRPOConfig`` of a stage (output_dir = the stage directory)."""
+    return build_trl_config(
+        stage.type, stage_values(recipe, stage), output_dir=str(stage_dir(run_dir, stage)), seed=recipe.seed,
+        check_only=check_only, world_size=world_size,
+    )
+
+
+def plan_run(recipe: Recipe, output_dir: str | os.PathLike | None = None, world_size: int | None = None) -> dict[str, Any]:
+    """The resolved plan as a JSON-able dict; touches neither model nor data."""
+    world_size = world_size or world_size_from_env()
+    run_dir = run_dir_of(recipe, output_dir)
+    stages = []
+    for i, stage in enumerate(recipe.stages):
+        values = stage_values(recipe, stage)
+        config = stage_config(recipe, stage, run_dir, check_only=True, world_size=world_size).to_dict()
+        # check_only builds on CPU; report the precision the run will actually request
+        for key in ("bf16", "fp16", "use_cpu"):
+            if key in values:
+                config[key] = values[key]
+            elif key == "use_cpu":
+                config[key] = False
+        entry: dict[str, Any] = {
+            "index": i,
+            "name": stage.name,
+            "type": stage.type,
+            "starts_from": start_path(recipe, i, run_dir),
+            "output_dir": str(stage_dir(run_dir, stage)),
+            "final_dir": str(final_dir(run_dir, stage)),
+            "dataset": stage.dataset.model_dump(mode="json"),
+            "eval_dataset": stage.eval_dataset.model_dump(mode="json") if stage.eval_dataset else None,
+            "freeze": stage.freeze if stage.freeze is not None else recipe.model.freeze,
+            "lora": recipe.model.lora.model_dump(mode="json") if recipe.model.lora else None,
+            "trl_config_class": "SFTConfig" if stage.type == "sft" else "GRPOConfig",
+            "trl_config": config,
+        }
+        if isinstance(stage, GRPOStage):
+            gen, how = generation_batch(values, world_size)
+            entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
+            entry["ptst"] = {
+                "max_completion_length": config["max_completion_length"],
+                "num_generations": config["num_generations"],
+                "max_steps": config["max_steps"],
+                "generation_batch_size": gen,
+                "prompts_per_generation": gen // config["num_generations"] if gen % config["num_generations"] == 0 else None,
+                "generation_batch_from": how,
+            }
+        stages.append(entry)
+    return {
+        "run": recipe.name,
+        "run_dir": str(run_dir),
+        "world_size": world_size,
+        "model": recipe.model.model_dump(mode="json"),
+        "seed": recipe.seed,
+        "report_to": recipe.report_to,
+        "logging": recipe.logging.model_dump(mode="json"),
+        "stages": stages,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# preflight
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """What preflight loaded for one pending stage, handed to the stage so nothing is loaded twice."""
+
+    train: Any
+    eval: Any = None
+    skipped: list = field(default_factory=list)
+
+
+def check_model_path(path: str) -> str | None:
+    """The problem with a model path that does not exist, or None."""
+    if path.startswith(TINY_PREFIX):
+        return None
+    if looks_local(path):
+        if not Path(path).expanduser().exists():
+            return (
+                f"model path {path!r} does not exist; fix model.path (a local directory, a hub id like "
+                "Qwen/Qwen2.5-VL-7B-Instruct, or tiny:qwen2_5_vl/test)"
+            )
+        if not (Path(path).expanduser() / "config.json").is_file():
+            return f"model path {path!r} has no config.json; point model.path at a saved model directory"
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(path, "config.json"), str):
+            return (
+                f"model {path!r} is not in the local hub cache and HF_HUB_OFFLINE is set; download it first "
+                f"(huggingface-cli download {path}) or unset HF_HUB_OFFLINE"
+            )
+    return None
+
+
+def check_stage_settings(recipe: Recipe, stage: SFTStage | GRPOStage, world_size: int) -> list[str]:
+    """Problems visible from the recipe and the process count alone."""
+    problems: list[str] = []
+    values = stage_values(recipe, stage)
+    if isinstance(stage, GRPOStage):
+        if (msg := generation_batch_problem(values, world_size)) is not None:
+            problems.append(msg + " (every prompt's completions must land in the same batch)")
+        if values.get("use_vllm"):
+            import importlib.util
+
+            if importlib.util.find_spec("vllm") is None:
+                problems.append("grpo.use_vllm is set but vllm is not installed. Fix: pip install 'visionr1[vllm]'")
+    else:
+        if values.get("assistant_only_loss"):
+            problems.append(
+                "sft.assistant_only_loss needs 'messages' data, but visionr1 feeds prompt/completion pairs, whose "
+                "loss is already on the assistant turn only (completion_only_loss). Fix: remove assistant_only_loss"
+            )
+        if values.get("packing"):
+            problems.append("sft.packing is not supported with images (TRL). Fix: remove packing")
+    return problems
+
+
+def check_dataset(stage: SFTStage | GRPOStage, dataset: Any, which: str) -> list[str]:
+    """Columns a stage needs: GRPO rewards compare against ``solution``; SFT learns ``completion``."""
+    problems = []
+    where = f"{which} ({stage.dataset.format} {stage.dataset.path if which == 'dataset' else stage.eval_dataset.path})"
+    if len(dataset) == 0:
+        return [f"{where}: no records; check the path, split and limit"]
+    cols = set(dataset.column_names)
+    needed = ["prompt", "images", "solution"] if stage.type == "grpo" or which == "eval_dataset" else ["prompt", "images", "completion"]
+    missing = [c for c in needed if c not in cols]
+    if missing:
+        return [f"{where}: missing column(s) {missing}"]
+    key = needed[-1]
+    values = dataset[key]
+    ids = dataset["id"] if "id" in cols else [str(i) for i in range(len(dataset))]
+    bad = [ids[i] for i, v in enumerate(values) if v is None or (isinstance(v, str | list) and len(v) == 0)]
+    if bad:
+        fix = (
+            "GRPO rewards compare each completion with the record's solution: give every record an answer "
+            "(geometry3k: `answer`, jsonl: `solution`) or drop those records"
+            if key == "solution"
+            else "SFT needs an assistant turn per record: use sharegpt data with a gpt/assistant reply, or "
+            "generate one with the cold-start pipeline"
+        )
+        shown = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        problems.append(f"{where}: {len(bad)} record(s) without `{key}` ({shown}). Fix: {fix}")
+    return problems
+
+
+def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_length: int | None, n: int = 16) -> list[str]:
+    """SFT truncates sequences to ``max_length``; a prompt whose image tokens alone exceed it would be cut
+    inside the image ("image features and image tokens do not match"). Checks the first ``n`` records."""
+    if max_length is None or len(dataset) == 0:
+        return []
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    problems = []
+    for i in range(min(n, len(dataset))):
+        row = dataset[i]
+        prompt = prepare_multimodal_messages(row["prompt"], images=row["images"])
+        text = apply_chat_template({"prompt": prompt}, processor)["prompt"]
+        ids = processor(images=row["images"] or None, text=[text], return_tensors="pt")["input_ids"]
+        if ids.shape[1] >= max_length:
+            problems.append(
+                f"dataset record {row.get('id', i)}: prompt is {ids.shape[1]} tokens (images included) but "
+                f"sft.max_length is {max_length}; truncation would cut image tokens. Fix: raise sft.max_length "
+                "or lower model.max_pixels / dataset.max_pixels"
+            )
+            break
+    return problems
+
+
+def raise_if(problems: list[tuple[str, str]], source: str) -> None:
+    if problems:
+        lines = "\n".join(f"  stage {name}: {msg}" for name, msg in problems)
+        raise PlanError(f"{source}: the run cannot start:\n{lines}")

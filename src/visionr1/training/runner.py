@@ -1,0 +1,263 @@
+"""`visionr1 train`: run a recipe's stages in order — cold-start SFT, then GRPO stages (PTST) — resumably.
+
+The story of a run, top to bottom in :func:`main`:
+1. plan: resolve every stage's settings (``--dry-run`` stops here and needs neither model nor data);
+2. manifest: start a new run directory, or reopen one and check the finished stages are still the recipe's;
+3. preflight: load every pending stage's data, check models, rewards and batch shapes — all problems are
+   reported before any training starts;
+4. stages: each starts from the previous stage's ``final/`` weights and resumes from its own last complete
+   checkpoint when there is one; a stage with a ``final/`` directory is finished and never rerun;
+5. plot: ``ptst.png``, reward and completion length per step across all stages.
+Re-running the same command after a kill (at any moment) continues where the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from visionr1.recipe import Recipe
+from visionr1.training.manifest import Manifest, now
+from visionr1.training.plan import (
+    PlanError,
+    Prepared,
+    check_dataset,
+    check_model_path,
+    check_prompt_lengths,
+    check_stage_settings,
+    final_dir,
+    plan_run,
+    raise_if,
+    stage_dir,
+    stage_values,
+    start_path,
+    world_size_from_env,
+)
+
+log = logging.getLogger(__name__)
+PLOT_FILE = "ptst.png"
+
+
+def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
+         source: str = "recipe") -> dict[str, Any]:
+    """Run (or, with ``dry_run``, plan) ``recipe``; returns the plan or a summary of the run."""
+    # --- 1. plan -------------------------------------------------------------------------------------------------
+    world_size = world_size_from_env()
+    plan = plan_run(recipe, output_dir, world_size)
+    if dry_run:
+        return plan
+    run_dir = Path(plan["run_dir"])
+    is_main = int(os.environ.get("RANK", "0")) == 0
+
+    # --- 2. manifest: new run, or resume -----------------------------------------------------------------------
+    done = [final_dir(run_dir, s).is_dir() for s in recipe.stages]
+    pending = [i for i, finished in enumerate(done) if not finished]
+    manifest = _open_manifest(run_dir, recipe, world_size, done, source, write=is_main)
+
+    # --- 3. preflight: everything a pending stage needs, before the first one trains -------------------------
+    prepared = preflight(recipe, run_dir, world_size, pending, source)
+
+    # --- 4. stages -----------------------------------------------------------------------------------------------
+    from visionr1.training.grpo import train_grpo
+    from visionr1.training.loading import resolve_model_path
+    from visionr1.training.sft import train_sft
+    from visionr1.training.stage import StageRun, release
+
+    trainers = {"sft": train_sft, "grpo": train_grpo}
+    for i in pending:
+        stage = recipe.stages[i]
+        resume = last_checkpoint(stage_dir(run_dir, stage), cleanup=is_main)
+        run = StageRun(
+            recipe=recipe, stage=stage, index=i, run_dir=run_dir, stage_dir=stage_dir(run_dir, stage),
+            start_path=resolve_model_path(start_path(recipe, i, run_dir)), resume_from=resume,
+            step_offset=_step_offset(manifest, recipe, i), train_dataset=prepared[i].train,
+            eval_dataset=prepared[i].eval,
+        )
+        _banner(run, is_main)
+        if is_main:
+            manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
+        try:
+            result = trainers[stage.type](run)
+        except BaseException as exc:
+            if is_main:
+                manifest.update_stage(stage.name, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        if is_main:
+            manifest.update_stage(stage.name, status="done", finished=now(), **result)
+            if stage.eval_dataset is not None:
+                _evaluate(run, Path(result["final_dir"]), manifest)
+        release()
+
+    # --- 5. plot ---------------------------------------------------------------------------------------------------
+    plot = None
+    if is_main and recipe.logging.plot and (run_dir / "metrics.jsonl").is_file():
+        from visionr1.training.plot import plot_run
+
+        plot = plot_run(run_dir / "metrics.jsonl", run_dir / PLOT_FILE, title=f"{recipe.name}: reward and length per step")
+    return {
+        "run_dir": str(run_dir),
+        "stages": {s["name"]: s["status"] for s in manifest.data["stages"]},
+        "final_dir": str(final_dir(run_dir, recipe.stages[-1])),
+        "plot": str(plot) if plot else None,
+        "trained": [recipe.stages[i].name for i in pending],
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the parts main() tells
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bool], source: str, write: bool) -> Manifest:
+    """A new manifest, or the existing one after checking the finished stages are still this recipe's."""
+    resolved = recipe.model_dump(mode="json")
+    manifest = Manifest.load(run_dir)
+    if manifest is None:
+        manifest = Manifest.create(run_dir, resolved, world_size)
+    else:
+        old = manifest.data["recipe"]
+        changed = [k for k in ("model", "seed") if old.get(k) != resolved.get(k)]
+        old_stages = {s["name"]: s for s in old["stages"]}
+        for stage, finished in zip(resolved["stages"], done, strict=True):
+            if finished and old_stages.get(stage["name"]) != stage:
+                changed.append(f"stages.{stage['name']}")
+        if changed:
+            raise PlanError(
+                f"{source}: {run_dir} holds a run whose finished part was trained with different settings "
+                f"({', '.join(changed)}). Fix: use a new --output-dir, or delete {run_dir} to start over"
+            )
+        # pending stages may change (e.g. a third PTST stage appended): record the recipe as it now is
+        names = {s["name"] for s in manifest.data["stages"]}
+        manifest.data["recipe"] = resolved
+        manifest.data["stages"] += [
+            {"name": s["name"], "type": s["type"], "status": "pending", "started": None, "finished": None,
+             "resumed_from": None, "final_dir": None, "global_step": None, "error": None}
+            for s in resolved["stages"] if s["name"] not in names
+        ]
+        manifest.data["stages"] = sorted(
+            (s for s in manifest.data["stages"] if s["name"] in {r["name"] for r in resolved["stages"]}),
+            key=lambda s: [r["name"] for r in resolved["stages"]].index(s["name"]),
+        )
+    if write:
+        (run_dir).mkdir(parents=True, exist_ok=True)
+        (run_dir / "recipe.json").write_text(json.dumps(resolved, indent=2))
+        manifest.note_attempt(world_size)
+    return manifest
+
+
+def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe") -> dict[int, Prepared]:
+    """Load the data of every pending stage and check everything that would otherwise fail mid-run."""
+    from visionr1.data.errors import DataError
+    from visionr1.data.loaders import load_samples
+
+    problems: list[tuple[str, str]] = []
+    if pending:
+        first = start_path(recipe, pending[0], run_dir)
+        if (msg := check_model_path(first)) is not None:
+            problems.append((recipe.stages[pending[0]].name, msg))
+    prepared: dict[int, Prepared] = {}
+    for i in pending:
+        stage = recipe.stages[i]
+        problems += [(stage.name, m) for m in check_stage_settings(recipe, stage, world_size)]
+        if stage.type == "grpo":
+            try:
+                from visionr1.rewards.registry import build_reward_funcs
+
+                build_reward_funcs(stage.rewards)
+            except (ValueError, KeyError, ImportError, FileNotFoundError) as exc:
+                problems.append((stage.name, f"rewards: {exc}"))
+        loaded: dict[str, Any] = {}
+        for which, spec in (("dataset", stage.dataset), ("eval_dataset", stage.eval_dataset)):
+            if spec is None:
+                continue
+            try:
+                result = load_samples(spec)
+            except DataError as exc:
+                problems.append((stage.name, f"{which}: {exc}"))
+                continue
+            loaded[which] = result
+            problems += [(stage.name, m) for m in check_dataset(stage, result.dataset, which)]
+        if "dataset" in loaded:
+            prepared[i] = Prepared(
+                train=loaded["dataset"].dataset,
+                eval=loaded["eval_dataset"].dataset if "eval_dataset" in loaded else None,
+                skipped=loaded["dataset"].skipped,
+            )
+    raise_if(problems, source)
+
+    # Image-token budget vs SFT truncation needs the processor: only once the cheap checks passed.
+    sft_pending = [i for i in pending if recipe.stages[i].type == "sft"]
+    if sft_pending:
+        from visionr1.training.loading import load_processor, resolve_model_path
+
+        processor = load_processor(resolve_model_path(start_path(recipe, pending[0], run_dir)), recipe.model)
+        for i in sft_pending:
+            max_length = stage_values(recipe, recipe.stages[i]).get("max_length", 1024)
+            problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(recipe.stages[i], prepared[i].train, processor, max_length)]
+        raise_if(problems, source)
+    return prepared
+
+
+def last_checkpoint(folder: Path, cleanup: bool = False) -> str | None:
+    """The newest *complete* ``checkpoint-N`` of a stage (TRL writes ``trainer_state.json`` last); incomplete
+    ones, left by a kill mid-save, are removed when ``cleanup`` (main process only)."""
+    if not folder.is_dir():
+        return None
+    complete: list[tuple[int, Path]] = []
+    for path in folder.iterdir():
+        if not (path.is_dir() and path.name.startswith("checkpoint-") and path.name[11:].isdigit()):
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            complete.append((int(path.name[11:]), path))
+        except (OSError, json.JSONDecodeError):
+            if cleanup:
+                log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
+                shutil.rmtree(path, ignore_errors=True)
+    return str(max(complete)[1]) if complete else None
+
+
+def _step_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
+    total = 0
+    for stage in recipe.stages[:index]:
+        total += int(manifest.stage(stage.name).get("global_step") or 0)
+    return total
+
+
+def _banner(run: Any, is_main: bool) -> None:
+    if not is_main:
+        return
+    from rich.console import Console
+
+    stage = run.stage
+    what = f"{stage.type.upper()} stage {run.index + 1}: {stage.name}"
+    if stage.type == "grpo":
+        v = stage.grpo
+        what += f"  (max_completion_length {v.get('max_completion_length', 512)}, num_generations {v.get('num_generations', 8)})"
+    resume = f", resuming from {Path(run.resume_from).name}" if run.resume_from else ""
+    Console(highlight=False).rule(f"[bold]{what}[/]")
+    Console(highlight=False).print(f"starts from {run.start_path}{resume}; {len(run.train_dataset)} training samples")
+
+
+def _evaluate(run: Any, model_dir: Path, manifest: Manifest) -> None:
+    """Score the stage's final weights on its eval_dataset with the in-process evaluator (the one scorer
+    RL rewards use): accuracy, format rate, mean completion tokens. One ``kind: eval`` row in metrics.jsonl;
+    predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens."""
+    from visionr1.evaluation import evaluate_samples
+    from visionr1.training.callbacks import METRICS_FILE, append_jsonl
+
+    values = stage_values(run.recipe, run.stage)
+    scores = evaluate_samples(
+        str(model_dir), run.eval_dataset, max_new_tokens=int(values.get("max_completion_length", 1024)),
+        output_dir=run.stage_dir / "eval",
+    )
+    step = int(manifest.stage(run.stage.name).get("global_step") or 0)
+    row = {"kind": "eval", "stage": run.stage.name, "stage_index": run.index, "stage_type": run.stage.type,
+           "step": step, "run_step": run.step_offset + step,
+           **{f"eval/{k}": v for k, v in scores.items() if isinstance(v, int | float) or v is None}}
+    append_jsonl(run.run_dir / METRICS_FILE, row)
+    manifest.update_stage(run.stage.name, eval=scores)

@@ -1,0 +1,55 @@
+"""A cold-start SFT stage: TRL's SFTTrainer on prompt/completion pairs with their images.
+
+Loss on the assistant turn only: canonical samples are prompt-completion pairs, and TRL's vision collator
+masks the prompt (``completion_only_loss``, on by default for such data), so the model learns the
+``<think>…</think><answer>…</answer>`` reply and not the question. A *curriculum* (LlamaV-o1: captions first,
+then multi-step reasoning) is simply several SFT stages in the recipe, each from the previous one's weights.
+
+Vision-R1's cold-start numbers (lr 5e-6, cosine, warmup 0.05, 2 epochs, cutoff 16384, bf16, global batch 32)
+live in ``recipes/vision-r1-7b.yaml``; nothing here is specific to them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from visionr1.training.plan import stage_config
+from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
+
+SFT_COLUMNS = ["prompt", "completion", "images"]
+
+
+def train_sft(run: StageRun) -> dict[str, Any]:
+    """Train one SFT stage (resuming from ``run.resume_from`` if set) and save its final weights."""
+    from trl import SFTTrainer
+
+    # --- model, processor, config --------------------------------------------------------------------------
+    model, processor = run.load()
+    config = stage_config(run.recipe, run.stage, run.run_dir)
+
+    # --- data: only the columns the vision collator reads ------------------------------------------------------
+    train = run.train_dataset.select_columns(SFT_COLUMNS)
+    evals = run.eval_dataset.select_columns(SFT_COLUMNS) if _has_completions(run.eval_dataset) else None
+
+    # --- train -------------------------------------------------------------------------------------------------
+    tensorboard_dir(run)
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=train,
+        eval_dataset=evals,
+        processing_class=processor,
+        callbacks=run.callbacks(run.info()),
+    )
+    quiet_printer(trainer)
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
+
+    # --- save --------------------------------------------------------------------------------------------------
+    final = save_final(trainer, processor, run)
+    return {"global_step": trainer.state.global_step, "final_dir": str(final), **run.distributed(trainer), "train_loss": result.training_loss}
+
+
+def _has_completions(dataset: Any) -> bool:
+    return dataset is not None and "completion" in dataset.column_names and all(
+        c is not None for c in dataset["completion"]
+    )

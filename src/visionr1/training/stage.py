@@ -1,0 +1,112 @@
+"""What SFT and GRPO stages share: their context, their callbacks, and how a finished stage saves its weights.
+
+A stage's final weights go to ``RUN_DIR/<stage>/final`` (model + processor), written to ``final.tmp`` first and
+renamed when complete: the rename is what marks a stage finished, so a kill can never leave a half-written
+``final/`` that the next stage would start from. LoRA stages merge their adapters into the starting weights
+there, so every stage hands plain weights to the next.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from visionr1.recipe import GRPOStage, Recipe, SFTStage
+from visionr1.training.callbacks import MetricsLogger, StageInfo, progress_callbacks
+from visionr1.training.loading import load_model, load_processor, merge_lora_into
+
+
+@dataclass
+class StageRun:
+    recipe: Recipe
+    stage: SFTStage | GRPOStage
+    index: int
+    run_dir: Path
+    stage_dir: Path
+    start_path: str  # resolved weights this stage starts from
+    resume_from: str | None  # checkpoint of this stage to resume from
+    step_offset: int  # optimizer steps of the stages before this one (for run-wide step numbers)
+    train_dataset: Any
+    eval_dataset: Any = None
+
+    @property
+    def freeze(self) -> list[str]:
+        return list(self.stage.freeze if self.stage.freeze is not None else self.recipe.model.freeze)
+
+    def info(self, **extra: Any) -> StageInfo:
+        return StageInfo(self.stage.name, self.index, self.stage.type, self.step_offset, **extra)
+
+    def load(self):
+        """(model, processor) for this stage."""
+        processor = load_processor(self.start_path, self.recipe.model)
+        model = load_model(self.start_path, self.recipe.model, self.freeze, self.recipe.model.lora)
+        return model, processor
+
+    @staticmethod
+    def distributed(trainer: Any) -> dict[str, Any]:
+        """How the stage actually ran (for the manifest): accelerate's distributed type and process count."""
+        acc = trainer.accelerator
+        return {"distributed_type": str(acc.distributed_type).split(".")[-1], "num_processes": acc.num_processes}
+
+    def callbacks(self, info: StageInfo) -> list:
+        return [
+            MetricsLogger(self.run_dir, info),
+            *progress_callbacks(self.recipe.logging.progress, info, sys.stdout.isatty()),
+        ]
+
+
+def tensorboard_dir(run: StageRun) -> None:
+    """TRL's TensorBoard callback reads this variable when the trainer is built: one folder per stage."""
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard" / run.stage.name)
+
+
+def save_final(trainer: Any, processor: Any, run: StageRun) -> Path:
+    """Write the stage's final weights atomically; every process must call this (ZeRO-3 gathers weights)."""
+    final = run.stage_dir / "final"
+    tmp = run.stage_dir / "final.tmp"
+    accelerator = trainer.accelerator
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        if run.recipe.model.lora is not None:
+            merged = run.stage_dir / "final.merged"
+            if merged.exists():
+                shutil.rmtree(merged)
+            merge_lora_into(run.start_path, tmp, merged, run.recipe.model)
+            (merged / "adapter").mkdir()
+            for f in tmp.iterdir():  # keep the adapters too, for inspection
+                shutil.move(str(f), merged / "adapter" / f.name)
+            shutil.rmtree(tmp)
+            merged.rename(tmp)
+        processor.save_pretrained(str(tmp))
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def quiet_printer(trainer: Any) -> None:
+    """With tqdm disabled, transformers prints every log dict raw; metrics.jsonl and our console lines
+    already show them."""
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+
+
+def release() -> None:
+    """Free a finished stage's model and optimizer (the caller dropped its references) before the next stage."""
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass

@@ -1,0 +1,102 @@
+"""Data and run helpers for the training tests: tiny synthetic tasks, multi-image and video records.
+
+Everything is small on purpose: the whole tests/training suite must stay within minutes on two shared CPU
+cores, so runs use the `test`-size tiny model, 1-4 steps and completions of 8-32 tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "recipes" / "tiny"
+
+
+def _answer(solution: str, reasoning: str) -> str:
+    return f"<think>{reasoning}</think><answer> Final Answer:{solution} </answer>"
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> dict[str, Path]:
+    """Counting data in the jsonl format: `grpo` (solutions), `sft` (plus completions), `multi` (records with
+    two and three images, completions included) and `video` (frames sampled from small videos)."""
+    from visionr1.tasks.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    make_synthetic("counting", 12, 0, root)
+    rows = [json.loads(line) for line in (root / "train.jsonl").read_text().splitlines()]
+    sft = [{**r, "completion": _answer(r["solution"], r["metadata"].get("reasoning", ""))} for r in rows]
+    (root / "train-sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
+
+    multi = []
+    for i, r in enumerate(rows):
+        k = 2 + i % 2
+        imgs = [rows[(i + j) % len(rows)]["images"][0] for j in range(k)]
+        multi.append({**r, "id": f"multi-{i}", "images": imgs,
+                      "question": " ".join(["<image>"] * k) + f" In the {k} images: " + r["question"],
+                      "completion": _answer(r["solution"], f"I look at all {k} images.")})
+    (root / "multi.jsonl").write_text("".join(json.dumps(r) + "\n" for r in multi))
+
+    videos = []
+    for i in range(4):
+        path = _write_video(root / "videos" / f"v{i}.mp4", shade=40 * i)
+        videos.append({"id": f"video-{i}", "video": str(path.relative_to(root)), "question": "How bright does it get?",
+                       "solution": str(i)})
+    (root / "video.jsonl").write_text("".join(json.dumps(r) + "\n" for r in videos))
+    return {"grpo": root / "train.jsonl", "sft": root / "train-sft.jsonl", "multi": root / "multi.jsonl",
+            "video": root / "video.jsonl"}
+
+
+def _write_video(path: Path, shade: int, n_frames: int = 8, size=(64, 48)) -> Path:
+    import av
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=8)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(n_frames):
+            arr = np.full((size[1], size[0], 3), min(255, shade + 10 * i), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+VISIONR1 = str(Path(sys.executable).with_name("visionr1"))  # the console script of this environment
+
+
+def visionr1_cmd(*args: str) -> list[str]:
+    return [sys.executable, VISIONR1, *args]
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", **extra}
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def run_cli(*args: str, timeout: int = 240, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(visionr1_cmd(*args), cwd=REPO, env=subprocess_env(**env), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def load_state(model_dir: Path) -> dict:
+    """Parameters by their in-memory names (``model.visual.*``, ``model.language_model.*``): transformers
+    saves Qwen-VL checkpoints under the legacy names (``visual.*``, ``model.layers.*``)."""
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(model_dir)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

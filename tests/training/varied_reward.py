@@ -1,0 +1,7 @@
+"""A reward plugin for tests: a random tiny model never produces the answer format, so every verifiable
+reward is 0, advantages are 0 and GRPO would not move the weights. This one varies with the text."""
+
+
+def letters(completions, **kwargs):
+    texts = [c if isinstance(c, str) else c[-1]["content"] for c in completions]
+    return [sum(ch.isalpha() for ch in t) / max(len(t), 1) for t in texts]
