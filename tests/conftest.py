@@ -6,3 +6,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random Qwen2.5-VL (size `test`) saved like a real checkpoint; built once per test session.
+
+    Load it with `AutoModelForImageTextToText.from_pretrained(tiny_model_dir)` / `AutoProcessor.from_pretrained`.
+    """
+    from visionr1.models.tiny import get_tiny_model
+
+    return get_tiny_model("qwen2_5_vl", "test", cache_root=tmp_path_factory.mktemp("visionr1-cache"))
