@@ -21,7 +21,7 @@ def make_tiny_model(
         str, typer.Option("--family", help="Architecture: qwen2_vl | qwen2_5_vl | qwen3_vl.")
     ] = "qwen2_5_vl",
     size: Annotated[
-        str, typer.Option("--size", help="Preset: test (unit tests, ~0.3M params) | demo (the CPU demo).")
+        str, typer.Option("--size", help="Preset: test (unit tests, ~0.3M parameters) | demo (the CPU demo, ~1.3M).")
     ] = "test",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the random weights.")] = 0,
 ) -> None:

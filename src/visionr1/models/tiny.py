@@ -8,9 +8,10 @@ every test and the CPU demo go through the code paths (mRoPE, window attention, 
 placeholder expansion, TRL's template detection) a real Qwen-VL takes.
 
 Departures from the real checkpoints, all for speed or because nothing can be downloaded:
-- widths/depths are tiny and the weights random (fixed seed: the same seed gives the same weights);
-- the tokenizer is a ~2K-token BPE trained on a built-in corpus (see `tokenizer.py`), with `<think>`,
-  `</think>`, `<answer>`, `</answer>` as single tokens;
+- widths/depths are tiny and the weights random (fixed seed: the same seed gives the same weights), drawn
+  with std 1/sqrt(width) instead of 0.02 (see `init_std`: with 0.02 a tiny model barely learns to look);
+- the tokenizer is a byte-level BPE of ~950 tokens learnt from a built-in corpus (see `tokenizer.py`),
+  with `<think>`, `</think>`, `<answer>`, `</answer>` as single tokens;
 - the image processors' max_pixels allow at most `max_image_tokens` tokens per image (64 by default),
   so a 112x112 image costs 16 tokens; weights are stored in float32 (CPU) instead of bfloat16;
 - the generation config is greedy with no repetition penalty (the real Instruct ones sample with
@@ -51,13 +52,16 @@ class TinyPreset:
 
 
 PRESETS: dict[str, TinyPreset] = {
-    # Loads and generates in about a second on one CPU core: for unit tests.
+    # ~0.3M parameters; loads in ~0.1 s and generates 32 tokens in ~0.1 s on one CPU core: for unit tests.
     "test": TinyPreset(
         hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128,
         vision_hidden_size=32, vision_depth=2, vision_heads=2, vision_intermediate_size=64,
     ),
-    # The largest that learns the easy synthetic tasks within the CPU demo's budget (see the measurements
-    # in docs/tiny_models.md): about 0.1 s forward+backward per 150-token sample with one image.
+    # ~1.3M parameters; ~0.03 CPU-s forward+backward per 200-token sample with one 112px image.
+    # Chosen by measurement (SFT on easy counting with reasoning, batch 8, lr 1e-3, one CPU thread): a 4.1M
+    # model (width 256) reached the same loss per step (0.117 vs 0.114 at step 600, 0.107 vs 0.106 at 800)
+    # at 2.4x the cost per step, and 6.3M / 11.3M cost 3.5x / 6x. At a demo's budget steps, not parameters,
+    # are what the model lacks, so the demo gets the size that takes the most steps per minute.
     "demo": TinyPreset(
         hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=384,
         vision_hidden_size=64, vision_depth=2, vision_heads=2, vision_intermediate_size=128,
@@ -84,6 +88,19 @@ def _mrope_section(head_dim: int, real: tuple[int, int, int]) -> list[int]:
     return sec
 
 
+def init_std(p: TinyPreset) -> float:
+    """Std of the random init: 1/sqrt(width), the real models' 0.02 at width 3584 (~1.2/sqrt(3584)) scaled down.
+
+    Keeping 0.02 at width 128 makes attention start so flat that a model cannot learn to look at a small object
+    within a CPU budget (measured: a one-object colour question stays at chance after 200 steps; with
+    1/sqrt(width) it is solved in ~60).
+
+    >>> init_std(PRESETS["test"])
+    0.125
+    """
+    return round(p.hidden_size**-0.5, 4)
+
+
 def _config(family: str, p: TinyPreset, vocab_size: int, ids: dict[str, int]):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
@@ -97,6 +114,7 @@ def _config(family: str, p: TinyPreset, vocab_size: int, ids: dict[str, int]):
         num_key_value_heads=p.num_kv_heads,
         max_position_embeddings=32768,
         rms_norm_eps=1e-6,
+        initializer_range=init_std(p),
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=ids["<|im_end|>"],
         pad_token_id=ids["<|endoftext|>"],
@@ -108,35 +126,60 @@ def _config(family: str, p: TinyPreset, vocab_size: int, ids: dict[str, int]):
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
-    patch = _PATCH[family]
+    # The real patch geometry, so the real image processors' resizing applies unchanged.
+    vision = dict(
+        depth=p.vision_depth,
+        num_heads=p.vision_heads,
+        patch_size=_PATCH[family],
+        spatial_merge_size=_MERGE,
+        temporal_patch_size=_TEMPORAL,
+        initializer_range=init_std(p),
+    )
     if family == "qwen2_vl":
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6,
-                                   "mrope_section": _mrope_section(head_dim, (16, 24, 24))}
-        vision = dict(depth=p.vision_depth, embed_dim=p.vision_hidden_size, hidden_size=p.hidden_size,
-                      mlp_ratio=p.vision_intermediate_size // p.vision_hidden_size, num_heads=p.vision_heads,
-                      patch_size=patch, spatial_merge_size=_MERGE, temporal_patch_size=_TEMPORAL)
+        text["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": _mrope_section(head_dim, (16, 24, 24)),
+        }
+        vision.update(
+            embed_dim=p.vision_hidden_size,
+            hidden_size=p.hidden_size,  # Qwen2-VL's merger outputs the LM width under this name
+            mlp_ratio=p.vision_intermediate_size // p.vision_hidden_size,
+        )
         return Qwen2VLConfig(text_config=text, vision_config=vision, **special)
     if family == "qwen2_5_vl":
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6,
-                                   "mrope_section": _mrope_section(head_dim, (16, 24, 24))}
-        # Window attention everywhere but the last block, like the real 32-block tower ([7, 15, 23, 31]).
-        vision = dict(depth=p.vision_depth, hidden_size=p.vision_hidden_size,
-                      intermediate_size=p.vision_intermediate_size, num_heads=p.vision_heads,
-                      out_hidden_size=p.hidden_size, patch_size=patch, spatial_merge_size=_MERGE,
-                      temporal_patch_size=_TEMPORAL, window_size=112, tokens_per_second=2,
-                      fullatt_block_indexes=[p.vision_depth - 1])
+        text["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": _mrope_section(head_dim, (16, 24, 24)),
+        }
+        # Window attention in every block but the last, like the real tower's full-attention [7, 15, 23, 31].
+        vision.update(
+            hidden_size=p.vision_hidden_size,
+            intermediate_size=p.vision_intermediate_size,
+            out_hidden_size=p.hidden_size,
+            window_size=112,
+            tokens_per_second=2,
+            fullatt_block_indexes=[p.vision_depth - 1],
+        )
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **special)
     if family == "qwen3_vl":
         text.update(head_dim=head_dim, attention_bias=False, max_position_embeddings=262144)
-        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 5e6, "mrope_interleaved": True,
-                                   "mrope_section": _mrope_section(head_dim, (24, 20, 20))}
-        # Deepstack: features of the first vision block(s) are added into the first LM layers, as in the real
-        # model (indexes [8, 16, 24] of 27 blocks).
-        vision = dict(depth=p.vision_depth, hidden_size=p.vision_hidden_size,
-                      intermediate_size=p.vision_intermediate_size, num_heads=p.vision_heads,
-                      out_hidden_size=p.hidden_size, patch_size=patch, spatial_merge_size=_MERGE,
-                      temporal_patch_size=_TEMPORAL, num_position_embeddings=2304,
-                      deepstack_visual_indexes=list(range(max(1, p.vision_depth - 1))))
+        text["rope_parameters"] = {
+            "rope_type": "default",
+            "rope_theta": 5e6,
+            "mrope_interleaved": True,
+            "mrope_section": _mrope_section(head_dim, (24, 20, 20)),
+        }
+        # Deepstack: features of early vision blocks are added into the first LM layers, as in the real
+        # model (blocks [8, 16, 24] of 27). The 48x48 learnt position grid is the real one.
+        vision.update(
+            hidden_size=p.vision_hidden_size,
+            intermediate_size=p.vision_intermediate_size,
+            out_hidden_size=p.hidden_size,
+            num_position_embeddings=2304,
+            deepstack_visual_indexes=list(range(max(1, p.vision_depth - 1))),
+        )
         return Qwen3VLConfig(text_config=text, vision_config=vision, **special)
     raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
 
@@ -184,17 +227,20 @@ def count_parameters(model) -> dict[str, int]:
     return {"total": total, "vision": vision, "language": total - vision}
 
 
-def build_tiny_model(family: str, size: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build a tiny random `family` model of preset `size` into `out_dir` (created); returns the directory.
+def build_tiny_model(family: str, size: str | TinyPreset, out_dir: str | Path, seed: int = 0) -> Path:
+    """Build a tiny random `family` model into `out_dir` (created); returns the directory.
 
+    `size` is a preset name (`test`, `demo`) or a `TinyPreset` for experiments with other shapes.
     Deterministic: the same (family, size, seed) and library versions give the same tokenizer and weights.
     """
+    if isinstance(size, TinyPreset):
+        return _build(family, size, Path(out_dir), seed, size_name="custom")
     if size not in PRESETS:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(PRESETS)}")
     return _build(family, PRESETS[size], Path(out_dir), seed, size_name=size)
 
 
-def _build(family: str, preset: TinyPreset, out: Path, seed: int, size_name: str = "custom") -> Path:
+def _build(family: str, preset: TinyPreset, out: Path, seed: int, size_name: str) -> Path:
     import torch
     from transformers import AutoModelForImageTextToText, GenerationConfig
 

@@ -3,7 +3,8 @@
 Why: nothing can be downloaded here, yet every test must take the code path of a real Qwen-VL checkpoint.
 The real Qwen tokenizer is a byte-level BPE with a regex pre-tokenizer and ~150K tokens; ours has the same
 pipeline (the pre-tokenizer regex, NFC normaliser and byte-level decoder of transformers' `Qwen2Tokenizer`)
-and the same special tokens in the same order, but a vocabulary of ~2K learnt from a small built-in corpus.
+and the same special tokens in the same order, but a vocabulary of ~950 learnt from a small built-in corpus
+(merges stop once every corpus word is one token; `VOCAB_SIZE` is only the ceiling).
 Training is deterministic: the corpus is fixed text plus texts drawn from the synthetic tasks with fixed seeds,
 and the `tokenizers` BPE trainer breaks ties deterministically.
 
@@ -15,6 +16,7 @@ added tokens in every family, so the tags the rewards parse cost one token each 
 from __future__ import annotations
 
 import json
+import re
 
 # Special tokens, in the order (and so the relative ids) of the real checkpoints' added_tokens_decoder.
 # Ids 151643.. in the real vocab; here they follow the learnt BPE vocabulary.
@@ -61,6 +63,12 @@ VOCAB_SIZE = 2048  # learnt BPE vocabulary (bytes + merges), before the added to
 
 # Fixed text: the instructions, reflection words and LaTeX the pipeline's prompts and reasoning use.
 _BASE_CORPUS = r"""
+<|im_start|>system
+You are a helpful assistant.<|im_end|>
+<|im_start|>user
+<|vision_start|><|image_pad|><|vision_end|>What is in the image?<|im_end|>
+<|im_start|>assistant
+Picture 1: Video 1: system user assistant tool <tool_call> </tool_call> <tool_response> </tool_response>
 You are a helpful assistant. You are a helpful assistant.
 Look at the image and answer the question. Answer the question using a single word or phrase.
 First think about the reasoning process in the mind and then provide the user with the answer.
@@ -97,7 +105,8 @@ def corpus() -> list[str]:
     from visionr1.tasks.synthetic import corpus_texts
 
     lines = [line for line in _BASE_CORPUS.strip().splitlines() if line.strip()]
-    return lines + corpus_texts()
+    # The fixed text is repeated so its words (chat roles, instructions) become single tokens too.
+    return lines * 8 + corpus_texts()
 
 
 def train_tokenizer(family: str):
@@ -134,15 +143,19 @@ def train_tokenizer(family: str):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    bpe.train_from_iterator(corpus(), trainer=trainer)
+    special = _QWEN2_VL_SPECIAL
+    extra = FAMILY_ADDED_TOKENS[family] + [t for t in REASONING_TAGS if t not in FAMILY_ADDED_TOKENS[family]]
+    # Added tokens are split off before the BPE runs, so the BPE learns from the text between them
+    # ("system" after "<|im_start|>" is a word of its own, not ">system").
+    added = re.compile("|".join(re.escape(t) for t in sorted(set(special + extra + REASONING_TAGS), key=len)[::-1]))
+    pieces = [piece for line in corpus() for piece in added.split(line) if piece]
+    bpe.train_from_iterator(pieces, trainer=trainer)
     model = json.loads(bpe.to_str())["model"]
     merges = [tuple(m) for m in model["merges"]]
 
     # Added tokens follow the learnt vocabulary in the real order (<|endoftext|> first, as id 151643 in the
     # real vocab). Reserving their ids in the vocab up front keeps that order whatever order the tokenizer
     # constructor registers its named special tokens in.
-    special = _QWEN2_VL_SPECIAL
-    extra = FAMILY_ADDED_TOKENS[family] + [t for t in REASONING_TAGS if t not in FAMILY_ADDED_TOKENS[family]]
     vocab = dict(model["vocab"])
     for t in special + extra:
         vocab[t] = len(vocab)

@@ -57,9 +57,13 @@ class _Resample(Exception):
 # ------------------------------------------------------------------------------------------ descriptions
 
 
+def _left_to_right(scene: dict) -> list[dict]:
+    return sorted(scene["objects"], key=lambda o: center(o["box"]))
+
+
 def describe(scene: dict, boxes: bool = False, sizes: bool = False) -> str:
     """Ground-truth description of a scene: every object, left to right, with position (and box / size)."""
-    objs = sorted(scene["objects"], key=lambda o: (center(o["box"])[0], center(o["box"])[1]))
+    objs = _left_to_right(scene)
     w, h = scene["width"], scene["height"]
     bg = "a white background" if scene["background"] == [255, 255, 255] else "a light, slightly tinted background"
     parts = []
@@ -85,10 +89,6 @@ def _box_text(box: list[int]) -> str:
 
 def _plural(shape: str, n: int) -> str:
     return shape if n == 1 else PLURALS[shape]
-
-
-def _left_to_right(scene: dict) -> list[dict]:
-    return sorted(scene["objects"], key=lambda o: (center(o["box"])[0], center(o["box"])[1]))
 
 
 def _options(rng: random.Random, correct: str, pool: list[str], k: int) -> tuple[list[str], str]:
