@@ -141,10 +141,14 @@ class OutputSpec(StrictModel):
 
 class SyntheticInput(StrictModel):
     format: Literal["synthetic"] = Field("synthetic", description="Generate records with visionr1.tasks.synthetic first (demo).")
-    task: str = Field("counting", description="Synthetic task: counting | arithmetic | choice | grounding | spatial.")
+    task: Literal["counting", "arithmetic", "choice", "grounding", "spatial"] = Field(
+        "counting", description="Synthetic task: counting | arithmetic | choice | grounding | spatial."
+    )
     n: int = Field(32, ge=1, description="Number of records to generate.")
     seed: int = Field(0, description="Generator seed.")
-    difficulty: str | int | None = Field(None, description="Passed to make_synthetic; null = its default.")
+    difficulty: Literal["easy", "medium", "hard"] | None = Field(
+        None, description="make_synthetic's difficulty preset: easy | medium | hard; null = its default."
+    )
 
 
 Input = Annotated[DatasetSpec | SyntheticInput, Field(discriminator="format")]
