@@ -22,6 +22,7 @@ from visionr1.config.base import (
     apply_overrides,
     load_yaml_with_includes,
     parse_model,
+    resolve_path,
 )
 from visionr1.data.spec import DataFormat, DatasetSpec
 
@@ -282,14 +283,7 @@ def resolve_templates(recipe: ColdstartRecipe, source: str = "<recipe>") -> dict
 
 def _resolve_paths(recipe: ColdstartRecipe, base: Path) -> ColdstartRecipe:
     def fix(p: str | None) -> str | None:
-        if p is None or "://" in p:
-            return p
-        q = Path(p).expanduser()
-        if q.is_absolute():
-            return str(q)
-        cand = base / q
-        # a hub id like Qwen/Qwen2.5-VL-7B-Instruct stays as written when no such local path exists
-        return str(cand) if cand.exists() or p.startswith(".") else p
+        return resolve_path(p, base)
 
     recipe = recipe.model_copy(deep=True)
     if isinstance(recipe.input, DatasetSpec):

@@ -120,6 +120,26 @@ def _stage_index(key: Any, stages: list[dict], path: Path) -> int:
     raise RecipeError(f"{path}: stages.{key}: no stage of that name; stages are {names}")
 
 
+def resolve_path(p: str | None, base: Path) -> str | None:
+    """Resolve a path written in a recipe against the recipe's directory.
+
+    URLs and absolute paths are kept; a hub id such as ``Qwen/Qwen2.5-VL-7B-Instruct`` stays as written when
+    no such local path exists (paths starting with ``.`` are always local).
+
+    >>> resolve_path("Qwen/Qwen2.5-VL-7B-Instruct", Path("/nonexistent"))
+    'Qwen/Qwen2.5-VL-7B-Instruct'
+    >>> resolve_path("./data", Path("/r"))
+    '/r/data'
+    """
+    if p is None or "://" in p:
+        return p
+    q = Path(p).expanduser()
+    if q.is_absolute():
+        return str(q)
+    cand = base / q
+    return str(cand) if cand.exists() or p.startswith(".") else p
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Dotted overrides
 # ----------------------------------------------------------------------------------------------------------
