@@ -145,3 +145,20 @@ def test_an_unexpected_error_in_one_record_is_recorded_and_the_run_goes_on(tmp_p
     assert report["kept"] == 3 and report["failed"] == {"record:error": 1} and not report["pending"]
     bad = JsonlLog(tmp_path / "out" / "records.jsonl").latest()["counting-s0-easy-00002"]
     assert bad["detail"] == "OSError: disk hiccup"
+
+
+def test_oracle_reflections_make_long_reflective_thinking(tmp_path):
+    """max_reflections appends 0..N re-checks per record (fixed by its id), as in Vision-R1-cold's thinking;
+    the answers stay right, and the report counts the reflection words."""
+    recipe = oracle_recipe(tmp_path, n=24, overrides=["backends.oracle.max_reflections=2"])
+    report = run_coldstart(recipe, output_dir=tmp_path / "out")
+    assert report["kept"] == 24
+    rows = [json.loads(x) for x in (tmp_path / "out" / "cold_start.jsonl").read_text().splitlines()]
+    texts = [r["completion"][0]["content"][0]["text"] for r in rows]
+    counts = [t.count("Wait, let me check") + t.count("Hmm, let me look") for t in texts]
+    assert set(counts) == {0, 1, 2}  # every count from 0 to max occurs in 24 records
+    assert all(is_correct(t, r["solution"], r["task"]) for t, r in zip(texts, rows, strict=True))
+    again = run_coldstart(oracle_recipe(tmp_path, n=24, overrides=["backends.oracle.max_reflections=2"]),
+                          output_dir=tmp_path / "again")
+    assert again["kept"] == 24
+    assert (tmp_path / "again" / "cold_start.jsonl").read_text() == (tmp_path / "out" / "cold_start.jsonl").read_text()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
 import os
@@ -283,6 +284,14 @@ class LocalBackend:
 # ----------------------------------------------------------------------------------------------------------
 
 
+# R1-style reflection openers; Vision-R1-cold's thinking is full of them ("Wait" 585,719 times in 200K samples).
+REFLECTION_OPENERS = (
+    "Wait, let me check that again.",
+    "Hmm, let me look at the image once more to be sure.",
+    "Alternatively, let me verify it another way.",
+)
+
+
 class OracleBackend:
     """Returns the synthetic scene's ground truth instead of generating: its description (steps 1-2) and its
     rule-derived reasoning (steps 1 and 3). Honest only for the embedded demo; every record and the report
@@ -308,8 +317,19 @@ class OracleBackend:
         elif req.step == "description":
             text = desc
         else:
-            text = f"<think>\n{reasoning}\n</think>\n\nFinal Answer: {req.solution}"
+            thinking = reasoning + "".join(
+                f"\n\n{REFLECTION_OPENERS[i % len(REFLECTION_OPENERS)]}\n{reasoning}"
+                for i in range(self._reflections(req.record_id))
+            )
+            text = f"<think>\n{thinking}\n</think>\n\nFinal Answer: {req.solution}"
         return Generation(text=text, finish_reason="stop", attempts=1)
+
+    def _reflections(self, record_id: str) -> int:
+        """How many re-checks this record's thinking gets: uniform in 0..max_reflections, fixed by the id."""
+        if not self.spec.max_reflections:
+            return 0
+        digest = hashlib.sha256(record_id.encode()).digest()
+        return digest[0] % (self.spec.max_reflections + 1)
 
     async def aclose(self) -> None:
         return None

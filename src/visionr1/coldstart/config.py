@@ -56,6 +56,10 @@ class LocalBackendSpec(StrictModel):
 
 class OracleBackendSpec(StrictModel):
     type: Literal["oracle"] = Field("oracle", description="Synthetic tasks only: returns the record's ground-truth description/reasoning (metadata). Labelled oracle in every output.")
+    max_reflections: int = Field(
+        0, ge=0, le=8,
+        description="Step 3 appends 0..N R1-style re-checks ('Wait, let me check again...'), N drawn per record from its id: long, reflective thinking like Vision-R1-cold's.",
+    )
 
 
 Backend = Annotated[OpenAIBackendSpec | LocalBackendSpec | OracleBackendSpec, Field(discriminator="type")]
