@@ -56,7 +56,9 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
             label += f" ({first.get('max_completion_length')}×{first.get('num_generations')})"
         ax_r.axvspan(min(x) - 0.5, max(x) + 0.5, color=color, alpha=0.07)
         ax_l.axvspan(min(x) - 0.5, max(x) + 0.5, color=color, alpha=0.07)
-        ax_r.text(min(x) - 0.4, 1.0, label, transform=ax_r.get_xaxis_transform(), va="bottom", fontsize=8, color=color)
+        # alternate heights: short stages (a few GRPO steps after hundreds of SFT steps) would overlap
+        ax_r.text(min(x) - 0.4, 1.0 + 0.06 * (n % 2), label, transform=ax_r.get_xaxis_transform(), va="bottom",
+                  fontsize=8, color=color)
 
         reward = [(r["run_step"], r["reward"]) for r in srows if r.get("reward") is not None]
         if reward:
