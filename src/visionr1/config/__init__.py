@@ -1,7 +1,13 @@
 """Recipes: one YAML file per run, validated by pydantic, with `include:` and dotted overrides."""
 
-from visionr1.config.base import RecipeError, StrictModel, explain_model, load_yaml_with_includes
-from visionr1.config.base import apply_overrides, parse_model
+from visionr1.config.base import (
+    RecipeError,
+    StrictModel,
+    apply_overrides,
+    explain_model,
+    load_yaml_with_includes,
+    parse_model,
+)
 
 __all__ = [
     "RecipeError",
