@@ -82,10 +82,13 @@ def recipe_check(
     except RecipeError as exc:
         fail(str(exc))
     print(json.dumps(resolved.model_dump(mode="json"), indent=2))
+
+
+# Each pipeline stage registers its commands on `app` when imported (kept last: they import `app`).
 from visionr1.coldstart import cli as _coldstart_cli  # noqa: E402,F401  (registers coldstart)
-from visionr1.training import cli as _training_cli  # noqa: E402,F401  (registers train)
-from visionr1.rewards import cli as _rewards_cli  # noqa: E402,F401  (registers score-rewards)
 from visionr1.data import cli as _data_cli  # noqa: E402,F401
+from visionr1.demo import cli as _demo  # noqa: E402,F401  (registers demo)
 from visionr1.evaluation import cli as _eval_cli  # noqa: E402,F401  (registers eval)
 from visionr1.models import cli as _models_cli  # noqa: E402,F401  (registers make-tiny-model, make-synthetic)
-from visionr1.demo import cli as _demo  # noqa: E402,F401  (registers demo)
+from visionr1.rewards import cli as _rewards_cli  # noqa: E402,F401  (registers score-rewards)
+from visionr1.training import cli as _training_cli  # noqa: E402,F401  (registers train)

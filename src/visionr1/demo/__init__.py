@@ -1,0 +1,24 @@
+"""`visionr1 demo` (`make demo`): the whole Vision-R1 pipeline end to end on a CPU, with measured learning.
+
+Parts: ``config`` (the demo recipe, ``recipes/demo.yaml``), ``pipeline`` (:func:`main`: data -> cold start ->
+SFT -> PTST GRPO -> evaluation -> report), ``evaluate`` (held-out scores per checkpoint), ``report``
+(report.json / report.md / plot / console table), ``cli`` (the command). Heavy imports happen inside.
+"""
+
+from __future__ import annotations
+
+__all__ = ["main", "load_demo_recipe"]
+
+
+def main(*args, **kwargs):
+    """See :func:`visionr1.demo.pipeline.main`."""
+    from visionr1.demo.pipeline import main as _main
+
+    return _main(*args, **kwargs)
+
+
+def load_demo_recipe(*args, **kwargs):
+    """See :func:`visionr1.demo.config.load_demo_recipe`."""
+    from visionr1.demo.config import load_demo_recipe as _load
+
+    return _load(*args, **kwargs)
