@@ -100,3 +100,43 @@ def load_state(model_dir: Path) -> dict:
 
     model = AutoModelForImageTextToText.from_pretrained(model_dir)
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# varied data: what real RL data looks like (MATH-V: prompts of 15-1,500 characters, images of 54x40 to
+# 2520x8526 px), so that no test can pass only because every prompt has the same length
+# ----------------------------------------------------------------------------------------------------------
+
+VARIED_QUESTIONS = (
+    "How many?",
+    "Count the red shapes in the picture and give the number.",
+    "In the figure, a triangle is drawn inside a circle. " * 12 + "What is the measure of the angle at A?",
+    "Read the problem carefully. " + "The diagram shows several shapes of different colours and sizes. " * 22
+    + "How many shapes are there?",
+)
+VARIED_SIZES = ((28, 28), (40, 600), (300, 200), (1600, 90), (64, 64), (900, 1400))
+
+
+def write_varied_grpo(root: Path, n: int = 8) -> Path:
+    """RL records (jsonl) whose prompts run from ~9 to ~1,500 characters and whose images from 28x28 to 1600x90,
+    one per record; solutions are small counts. Deterministic."""
+    from PIL import Image, ImageDraw
+
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        w, h = VARIED_SIZES[i % len(VARIED_SIZES)]
+        img = Image.new("RGB", (w, h), (30 * i % 255, 120, 200))
+        ImageDraw.Draw(img).rectangle([w // 4, h // 4, w // 2, h // 2], fill=(250, 20, 20))
+        img.save(root / f"img{i}.png")
+        q = VARIED_QUESTIONS[i % len(VARIED_QUESTIONS)]
+        rows.append({"id": f"varied-{i}", "images": [f"img{i}.png"], "question": "<image>" + q, "solution": str(i % 5),
+                     "task": "count"})
+    path = root / "varied.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def varied_grpo(tmp_path_factory) -> Path:
+    return write_varied_grpo(tmp_path_factory.mktemp("varied-grpo"))

@@ -1,64 +1,126 @@
-"""Kill a real `visionr1 train` process (SIGKILL, no chance to clean up) in the middle of a GRPO stage, re-run
-the same command: the finished SFT stage is not rerun, the GRPO stage continues from its last checkpoint."""
+"""Kill a real `visionr1 train` process (SIGKILL, no chance to clean up) in the middle of a GRPO stage and run
+the same command again: the run must end with the weights an uninterrupted run ends with (the checkpoint's
+weights + the remaining steps, not the stage's start weights + the remaining steps), trained on the same
+prompts in the same order, with every step logged once."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
+import torch
 
-from .conftest import REPO, TINY, read_jsonl, subprocess_env, visionr1_cmd
+from visionr1.training.checkpoints import CheckpointError, StrictResumeMixin, load_checkpoint_weights
+
+from .conftest import REPO, TINY, load_state, read_jsonl, subprocess_env, visionr1_cmd
 
 pytestmark = pytest.mark.slow
+VARIED = Path(__file__).with_name("varied_reward.py")
 
 
-def test_resume_after_kill(tmp_path, tiny_model_dir, tiny_data):
-    run = tmp_path / "run"
-    cmd = visionr1_cmd(
+def _cmd(run, tiny_model_dir, tiny_data, varied_grpo):
+    return visionr1_cmd(
         "train", str(TINY / "ptst.yaml"),
         f"model.path={tiny_model_dir}",
         f"stages.sft.dataset.path={tiny_data['sft']}", "stages.sft.sft.max_steps=1",
-        f"stages.ptst-1.dataset.path={tiny_data['grpo']}", "stages.ptst-1.grpo.max_steps=4",
+        f"stages.ptst-1.dataset.path={varied_grpo}", "stages.ptst-1.dataset.max_pixels=40000",
+        "stages.ptst-1.grpo.max_steps=4", "stages.ptst-1.grpo.learning_rate=1e-3",
+        "stages.ptst-1.grpo.per_device_train_batch_size=8", "stages.ptst-1.grpo.num_generations=2",  # 4 prompts/step
+        f"stages.ptst-1.rewards=[{{name: '{VARIED}:letters'}}]",  # rewards that differ within a group: weights move
         "stages.ptst-2.enabled=false",
         "--output-dir", str(run),
     )
+
+
+def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path, tiny_model_dir, tiny_data, varied_grpo):
     env = subprocess_env()
+    # --- the reference: the same command, never interrupted ----------------------------------------------------
+    ref = tmp_path / "ref"
+    done = subprocess.run(_cmd(ref, tiny_model_dir, tiny_data, varied_grpo), cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    # --- killed after its second checkpoint, then run again -----------------------------------------------------
+    run = tmp_path / "run"
+    cmd = _cmd(run, tiny_model_dir, tiny_data, varied_grpo)
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     target = run / "ptst-1" / "checkpoint-2" / "trainer_state.json"
-    deadline = time.time() + 240
+    deadline = time.time() + 300
     while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert target.exists(), (tmp_path / "first.log").read_text()[-3000:]
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-
     manifest = json.loads((run / "manifest.json").read_text())
     assert [s["status"] for s in manifest["stages"]] == ["done", "running"]
     assert not (run / "ptst-1" / "final").exists()
-    steps_before = [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["stage"] == "ptst-1" and r["kind"] == "train"]
 
-    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     summary = json.loads(second.stdout[second.stdout.index("{"):])
     assert summary["trained"] == ["ptst-1"]  # the SFT stage was finished: not rerun
-
     manifest = json.loads((run / "manifest.json").read_text())
     assert [s["status"] for s in manifest["stages"]] == ["done", "done"]
-    resumed = manifest["stages"][1]["resumed_from"]
-    assert resumed is not None and resumed.rsplit("-", 1)[0].endswith("checkpoint")
-    resumed_step = int(resumed.rsplit("-", 1)[1])
-    assert 2 <= resumed_step < 4
-    assert manifest["stages"][1]["global_step"] == 4
-    assert len(manifest["history"]) == 2
+    resumed_step = int(manifest["stages"][1]["resumed_from"].rsplit("-", 1)[1])
+    assert 2 <= resumed_step < 4 and manifest["stages"][1]["global_step"] == 4
 
-    rows = read_jsonl(run / "metrics.jsonl")
-    assert len([r for r in rows if r["stage"] == "sft" and r["kind"] == "train"]) == 1
-    steps_after = [r["step"] for r in rows if r["stage"] == "ptst-1" and r["kind"] == "train"][len(steps_before):]
-    assert steps_after == list(range(resumed_step + 1, 5))  # continued after the checkpoint, not from step 1
-    assert (run / "ptst-1" / "final" / "model.safetensors").is_file()
+    # --- weights: where the uninterrupted run ended, not where the stage started ------------------------------
+    start, expected, got = (load_state(d) for d in (ref / "sft" / "final", ref / "ptst-1" / "final", run / "ptst-1" / "final"))
+    moved = max((expected[k] - start[k]).abs().max().item() for k in start)
+    off = max((got[k] - expected[k]).abs().max().item() for k in start)
+    assert moved > 1e-3, moved  # training changed the weights measurably ...
+    assert off < 1e-5, (off, moved)  # ... and the resumed run ended where the uninterrupted one did
+
+    # --- logs: every step once, the same prompts at the same steps -------------------------------------------
+    for name in ("metrics.jsonl", "completions.jsonl"):
+        rows = [(r["step"], r.get("prompt")) for r in read_jsonl(run / name) if r["stage"] == "ptst-1" and r.get("kind", "train") == "train"]
+        ref_rows = [(r["step"], r.get("prompt")) for r in read_jsonl(ref / name) if r["stage"] == "ptst-1" and r.get("kind", "train") == "train"]
+        assert rows == ref_rows, name
+    assert [r["step"] for r in read_jsonl(run / "metrics.jsonl") if r["stage"] == "ptst-1" and r["kind"] == "train"] == [1, 2, 3, 4]
+    assert "missing keys" not in second.stdout + second.stderr
+
+
+def test_checkpoint_weights_are_loaded_under_the_in_memory_names(tmp_path, tiny_model_dir):
+    from transformers import AutoModelForImageTextToText
+
+    saved = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for p in saved.parameters():
+            p.add_(0.5)
+    saved.save_pretrained(tmp_path / "ckpt")  # legacy names on disk (visual.*, model.layers.*)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    load_checkpoint_weights(model, tmp_path / "ckpt")
+    for (k, a), b in zip(model.state_dict().items(), saved.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_a_checkpoint_missing_weights_is_an_error(tmp_path, tiny_model_dir):
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    model.save_pretrained(tmp_path / "ckpt")
+    weights = load_file(tmp_path / "ckpt" / "model.safetensors")
+    dropped = sorted(k for k in weights if "layers.0." in k)[:3]
+    save_file({k: v for k, v in weights.items() if k not in dropped}, tmp_path / "ckpt" / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="does not hold every weight"):
+        load_checkpoint_weights(model, tmp_path / "ckpt")
+
+
+def test_the_overridden_transformers_hooks_still_exist():
+    """Contract: StrictResumeMixin overrides protected Trainer methods; a transformers change must fail here."""
+    from transformers import Trainer
+
+    for name in ("_load_from_checkpoint", "_issue_warnings_after_load"):
+        theirs = inspect.signature(getattr(Trainer, name)).parameters
+        ours = inspect.signature(getattr(StrictResumeMixin, name)).parameters
+        assert list(theirs) == list(ours), name

@@ -11,6 +11,15 @@ Departures from the paper (it used EasyR1/veRL, no RL code released):
 - The KL term is TRL's k3 estimator with ``beta`` from the recipe (the paper: 0.01, k3), as in the paper.
 - Prompts are never truncated (TRL 1.x has no prompt truncation): cutting a prompt with images cuts image
   tokens and breaks the forward pass ("image features and image tokens do not match").
+- The prompt order is ours, not TRL's: one seeded stream through the RL data that the next stage continues
+  (``training.data_order``); TRL's own shuffle would give every stage the same permutation.
+
+Padding: the processor is switched to *left* padding for the stage. TRL left-pads the prompt ids it generates
+from, but re-runs the processor (with the processor's own padding side) for the multimodal fields of the loss
+forward; real Qwen-VL checkpoints ship ``padding_side="right"``, so ``mm_token_type_ids`` came out right-padded
+against left-padded ids: Qwen's ``get_rope_index`` crashed on prompts of different lengths ("shape mismatch")
+or, for small differences, silently computed wrong mRoPE positions (wrong log-probs, KL and ratios). TRL sets
+left padding only when it loads the processor itself. The saved processor keeps the checkpoint's own side.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from typing import Any
 from trl import GRPOTrainer
 
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, append_jsonl, completion_rows
+from visionr1.training.checkpoints import StrictResumeMixin
+from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.plan import stage_config
 from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
 
@@ -28,8 +39,8 @@ from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorb
 GRPO_COLUMNS = ["prompt", "images", "solution", "task", "choices", "id", "question", "metadata"]
 
 
-class VisionR1GRPOTrainer(GRPOTrainer):
-    """GRPOTrainer plus two things TRL lacks, nothing else:
+class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
+    """GRPOTrainer plus what TRL lacks, nothing else (resume with the checkpoint's weights: ``StrictResumeMixin``):
 
     - an ``accuracy`` metric on every generation batch (the one scorer, ``rewards.scoring.is_correct``), logged
       whatever rewards are optimised: with ``hard_format_result`` alone, reward 0 hides whether the format or
@@ -77,20 +88,38 @@ def _completion_text(completion: Any) -> str:
 
 def train_grpo(run: StageRun) -> dict[str, Any]:
     """Train one GRPO stage (resuming from ``run.resume_from`` if set) and save its final weights."""
+    trainer, processor, order = build_grpo_trainer(run)
+    trainer.train(resume_from_checkpoint=run.resume_from)
+
+    # --- save: the processor as the checkpoint had it ---------------------------------------------------------
+    processor.tokenizer.padding_side = order.pop("saved_padding_side")
+    return save_final(trainer, processor, run, {"global_step": trainer.state.global_step, "data_order": order,
+                                                **run.distributed(trainer)})
+
+
+def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[str, Any]]:
+    """The stage's trainer, its processor, and the slice of the prompt stream it trains on (for the manifest)."""
     from visionr1.rewards.registry import build_reward_funcs
 
-    # --- model, processor, config --------------------------------------------------------------------------
+    # --- model, processor (left padding, see the module docstring), config ------------------------------------
     model, processor = run.load()
+    saved_side = processor.tokenizer.padding_side
+    processor.tokenizer.padding_side = "left"
     config = stage_config(run.recipe, run.stage, run.run_dir)
 
     # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
     reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)
 
-    # --- data: prompts with their images, plus the columns rewards read -----------------------------------------
+    # --- data: the stage's slice of the run's prompt stream, plus the columns rewards read -------------------
     train = _reward_columns(run.train_dataset)
+    order = {"dataset": dataset_key(run.stage.dataset.model_dump(mode="json")), "offset": run.data_offset,
+             "count": prompts_needed(config, len(train)), "seed": run.recipe.seed,
+             "shuffle": config.shuffle_dataset is not False}
+    train = train.select(stream_slice(len(train), order["seed"], order["offset"], order["count"], order["shuffle"]))
+    config.shuffle_dataset = False  # the order above is the order trained
     evals = _reward_columns(run.eval_dataset) if run.eval_dataset is not None and config.eval_strategy != "no" else None
 
-    # --- train -------------------------------------------------------------------------------------------------
+    # --- trainer -----------------------------------------------------------------------------------------------
     tensorboard_dir(run)
     info = run.info(max_completion_length=config.max_completion_length, num_generations=config.num_generations)
     trainer = VisionR1GRPOTrainer(
@@ -106,11 +135,7 @@ def train_grpo(run: StageRun) -> dict[str, Any]:
         completions_per_log=run.recipe.logging.completions_per_log,
     )
     quiet_printer(trainer)
-    trainer.train(resume_from_checkpoint=run.resume_from)
-
-    # --- save --------------------------------------------------------------------------------------------------
-    final = save_final(trainer, processor, run)
-    return {"global_step": trainer.state.global_step, "final_dir": str(final), **run.distributed(trainer)}
+    return trainer, processor, {**order, "saved_padding_side": saved_side}
 
 
 def _reward_columns(dataset: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from visionr1.recipe import LoraSpec, ModelSpec
+from visionr1.training.checkpoints import raise_on_missing
 from visionr1.training.freeze import apply_freeze
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -75,7 +76,8 @@ def load_model(path: str, spec: ModelSpec, freeze: list[str], lora: LoraSpec | N
         kwargs["dtype"] = "auto"
     if spec.attn_implementation:
         kwargs["attn_implementation"] = spec.attn_implementation
-    model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    model, info = AutoModelForImageTextToText.from_pretrained(path, output_loading_info=True, **kwargs)
+    raise_on_missing(info, path)
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 

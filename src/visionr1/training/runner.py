@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.recipe import Recipe
+from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
+from visionr1.training.checkpoints import checkpoint_step, trim_logs
+from visionr1.training.data_order import dataset_key, stage_offset
 from visionr1.training.manifest import Manifest, now
 from visionr1.training.plan import (
     PlanError,
@@ -57,6 +60,8 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
     done = [final_dir(run_dir, s).is_dir() for s in recipe.stages]
     pending = [i for i, finished in enumerate(done) if not finished]
     manifest = _open_manifest(run_dir, recipe, world_size, done, source, write=is_main)
+    if is_main:
+        _mark_finished(manifest, recipe, run_dir, done)
 
     # --- 3. preflight: everything a pending stage needs, before the first one trains -------------------------
     prepared = preflight(recipe, run_dir, world_size, pending, source)
@@ -75,10 +80,12 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
             recipe=recipe, stage=stage, index=i, run_dir=run_dir, stage_dir=stage_dir(run_dir, stage),
             start_path=resolve_model_path(start_path(recipe, i, run_dir)), resume_from=resume,
             step_offset=_step_offset(manifest, recipe, i), train_dataset=prepared[i].train,
-            eval_dataset=prepared[i].eval,
+            eval_dataset=prepared[i].eval, data_offset=_data_offset(manifest, recipe, i),
         )
         _banner(run, is_main)
         if is_main:
+            # the steps after the checkpoint are trained (and logged) again: their old rows go
+            trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
             manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
         try:
             result = trainers[stage.type](run)
@@ -221,6 +228,28 @@ def last_checkpoint(folder: Path, cleanup: bool = False) -> str | None:
     return str(max(complete)[1]) if complete else None
 
 
+def _mark_finished(manifest: Manifest, recipe: Recipe, run_dir: Path, done: list[bool]) -> None:
+    """A stage whose ``final/`` exists is finished, whatever the manifest says (a kill between the rename and
+    the manifest update): record it as done from ``final/stage.json``."""
+    from visionr1.training.stage import read_stage_record
+
+    for stage, finished in zip(recipe.stages, done, strict=True):
+        if finished and manifest.stage(stage.name).get("status") != "done":
+            record = read_stage_record(final_dir(run_dir, stage))
+            log.warning("stage %s: final weights found, marking it done", stage.name)
+            manifest.update_stage(stage.name, status="done", error=None, finished=manifest.stage(stage.name).get("finished") or now(),
+                                  **{"final_dir": str(final_dir(run_dir, stage)), **record})
+
+
+def _data_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
+    """Where stage ``index`` continues the prompt stream of its dataset (``training.data_order``)."""
+    stage = recipe.stages[index]
+    if stage.type != "grpo":
+        return 0
+    earlier = [manifest.stage(s.name).get("data_order") for s in recipe.stages[:index]]
+    return stage_offset(earlier, dataset_key(stage.dataset.model_dump(mode="json")))
+
+
 def _step_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
     total = 0
     for stage in recipe.stages[:index]:
@@ -248,7 +277,7 @@ def _evaluate(run: Any, model_dir: Path, manifest: Manifest) -> None:
     RL rewards use): accuracy, format rate, mean completion tokens. One ``kind: eval`` row in metrics.jsonl;
     predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens."""
     from visionr1.evaluation import evaluate_samples
-    from visionr1.training.callbacks import METRICS_FILE, append_jsonl
+    from visionr1.training.callbacks import append_jsonl
 
     values = stage_values(run.recipe, run.stage)
     scores = evaluate_samples(

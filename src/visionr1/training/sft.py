@@ -13,16 +13,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.plan import stage_config
 from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
 
 SFT_COLUMNS = ["prompt", "completion", "images"]
 
 
-def train_sft(run: StageRun) -> dict[str, Any]:
-    """Train one SFT stage (resuming from ``run.resume_from`` if set) and save its final weights."""
+def _sft_trainer_class() -> type:
+    """TRL's SFTTrainer, resuming with the checkpoint's weights (``StrictResumeMixin``); built on first use so
+    importing this module does not import TRL's trainers."""
     from trl import SFTTrainer
 
+    return type("VisionR1SFTTrainer", (StrictResumeMixin, SFTTrainer), {})
+
+
+def train_sft(run: StageRun) -> dict[str, Any]:
+    """Train one SFT stage (resuming from ``run.resume_from`` if set) and save its final weights."""
     # --- model, processor, config --------------------------------------------------------------------------
     model, processor = run.load()
     config = stage_config(run.recipe, run.stage, run.run_dir)
@@ -33,7 +40,7 @@ def train_sft(run: StageRun) -> dict[str, Any]:
 
     # --- train -------------------------------------------------------------------------------------------------
     tensorboard_dir(run)
-    trainer = SFTTrainer(
+    trainer = _sft_trainer_class()(
         model=model,
         args=config,
         train_dataset=train,
@@ -45,8 +52,8 @@ def train_sft(run: StageRun) -> dict[str, Any]:
     result = trainer.train(resume_from_checkpoint=run.resume_from)
 
     # --- save --------------------------------------------------------------------------------------------------
-    final = save_final(trainer, processor, run)
-    return {"global_step": trainer.state.global_step, "final_dir": str(final), **run.distributed(trainer), "train_loss": result.training_loss}
+    return save_final(trainer, processor, run, {"global_step": trainer.state.global_step, **run.distributed(trainer),
+                                                "train_loss": result.training_loss})
 
 
 def _has_completions(dataset: Any) -> bool:

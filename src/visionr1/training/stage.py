@@ -2,13 +2,16 @@
 
 A stage's final weights go to ``RUN_DIR/<stage>/final`` (model + processor), written to ``final.tmp`` first and
 renamed when complete: the rename is what marks a stage finished, so a kill can never leave a half-written
-``final/`` that the next stage would start from. LoRA stages merge their adapters into the starting weights
+``final/`` that the next stage would start from. ``final/stage.json`` (written before the rename) holds what the
+manifest records for a finished stage, so a kill between the rename and the manifest update loses nothing: the
+next run marks the stage done from it (``runner``). LoRA stages merge their adapters into the starting weights
 there, so every stage hands plain weights to the next.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import os
 import shutil
 import sys
@@ -33,6 +36,7 @@ class StageRun:
     step_offset: int  # optimizer steps of the stages before this one (for run-wide step numbers)
     train_dataset: Any
     eval_dataset: Any = None
+    data_offset: int = 0  # GRPO: where this stage's slice of the run's prompt stream starts (training.data_order)
 
     @property
     def freeze(self) -> list[str]:
@@ -65,8 +69,13 @@ def tensorboard_dir(run: StageRun) -> None:
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard" / run.stage.name)
 
 
-def save_final(trainer: Any, processor: Any, run: StageRun) -> Path:
-    """Write the stage's final weights atomically; every process must call this (ZeRO-3 gathers weights)."""
+STAGE_RECORD = "stage.json"
+
+
+def save_final(trainer: Any, processor: Any, run: StageRun, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the stage's final weights atomically, with ``record`` (what the manifest keeps of the stage) as
+    ``final/stage.json``; returns the record with ``final_dir``. Every process must call this (ZeRO-3 gathers
+    weights)."""
     final = run.stage_dir / "final"
     tmp = run.stage_dir / "final.tmp"
     accelerator = trainer.accelerator
@@ -87,9 +96,19 @@ def save_final(trainer: Any, processor: Any, run: StageRun) -> Path:
             shutil.rmtree(tmp)
             merged.rename(tmp)
         processor.save_pretrained(str(tmp))
+        record = {**record, "final_dir": str(final)}
+        (tmp / STAGE_RECORD).write_text(json.dumps(record, indent=2, default=str))
         os.replace(tmp, final)
     accelerator.wait_for_everyone()
-    return final
+    return {**record, "final_dir": str(final)}
+
+
+def read_stage_record(final: Path) -> dict[str, Any]:
+    """What a finished stage recorded in ``final/stage.json`` (``{}`` for a ``final/`` written without one)."""
+    try:
+        return json.loads((final / STAGE_RECORD).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
 
 
 def quiet_printer(trainer: Any) -> None:
