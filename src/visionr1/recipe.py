@@ -308,6 +308,21 @@ class LoggingSpec(StrictModel):
     plot: bool = Field(True, description="Write ptst.png (reward and completion length per step, all stages) when the run ends.")
 
 
+class LaunchSpec(StrictModel):
+    """How ``visionr1 train`` starts the process(es) of each stage (``training.launch``)."""
+
+    num_processes: int = Field(1, ge=1, description="Processes (GPUs) per stage; > 1 launches each stage with `accelerate launch`.")
+    config_file: str | None = Field(
+        None, description="accelerate config for the stage processes (configs/accelerate/*.yaml; relative to the recipe)."
+    )
+    args: list[str] = Field(
+        default_factory=list, description="More `accelerate launch` arguments, e.g. [--num_machines, '2', --machine_rank, '0']."
+    )
+    isolate_stages: bool = Field(
+        True, description="Each stage in a process of its own (what DeepSpeed/vLLM/multi-GPU runs need); false = all in this one."
+    )
+
+
 class Recipe(StrictModel):
     name: str = Field(..., description="Run name (used for the default output directory runs/<name>).")
     seed: int = Field(42, description="Seed for data order, sampling and initialisation.")
@@ -318,6 +333,7 @@ class Recipe(StrictModel):
         default_factory=lambda: ["tensorboard"], description="Trackers besides metrics.jsonl: tensorboard, wandb, trackio."
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="metrics.jsonl is always written; what else to log.")
+    launch: LaunchSpec = Field(default_factory=LaunchSpec, description="Processes per stage and the accelerate launch settings.")
 
     @field_validator("report_to")
     @classmethod
@@ -352,8 +368,25 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except ValueError as exc:
         raise RecipeError(f"{path}: stages: {exc}") from None
     data = apply_overrides(data, [_stage_name_to_index(o, data, path) for o in overrides])
-    recipe = parse_model(Recipe, data, source=str(path))
+    launch = data.get("launch") if isinstance(data, dict) else None
+    processes = launch.get("num_processes") if isinstance(launch, dict) else None
+    with _validation_world_size(processes):  # batch shapes are checked for the processes each stage runs on
+        recipe = parse_model(Recipe, data, source=str(path))
     return _resolve_paths(recipe, path.resolve().parent)
+
+
+@contextlib.contextmanager
+def _validation_world_size(processes: Any):
+    """Validate for ``launch.num_processes`` unless a launch (``WORLD_SIZE``) or ``--dry-run --num-processes``
+    already says how many processes there are."""
+    if not isinstance(processes, int) or processes < 1 or "VISIONR1_PLAN_WORLD_SIZE" in os.environ or "WORLD_SIZE" in os.environ:
+        yield
+        return
+    os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(processes)
+    try:
+        yield
+    finally:
+        os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
 
 
 def _drop_disabled_stages(data: Any) -> Any:
@@ -389,6 +422,7 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
 
     recipe = recipe.model_copy(deep=True)
     recipe.model.path = fix(recipe.model.path)
+    recipe.launch.config_file = fix(recipe.launch.config_file)
     for stage in recipe.stages:
         for reward in getattr(stage, "rewards", []):
             file, sep, func = reward.name.rpartition(":")
@@ -402,6 +436,6 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
 
 
 __all__ = [
-    "GRPOStage", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
+    "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
     "build_trl_config", "load_recipe",
 ]

@@ -26,10 +26,14 @@ def train(
     ] = False,
     num_processes: Annotated[
         int | None,
-        typer.Option("--num-processes", help="With --dry-run: plan for this many processes (default: this launch's)."),
+        typer.Option("--num-processes", help="With --dry-run: plan for this many processes (default: launch.num_processes)."),
+    ] = None,
+    stage: Annotated[
+        str | None, typer.Option("--stage", help="Train only this stage (the ones before it must be finished).")
     ] = None,
 ) -> None:
-    """Run a recipe's stages (SFT, GRPO/PTST) in order; re-running the same command resumes a killed run."""
+    """Run a recipe's stages (SFT, GRPO/PTST) in order, each in a process of its own (`launch:` in the recipe
+    sets how many); re-running the same command resumes a killed run."""
     from visionr1.config.base import RecipeError
     from visionr1.recipe import load_recipe
     from visionr1.training.plan import PlanError
@@ -50,18 +54,24 @@ def train(
         from visionr1.training.plan import plan_run
 
         try:
-            plan = plan_run(resolved, output_dir, num_processes)
+            plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes)
         except (ValueError, TypeError) as exc:
             fail(f"{recipe}: {exc}")
         print(json.dumps(plan, indent=2, default=str))
         return
 
     from visionr1.data.errors import DataError
-    from visionr1.training.runner import main
+    from visionr1.training.launch import is_stage_child, stage_launcher
+    from visionr1.training.plan import run_dir_of
+    from visionr1.training.runner import StageFailed, main
 
+    # each stage in its own process(es), unless this already is one, or an external launcher started us
+    launcher = None
+    if stage is None and resolved.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
+        launcher = stage_launcher(resolved.launch, str(recipe), overrides or [], run_dir_of(resolved, output_dir))
     try:
-        summary = main(resolved, output_dir=output_dir, source=str(recipe))
-    except (PlanError, DataError) as exc:
+        summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
+    except (PlanError, DataError, StageFailed) as exc:
         fail(str(exc))
-    if int(os.environ.get("RANK", "0")) == 0:
+    if int(os.environ.get("RANK", "0")) == 0 and not is_stage_child():
         typer.echo(json.dumps(summary, indent=2))

@@ -39,13 +39,36 @@ from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorb
 GRPO_COLUMNS = ["prompt", "images", "solution", "task", "choices", "id", "question", "metadata"]
 
 
-class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
-    """GRPOTrainer plus what TRL lacks, nothing else (resume with the checkpoint's weights: ``StrictResumeMixin``):
+class AccuracyMetric:
+    """The stage's first reward function, also logging ``accuracy`` for every generation batch through TRL's
+    public ``log_metric`` reward argument (averaged per logging step, across processes, like TRL's own).
 
-    - an ``accuracy`` metric on every generation batch (the one scorer, ``rewards.scoring.is_correct``), logged
-      whatever rewards are optimised: with ``hard_format_result`` alone, reward 0 hides whether the format or
-      the answer failed;
-    - sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them in memory, parquet or W&B).
+    Why: with ``hard_format_result`` alone, reward 0 hides whether the format or the answer failed. The metric
+    is the one scorer's verdict (``rewards.functions.accuracy_reward``, one batched call per generation batch,
+    then ``rewards.scoring.passes``), whatever rewards are optimised; it changes no reward.
+    """
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.__name__ = getattr(func, "__name__", "reward")  # TRL logs the reward under this name
+
+    def __call__(self, completions: Any, **kwargs: Any) -> Any:
+        log_metric = kwargs.get("log_metric")
+        if log_metric is not None and kwargs.get("solution") is not None:
+            from visionr1.rewards.functions import accuracy_reward
+            from visionr1.rewards.scoring import passes
+
+            tasks = kwargs.get("task") or [None] * len(completions)
+            scores = accuracy_reward(completions, kwargs["solution"], tasks, kwargs.get("choices"))
+            log_metric("accuracy", sum(passes(s, t) for s, t in zip(scores, tasks, strict=True)) / max(len(scores), 1))
+        return self.func(completions, **kwargs)
+
+
+class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
+    """GRPOTrainer plus what TRL lacks, nothing else: resume with the checkpoint's weights
+    (``StrictResumeMixin``), and sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them
+    in memory, parquet or W&B). The latter reads TRL's ``_logs`` buffer (``prompt``, ``completion``, ``rewards``,
+    ``advantages``): ``tests/training/test_padding.py`` checks that contract on every run of the suite.
     """
 
     def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int, **kwargs: Any):
@@ -53,17 +76,6 @@ class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
         self._stage_info = stage_info
         self._completions_path = completions_path
         self._completions_per_log = completions_per_log
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        from visionr1.rewards.scoring import is_correct
-
-        correct = [
-            is_correct(_completion_text(c), x["solution"], x.get("task"), x.get("choices"))
-            for c, x in zip(completions, inputs, strict=True)
-        ]
-        self._log_metric("accuracy", sum(correct) / max(len(correct), 1))
-        return rewards
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if (
@@ -75,15 +87,6 @@ class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
             for row in completion_rows(self._logs, self.state.global_step, self._stage_info, self._completions_per_log):
                 append_jsonl(self._completions_path, row)
         super().log(logs, start_time)
-
-
-def _completion_text(completion: Any) -> str:
-    if isinstance(completion, str):
-        return completion
-    content = completion[-1]["content"] if completion else ""
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if p.get("type") == "text")
-    return content
 
 
 def train_grpo(run: StageRun) -> dict[str, Any]:
@@ -109,6 +112,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
 
     # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
     reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)
+    reward_funcs[0] = AccuracyMetric(reward_funcs[0])
 
     # --- data: the stage's slice of the run's prompt stream, plus the columns rewards read -------------------
     train = _reward_columns(run.train_dataset)

@@ -64,13 +64,13 @@ def git_info(start: Path | None = None) -> dict[str, Any]:
 def recipe_digest(recipe_dict: dict[str, Any]) -> str:
     """Stable hash of the parts of a resolved recipe that change what is trained.
 
-    ``output_dir`` (where), ``report_to`` and ``logging`` (what is watched) are left out, so moving a run or
-    turning on W&B does not count as a different run.
+    ``output_dir`` (where), ``report_to`` and ``logging`` (what is watched) and ``launch`` (on how many
+    processes) are left out, so moving a run, turning on W&B or changing GPUs does not count as a different run.
 
     >>> recipe_digest({"name": "a", "output_dir": "x"}) == recipe_digest({"name": "a", "output_dir": "y"})
     True
     """
-    keep = {k: v for k, v in recipe_dict.items() if k not in ("output_dir", "report_to", "logging")}
+    keep = {k: v for k, v in recipe_dict.items() if k not in ("output_dir", "report_to", "logging", "launch")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -6,7 +6,8 @@ The story of a run, top to bottom in :func:`main`:
 3. preflight: load every pending stage's data, check models, rewards and batch shapes — all problems are
    reported before any training starts;
 4. stages: each starts from the previous stage's ``final/`` weights and resumes from its own last complete
-   checkpoint when there is one; a stage with a ``final/`` directory is finished and never rerun;
+   checkpoint when there is one; a stage with a ``final/`` directory is finished and never rerun. From the CLI
+   each stage trains in a process of its own (``training.launch``), then its evaluation runs here;
 5. plot: ``ptst.png``, reward and completion length per step across all stages.
 Re-running the same command after a kill (at any moment) continues where the run stopped.
 """
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from visionr1.recipe import Recipe
 from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
 from visionr1.training.checkpoints import checkpoint_step, trim_logs
 from visionr1.training.data_order import dataset_key, stage_offset
+from visionr1.training.launch import is_stage_child
 from visionr1.training.manifest import Manifest, now
 from visionr1.training.plan import (
     PlanError,
@@ -46,11 +49,16 @@ PLOT_FILE = "ptst.png"
 
 
 def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
-         source: str = "recipe") -> dict[str, Any]:
-    """Run (or, with ``dry_run``, plan) ``recipe``; returns the plan or a summary of the run."""
-    # --- 1. plan -------------------------------------------------------------------------------------------------
-    world_size = world_size_from_env()
-    plan = plan_run(recipe, output_dir, world_size)
+         source: str = "recipe", stage: str | None = None,
+         launcher: Callable[[str], int] | None = None) -> dict[str, Any]:
+    """Run (or, with ``dry_run``, plan) ``recipe``; returns the plan or a summary of the run.
+
+    ``stage``: train only that stage (the stages before it must be finished). ``launcher``: train each pending
+    stage by calling ``launcher(stage_name)`` (a process of its own, ``training.launch``) instead of here."""
+    # --- 1. plan (for the processes the stages will run on) ------------------------------------------------------
+    world_size = world_size_from_env()  # this process's launch
+    stage_world = recipe.launch.num_processes if launcher is not None else world_size
+    plan = plan_run(recipe, output_dir, stage_world)
     if dry_run:
         return plan
     run_dir = Path(plan["run_dir"])
@@ -59,52 +67,42 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
     # --- 2. manifest: new run, or resume -----------------------------------------------------------------------
     done = [final_dir(run_dir, s).is_dir() for s in recipe.stages]
     pending = [i for i, finished in enumerate(done) if not finished]
-    manifest = _open_manifest(run_dir, recipe, world_size, done, source, write=is_main)
+    if stage is not None:
+        pending = _only(recipe, stage, done, source)
+    child = is_stage_child()
+    manifest = _open_manifest(run_dir, recipe, stage_world, done, source, write=is_main, note=not child)
     if is_main:
         _mark_finished(manifest, recipe, run_dir, done)
 
     # --- 3. preflight: everything a pending stage needs, before the first one trains -------------------------
-    prepared = preflight(recipe, run_dir, world_size, pending, source)
+    prepared = preflight(recipe, run_dir, stage_world, pending, source)
 
-    # --- 4. stages -----------------------------------------------------------------------------------------------
-    from visionr1.training.grpo import train_grpo
-    from visionr1.training.loading import resolve_model_path
-    from visionr1.training.sft import train_sft
-    from visionr1.training.stage import StageRun, release
+    # --- 4. stages, each followed by its evaluation (a step of its own, in this process) ------------------------
+    from visionr1.training.stage import release
 
-    trainers = {"sft": train_sft, "grpo": train_grpo}
-    for i in pending:
-        stage = recipe.stages[i]
-        resume = last_checkpoint(stage_dir(run_dir, stage), cleanup=is_main)
-        run = StageRun(
-            recipe=recipe, stage=stage, index=i, run_dir=run_dir, stage_dir=stage_dir(run_dir, stage),
-            start_path=resolve_model_path(start_path(recipe, i, run_dir)), resume_from=resume,
-            step_offset=_step_offset(manifest, recipe, i), train_dataset=prepared[i].train,
-            eval_dataset=prepared[i].eval, data_offset=_data_offset(manifest, recipe, i),
-        )
-        _banner(run, is_main)
-        if is_main:
-            # the steps after the checkpoint are trained (and logged) again: their old rows go
-            trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
-            manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
-        try:
-            result = trainers[stage.type](run)
-        except BaseException as exc:
-            if is_main:
-                manifest.update_stage(stage.name, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
-            raise
-        if is_main:
-            manifest.update_stage(stage.name, status="done", finished=now(), **result)
-            if stage.eval_dataset is not None:
-                _evaluate(run, Path(result["final_dir"]), manifest)
-        release()
+    for i, st in enumerate(recipe.stages):
+        if i in pending:
+            if launcher is not None:
+                _launch(launcher, st.name, run_dir, source)
+                manifest = Manifest.load(run_dir)  # the stage's process(es) wrote it
+            else:
+                _train_here(recipe, i, run_dir, manifest, prepared[i], is_main)
+                release()
+        # evaluation: by the parent after the stage's processes are gone, or here when this is a single process
+        wants_eval = st.eval_dataset is not None and done_or_trained(run_dir, st) and not manifest.stage(st.name).get("eval")
+        if wants_eval and is_main and not child and (stage is None or stage == st.name):
+            if world_size > 1:
+                log.warning("stage %s: evaluating on the main process only; the others wait (prefer one process "
+                            "per stage: `visionr1 train` without an external launcher)", st.name)
+            _evaluate(recipe, i, run_dir, manifest, prepared[i].eval if i in prepared else None)
+        _barrier(world_size)
 
     # --- 5. plot ---------------------------------------------------------------------------------------------------
     plot = None
-    if is_main and recipe.logging.plot and (run_dir / "metrics.jsonl").is_file():
+    if is_main and not child and recipe.logging.plot and (run_dir / METRICS_FILE).is_file():
         from visionr1.training.plot import plot_run
 
-        plot = plot_run(run_dir / "metrics.jsonl", run_dir / PLOT_FILE, title=f"{recipe.name}: reward and length per step")
+        plot = plot_run(run_dir / METRICS_FILE, run_dir / PLOT_FILE, title=f"{recipe.name}: reward and length per step")
     return {
         "run_dir": str(run_dir),
         "stages": {s["name"]: s["status"] for s in manifest.data["stages"]},
@@ -114,12 +112,82 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
     }
 
 
+def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepared: Prepared, is_main: bool) -> None:
+    """Train stage ``i`` in this process (resuming from its last checkpoint) and record it in the manifest."""
+    from visionr1.training.grpo import train_grpo
+    from visionr1.training.loading import resolve_model_path
+    from visionr1.training.sft import train_sft
+    from visionr1.training.stage import StageRun
+
+    stage = recipe.stages[i]
+    resume = last_checkpoint(stage_dir(run_dir, stage), cleanup=is_main)
+    run = StageRun(
+        recipe=recipe, stage=stage, index=i, run_dir=run_dir, stage_dir=stage_dir(run_dir, stage),
+        start_path=resolve_model_path(start_path(recipe, i, run_dir)), resume_from=resume,
+        step_offset=_step_offset(manifest, recipe, i), train_dataset=prepared.train,
+        eval_dataset=prepared.eval, data_offset=_data_offset(manifest, recipe, i),
+    )
+    _banner(run, is_main)
+    if is_main:
+        # the steps after the checkpoint are trained (and logged) again: their old rows go
+        trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
+        manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
+    try:
+        result = {"sft": train_sft, "grpo": train_grpo}[stage.type](run)
+    except BaseException as exc:
+        if is_main:
+            manifest.update_stage(stage.name, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        raise
+    if is_main:
+        manifest.update_stage(stage.name, status="done", finished=now(), **result)
+
+
+class StageFailed(RuntimeError):
+    """A stage's process(es) exited with an error (their output says why; the manifest has the error)."""
+
+
+def _launch(launcher: Callable[[str], int], name: str, run_dir: Path, source: str) -> None:
+    code = launcher(name)
+    if code != 0:
+        manifest = Manifest.load(run_dir)
+        error = manifest.stage(name).get("error") if manifest else None
+        raise StageFailed(f"{source}: stage {name} failed (exit code {code})" + (f": {error}" if error else "")
+                          + f". Fix the cause, then run the same command again: it resumes at stage {name}")
+
+
+def _only(recipe: Recipe, name: str, done: list[bool], source: str) -> list[int]:
+    """``--stage NAME``: that stage alone, once every stage before it is finished."""
+    names = [s.name for s in recipe.stages]
+    if name not in names:
+        raise PlanError(f"{source}: no stage named {name!r}; the recipe's stages are {names}")
+    i = names.index(name)
+    missing = [n for n, d in zip(names[:i], done[:i], strict=True) if not d]
+    if missing:
+        raise PlanError(f"{source}: stage {name} starts from the weights of {names[i - 1]}, but {missing} "
+                        f"{'is' if len(missing) == 1 else 'are'} not finished. Fix: run `--stage {missing[0]}` first, "
+                        "or run all stages (no --stage)")
+    return [] if done[i] else [i]
+
+
+def done_or_trained(run_dir: Path, stage: Any) -> bool:
+    return final_dir(run_dir, stage).is_dir()
+
+
+def _barrier(world_size: int) -> None:
+    if world_size > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+
 # ----------------------------------------------------------------------------------------------------------
 # the parts main() tells
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bool], source: str, write: bool) -> Manifest:
+def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bool], source: str, write: bool,
+                   note: bool = True) -> Manifest:
     """A new manifest, or the existing one after checking the finished stages are still this recipe's."""
     resolved = recipe.model_dump(mode="json")
     manifest = Manifest.load(run_dir)
@@ -152,7 +220,10 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
     if write:
         (run_dir).mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.json").write_text(json.dumps(resolved, indent=2))
-        manifest.note_attempt(world_size)
+        if note:  # a stage's own process is part of its parent's attempt
+            manifest.note_attempt(world_size)
+        else:
+            manifest.save()
     return manifest
 
 
@@ -272,21 +343,27 @@ def _banner(run: Any, is_main: bool) -> None:
     Console(highlight=False).print(f"starts from {run.start_path}{resume}; {len(run.train_dataset)} training samples")
 
 
-def _evaluate(run: Any, model_dir: Path, manifest: Manifest) -> None:
-    """Score the stage's final weights on its eval_dataset with the in-process evaluator (the one scorer
+def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eval_dataset: Any = None) -> None:
+    """Score a finished stage's final weights on its eval_dataset with the in-process evaluator (the one scorer
     RL rewards use): accuracy, format rate, mean completion tokens. One ``kind: eval`` row in metrics.jsonl;
-    predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens."""
+    predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens.
+    Recorded in the manifest (``eval``), so a run cut short here evaluates again on the next run."""
     from visionr1.evaluation import evaluate_samples
     from visionr1.training.callbacks import append_jsonl
 
-    values = stage_values(run.recipe, run.stage)
+    stage = recipe.stages[index]
+    if eval_dataset is None:
+        from visionr1.data.loaders import load_samples
+
+        eval_dataset = load_samples(stage.eval_dataset).dataset
+    values = stage_values(recipe, stage)
     scores = evaluate_samples(
-        str(model_dir), run.eval_dataset, max_new_tokens=int(values.get("max_completion_length", 1024)),
-        output_dir=run.stage_dir / "eval",
+        str(final_dir(run_dir, stage)), eval_dataset, max_new_tokens=int(values.get("max_completion_length", 1024)),
+        output_dir=stage_dir(run_dir, stage) / "eval",
     )
-    step = int(manifest.stage(run.stage.name).get("global_step") or 0)
-    row = {"kind": "eval", "stage": run.stage.name, "stage_index": run.index, "stage_type": run.stage.type,
-           "step": step, "run_step": run.step_offset + step,
+    step = int(manifest.stage(stage.name).get("global_step") or 0)
+    row = {"kind": "eval", "stage": stage.name, "stage_index": index, "stage_type": stage.type,
+           "step": step, "run_step": _step_offset(manifest, recipe, index) + step,
            **{f"eval/{k}": v for k, v in scores.items() if isinstance(v, int | float) or v is None}}
-    append_jsonl(run.run_dir / METRICS_FILE, row)
-    manifest.update_stage(run.stage.name, eval=scores)
+    append_jsonl(run_dir / METRICS_FILE, row)
+    manifest.update_stage(stage.name, eval=scores)
