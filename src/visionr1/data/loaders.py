@@ -66,7 +66,8 @@ class LoadResult:
 
     ``dataset``: canonical samples. ``skipped``: ``(record id, reason)`` for every record left out under
     ``skip_bad_records``. ``source``: the file(s) read, for logs. ``files``: the same as paths.
-    ``num_records``: records in the source (before ``limit``).
+    ``num_records``: records in the source (before ``limit``). ``image_sizes``: ``(original, stored)`` size
+    of every image loaded, in order (what ``data inspect`` and ``--dry-run`` turn into image tokens).
     """
 
     dataset: Any
@@ -74,6 +75,7 @@ class LoadResult:
     source: str = ""
     files: list[Path] = field(default_factory=list)
     num_records: int = 0
+    image_sizes: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs: ``120 samples from d/train.jsonl (3 records skipped)``."""
@@ -194,6 +196,7 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
     image_root = Path(spec.image_root).expanduser() if spec.image_root else None
 
     rows: list[dict[str, Any]] = []
+    sizes: list[tuple[tuple[int, int], tuple[int, int]]] = []
     skipped: list[tuple[str, str]] = []
     for rec in source.iter(order):
         if spec.limit is not None and len(rows) >= spec.limit:
@@ -205,7 +208,9 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
             if isinstance(rec.fields, DataError):
                 raise rec.fields
             where = Where(rec.file, record_id, image_root or rec.file.parent, spec.allow_outside_root)
-            rows.append(finish_sample(fmt.convert(rec.fields, where, spec), record_id, where))
+            conv = fmt.convert(rec.fields, where, spec)
+            rows.append(finish_sample(conv, record_id, where))
+            sizes += [(im.original_size, im.size) for im in conv.images]
         except DataError as exc:
             if not spec.skip_bad_records or not exc.record_level:
                 raise
@@ -223,7 +228,9 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
     _warn_duplicate_ids(rows, described)
     columns = {c: [r[c] for r in rows] for c in COLUMNS}
     dataset = Dataset.from_dict(columns, features=_features())
-    return LoadResult(dataset=dataset, skipped=skipped, source=described, files=files, num_records=len(source))
+    return LoadResult(
+        dataset=dataset, skipped=skipped, source=described, files=files, num_records=len(source), image_sizes=sizes
+    )
 
 
 def _report_skipped(skipped: list[tuple[str, str]], tried: int, described: str) -> None:
