@@ -16,6 +16,7 @@ thin images (a 5600x28 strip at a 50,176-pixel budget becomes 113 tokens, not 64
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from visionr1.data.spec import DEFAULT_MAX_PIXELS
@@ -123,3 +124,35 @@ def plan_image_budget(recipe: Any, sample_data: bool = False) -> dict[str, Any]:
             stage.name: dataset_token_report(stage.dataset, budget) for stage in recipe.stages
         }
     return out
+
+
+def saved_processor_budget(model_dir: str | Path) -> tuple[int | None, int | None]:
+    """``(min_pixels, max_pixels)`` of a saved checkpoint's image processor (``preprocessor_config.json``:
+    ``size.shortest_edge`` / ``size.longest_edge`` in transformers 5, ``min_pixels`` / ``max_pixels`` before),
+    or ``(None, None)`` when there is no such file (a hub id). Read as JSON: no model, no tokenizer."""
+    import json
+
+    path = Path(model_dir) / "preprocessor_config.json"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    size = cfg.get("size") if isinstance(cfg.get("size"), dict) else {}
+    lo = size.get("shortest_edge", cfg.get("min_pixels"))
+    hi = size.get("longest_edge", cfg.get("max_pixels"))
+    return (lo if isinstance(lo, int) else None), (hi if isinstance(hi, int) else None)
+
+
+def apply_budget(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
+    """Set a loaded Qwen-VL processor's image budget in place (transformers 5 keeps it in ``size``), so the
+    processor and the loader's resize agree. Processors without a pixel budget are left alone."""
+    sub = getattr(processor, "image_processor", None)
+    size = getattr(sub, "size", None)
+    if sub is None or size is None or (min_pixels is None and max_pixels is None):
+        return
+    get = size.get if isinstance(size, dict) else lambda k: getattr(size, k, None)
+    if get("longest_edge") is None:
+        return
+    hi = max_pixels if max_pixels is not None else get("longest_edge")
+    lo = min_pixels if min_pixels is not None else get("shortest_edge")
+    sub.size = {"shortest_edge": min(lo, hi) if lo is not None else lo, "longest_edge": hi}
