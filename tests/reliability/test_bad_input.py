@@ -180,3 +180,22 @@ def test_jpeg_bomb_is_decoded_reduced(tmp_path):
     spec = DatasetSpec(format="jsonl", path=str(path), max_pixels=200_000, max_decoded_pixels=2_000_000)
     img = load_samples(spec).dataset[1]["images"][0]
     assert img.size[0] * img.size[1] <= 200_000 and abs(img.size[0] / img.size[1] - 4 / 3) < 0.02
+
+
+def test_grpo_preflight_names_or_skips_a_processor_refused_image(tmp_path):
+    """The 10000x20 image used to pass preflight and crash GRPO at step 1 inside the processor."""
+    import yaml
+
+    from visionr1.recipe import load_recipe
+    from visionr1.training.plan import PlanError
+    from visionr1.training.runner import preflight
+
+    path = jsonl_with(tmp_path, {"images": ["images/strip.png"]}, {"images/strip.png": png((10000, 20))})
+    stage = {"name": "rl", "type": "grpo", "dataset": {"format": "jsonl", "path": str(path)},
+             "rewards": [{"name": "accuracy"}], "grpo": {"max_steps": 1, "num_generations": 2, "per_device_train_batch_size": 2}}
+    recipe_path = tmp_path / "r.yaml"
+    recipe_path.write_text(yaml.safe_dump({"name": "p", "model": {"path": "tiny:qwen2_5_vl/test"}, "stages": [stage]}))
+    with pytest.raises(PlanError, match=r"stage rl: dataset: .*record bad: field images\[0\]: image is 10000x20"):
+        preflight(load_recipe(recipe_path), tmp_path / "run", 1, [0])
+    prepared = preflight(load_recipe(recipe_path, ["stages.0.dataset.skip_bad_records=true"]), tmp_path / "run", 1, [0])
+    assert prepared[0].train["id"] == ["good"] and [rid for rid, _ in prepared[0].skipped] == ["bad"]
