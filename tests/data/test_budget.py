@@ -88,3 +88,9 @@ def test_token_stats_counts_resized_and_thin_strips():
     budget = ImageBudget(max_pixels=50176)
     stats = token_stats([((28, 28), (28, 28)), ((8000, 2000), (448, 112)), ((5600, 28), (5600, 28))], budget)
     assert (stats["tokens_min"], stats["tokens_max"], stats["resized"], stats["over_budget"]) == (4, 113, 1, 1)
+
+
+def test_saved_processor_budget_is_read(tiny_model_dir):
+    from visionr1.data.budget import saved_processor_budget
+
+    assert saved_processor_budget(tiny_model_dir) == (3136, 50176)

@@ -181,6 +181,7 @@ def test_images_are_checked_before_the_model_loads(tmp_path, fake_generator):
     assert fake_generator.built == 0  # refused before any model was loaded
     summary = run_benchmark("mathvision", "tiny:qwen2_5_vl/test", data, tmp_path / "out", decoding, skip_bad=True)
     assert [b["pid"] for b in summary["skipped_bad_records"]] == ["strip"]
+    assert summary["image_budget"] == {"max_pixels": 50176, "min_pixels": 3136}  # the checkpoint's own budget
     assert summary["generated_this_run"] == 5 and summary["missing_predictions"]["count"] == 1
 
 

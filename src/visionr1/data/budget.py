@@ -127,20 +127,26 @@ def plan_image_budget(recipe: Any, sample_data: bool = False) -> dict[str, Any]:
 
 
 def saved_processor_budget(model_dir: str | Path) -> tuple[int | None, int | None]:
-    """``(min_pixels, max_pixels)`` of a saved checkpoint's image processor (``preprocessor_config.json``:
-    ``size.shortest_edge`` / ``size.longest_edge`` in transformers 5, ``min_pixels`` / ``max_pixels`` before),
-    or ``(None, None)`` when there is no such file (a hub id). Read as JSON: no model, no tokenizer."""
+    """``(min_pixels, max_pixels)`` of a saved checkpoint's image processor, or ``(None, None)`` when the
+    directory holds none (a hub id). transformers 5 writes ``processor_config.json`` with the image
+    processor nested and the budget in ``size.shortest_edge`` / ``size.longest_edge``; older checkpoints have
+    ``preprocessor_config.json`` with ``min_pixels`` / ``max_pixels``. Read as JSON: no model, no tokenizer."""
     import json
 
-    path = Path(model_dir) / "preprocessor_config.json"
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None, None
-    size = cfg.get("size") if isinstance(cfg.get("size"), dict) else {}
-    lo = size.get("shortest_edge", cfg.get("min_pixels"))
-    hi = size.get("longest_edge", cfg.get("max_pixels"))
-    return (lo if isinstance(lo, int) else None), (hi if isinstance(hi, int) else None)
+    for name, nested in (("processor_config.json", "image_processor"), ("preprocessor_config.json", None)):
+        try:
+            cfg = json.loads((Path(model_dir) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        cfg = cfg.get(nested) if nested else cfg
+        if not isinstance(cfg, dict):
+            continue
+        size = cfg.get("size") if isinstance(cfg.get("size"), dict) else {}
+        lo = size.get("shortest_edge", cfg.get("min_pixels"))
+        hi = size.get("longest_edge", cfg.get("max_pixels"))
+        if isinstance(hi, int):
+            return (lo if isinstance(lo, int) else None), hi
+    return None, None
 
 
 def apply_budget(processor: Any, min_pixels: int | None, max_pixels: int | None) -> None:
