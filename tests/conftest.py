@@ -8,7 +8,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+# `from tests.varied import ...` works however pytest is started (--import-mode=importlib does not add the
+# repository root to sys.path by itself).
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +29,11 @@ def tiny_model_dir(tmp_path_factory):
     from visionr1.models.tiny import get_tiny_model
 
     return get_tiny_model("qwen2_5_vl", "test", cache_root=tmp_path_factory.mktemp("visionr1-cache"))
+
+
+@pytest.fixture
+def varied():
+    """tests/varied.py: writers of varied synthetic fixtures in every published format (see its docstring)."""
+    import tests.varied
+
+    return tests.varied

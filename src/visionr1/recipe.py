@@ -61,8 +61,15 @@ class ModelSpec(StrictModel):
     freeze: list[Freezable] = Field(
         default_factory=list, description="Parts whose requires_grad is set to False: vision_tower, projector, language_model."
     )
-    min_pixels: int | None = Field(None, ge=28 * 28, description="Processor min_pixels per image (null = model's).")
-    max_pixels: int | None = Field(None, ge=28 * 28, description="Processor max_pixels per image (null = model's).")
+    min_pixels: int | None = Field(
+        None, ge=28 * 28, description="The run's image budget, lower end: processor min_pixels per image (null = model's)."
+    )
+    max_pixels: int | None = Field(
+        None,
+        ge=28 * 28,
+        description="The run's image budget: processor max_pixels per image, and datasets resize to it "
+        "(null = a dataset's max_pixels, else 401408 = 512 tokens of 28x28).",
+    )
     lora: LoraSpec | None = Field(None, description="Train LoRA adapters (peft) instead of full weights.")
 
 
@@ -355,6 +362,39 @@ class Recipe(StrictModel):
         dup = {n for n in names if names.count(n) > 1}
         if dup:
             raise ValueError(f"stage names must be unique; repeated: {sorted(dup)}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_image_budget(self) -> Recipe:
+        """One pixel budget per run (see visionr1/data/budget.py for why): ``model.max_pixels``, which the
+        processor gets and every dataset resizes to. A dataset value that differs is an error naming both."""
+        from visionr1.data.spec import DEFAULT_MAX_PIXELS
+
+        specs = [
+            (f"stages[{i}].{which}.max_pixels", ds)
+            for i, stage in enumerate(self.stages)
+            for which, ds in (("dataset", stage.dataset), ("eval_dataset", stage.eval_dataset))
+            if ds is not None
+        ]
+        explicit = [(name, ds.max_pixels) for name, ds in specs if ds.max_pixels is not None]
+        fix = "one image budget per run. Fix: set model.max_pixels only (datasets follow it)"
+        if self.model.max_pixels is not None:
+            for name, value in explicit:
+                if value != self.model.max_pixels:
+                    raise ValueError(
+                        f"{name} ({value:,}) conflicts with model.max_pixels ({self.model.max_pixels:,}): {fix}"
+                    )
+        else:
+            for name, value in explicit[1:]:
+                if value != explicit[0][1]:
+                    raise ValueError(f"{explicit[0][0]} ({explicit[0][1]:,}) and {name} ({value:,}) differ: {fix}")
+            self.model.max_pixels = explicit[0][1] if explicit else DEFAULT_MAX_PIXELS
+        if self.model.min_pixels is not None and self.model.min_pixels > self.model.max_pixels:
+            raise ValueError(
+                f"model.min_pixels ({self.model.min_pixels:,}) is above model.max_pixels ({self.model.max_pixels:,})"
+            )
+        for _, ds in specs:
+            ds.max_pixels = self.model.max_pixels
         return self
 
 

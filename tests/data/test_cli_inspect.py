@@ -20,7 +20,7 @@ def test_inspect_data_path_and_spec_yaml(tmp_path, fx):
     res = runner.invoke(app, ["data", "inspect", str(tmp_path), "--format", "jsonl", "--split", "train", "--skip-bad", "max_pixels=10000"])
     assert res.exit_code == 0, res.output
     assert "samples" in res.output and "skipped lost: field images[0]: image file not found" in res.output
-    assert "user: [image]Box it." in res.output and "'[12, 8, 61, 40]'" in res.output
+    assert "user: [image]Box it." in res.output and "'[12, 8, 60, 41]'" in res.output
 
     (tmp_path / "ds.yaml").write_text("format: jsonl\npath: train.jsonl\n")
     res = runner.invoke(app, ["data", "inspect", str(tmp_path / "ds.yaml")])

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from visionr1.cli import app
 from visionr1.evaluation.run import DecodingConfig, evaluate_samples, run_benchmark
 
 pytestmark = pytest.mark.slow
@@ -124,3 +126,119 @@ def test_run_on_benchmark_records_with_image_paths_and_embedded_images(tiny_mode
     parquet = fixtures.parquet(tmp_path / "hf" / "testmini-00000-of-00001.parquet", rows)
     summary = run_benchmark("mathvista", tiny_model_dir, parquet, tmp_path / "out2", decoding)
     assert summary["n"] == 2 and summary["generated_this_run"] == 2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# tiny: paths, images checked before the model loads, MATH-V references, resume that checks what shapes a response
+# ----------------------------------------------------------------------------------------------------------
+
+
+class FakeGenerator:
+    """Stands in for the model where only the bookkeeping around generation is under test."""
+
+    built = 0
+
+    def __init__(self, model_path, decoding, backend, dtype, device):
+        type(self).built += 1
+        self.processor = None
+
+    def __call__(self, prompts, images):
+        from visionr1.inference import Generation
+
+        return [Generation(f"<think>x</think><answer>{len(p)}</answer>", 3, False) for p in prompts]
+
+
+@pytest.fixture
+def fake_generator(monkeypatch):
+    import visionr1.evaluation.run as run
+
+    FakeGenerator.built = 0
+    monkeypatch.setattr(run, "Generator", FakeGenerator)
+    return FakeGenerator
+
+
+def _mathv_with_strip(tmp_path):
+    """Varied MATH-V records plus one whose image (10000x20) the processor would refuse."""
+    from PIL import Image
+    from tests.varied import write_mathv
+
+    path = write_mathv(tmp_path / "mathv", 5, 0)
+    Image.new("RGB", (10000, 20), (9, 9, 9)).save(tmp_path / "mathv" / "images" / "strip.png")
+    bad = {"id": "strip", "question": "Read the strip. <image1>", "options": [], "image": "images/strip.png",
+           "answer": "4", "solution": None, "level": 1, "subject": "counting"}
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(bad) + "\n")
+    return path
+
+
+def test_images_are_checked_before_the_model_loads(tmp_path, fake_generator):
+    from visionr1.evaluation.records import EvalError
+
+    data = _mathv_with_strip(tmp_path)
+    decoding = DecodingConfig(max_new_tokens=4, batch_size=4)
+    with pytest.raises(EvalError, match=r"record strip: field image: image is 10000x20 \(aspect ratio 500:1\)"):
+        run_benchmark("mathvision", "tiny:qwen2_5_vl/test", data, tmp_path / "out", decoding)
+    assert fake_generator.built == 0  # refused before any model was loaded
+    summary = run_benchmark("mathvision", "tiny:qwen2_5_vl/test", data, tmp_path / "out", decoding, skip_bad=True)
+    assert [b["pid"] for b in summary["skipped_bad_records"]] == ["strip"]
+    assert summary["image_budget"] == {"max_pixels": 50176, "min_pixels": 3136}  # the checkpoint's own budget
+    assert summary["generated_this_run"] == 5 and summary["missing_predictions"]["count"] == 1
+
+
+def test_tiny_model_path_generates(tmp_path):
+    """`eval run --model tiny:qwen2_5_vl/test` as recipes accept it (a real, tiny generation on MATH-V data)."""
+    from tests.varied import write_mathv
+
+    data = write_mathv(tmp_path / "mathv", 5, 0)
+    res = CliRunner().invoke(app, ["eval", "run", "-b", "mathvision", "--model", "tiny:qwen2_5_vl/test", "--data",
+                                   str(data), "-o", str(tmp_path / "out"), "--max-new-tokens", "3", "--max-pixels", "12544"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["generated_this_run"] == 5 and summary["image_budget"]["max_pixels"] == 12544
+
+
+def test_mathv_references_match_training(tmp_path):
+    """eval run's MATH-V prompt is the training loader's (`format: mathv`) prompt: one rewriting of <imageN>."""
+    from tests.varied import write_mathv
+
+    from visionr1.data import DatasetSpec, load_samples
+    from visionr1.data.spec import DEFAULT_TEMPLATE
+    from visionr1.evaluation.benchmarks import get_benchmark
+
+    data = write_mathv(tmp_path / "mathv", 8, 0)
+    bench = get_benchmark("mathvision")
+    evals = {s.pid: s for s in bench.samples(bench.load(data, for_generation=True), DEFAULT_TEMPLATE, 401408, None)}
+    train = {r["id"]: r for r in load_samples(DatasetSpec(format="mathv", path=str(data))).dataset}
+    assert set(evals) == set(train)
+    multi = [pid for pid in train if "(image 2)" in json.dumps(train[pid]["prompt"])]
+    assert multi
+    for pid, row in train.items():
+        strip = [{**p, "text": p["text"]} for p in row["prompt"][0]["content"]]
+        assert evals[pid].prompt[0]["content"] == strip, pid
+
+
+def test_resume_refuses_what_changes_a_response(tmp_path, fake_generator):
+    from tests.varied import write_mathv
+
+    from visionr1.evaluation.records import EvalError
+
+    data = write_mathv(tmp_path / "mathv", 6, 0)
+    out = tmp_path / "out"
+    decoding = DecodingConfig(max_new_tokens=4, batch_size=3)
+    model = "tiny:qwen2_5_vl/test"
+    first = run_benchmark("mathvision", model, data, out, decoding)
+    assert first["generated_this_run"] == 6
+    assert run_benchmark("mathvision", model, data, out, decoding)["resumed_from"] == 6  # same: resumes
+
+    for kwargs, says in (({"max_pixels": 200704}, "max_pixels"), ({"dtype": "float32"}, "dtype"),
+                         ({"image_root": str(tmp_path / "mathv")}, "image_root"), ({"template": "{question}"}, "template")):
+        with pytest.raises(EvalError, match=says):
+            run_benchmark("mathvision", model, data, out, decoding, **kwargs)
+    # same ids, another question: refused, naming the record
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows[2]["question"] = "Something else entirely?"
+    changed = tmp_path / "changed.jsonl"
+    changed.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "images").symlink_to(tmp_path / "mathv" / "images")
+    with pytest.raises(EvalError, match=rf"1 responses answer records that differ from --data now \(e.g. {rows[2]['id']}\)"):
+        run_benchmark("mathvision", model, changed, out, decoding)

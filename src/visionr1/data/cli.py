@@ -23,7 +23,8 @@ app.add_typer(data_app, name="data")
 
 
 def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: list[str]):
-    """A recipe (has ``stages``: take a stage's dataset) or a bare dataset section."""
+    """A recipe (has ``stages``: take a stage's dataset, and the recipe's model for the image budget) or a
+    bare dataset section; returns ``(spec, model section or None)``."""
     import yaml
 
     from visionr1.config.base import RecipeError, apply_overrides, parse_model
@@ -44,14 +45,14 @@ def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: li
         spec = chosen.eval_dataset if eval_set else chosen.dataset
         if spec is None:
             raise RecipeError(f"{path}: stage {chosen.name!r} has no eval_dataset")
-        return spec
+        return spec, recipe.model
     spec = parse_model(DatasetSpec, apply_overrides(raw, overrides), source=str(path))
     base = path.resolve().parent
     for name in ("path", "image_root"):
         value = getattr(spec, name)
         if value and not Path(value).expanduser().is_absolute():
             setattr(spec, name, str(base / value))
-    return spec
+    return spec, None
 
 
 def _prompt_text(messages: list[dict] | None) -> str:
@@ -89,13 +90,15 @@ def inspect(
 ) -> None:
     """Load a dataset as canonical samples; print counts, skipped records and a few samples."""
     from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.data.budget import ImageBudget, format_stats, patch_factor, token_stats
     from visionr1.data.errors import DataError
     from visionr1.data.loaders import load_samples
     from visionr1.data.spec import DatasetSpec
 
+    model = None
     try:
         if source.suffix in (".yaml", ".yml"):
-            spec = _spec_from_yaml(source, stage, eval_set, overrides or [])
+            spec, model = _spec_from_yaml(source, stage, eval_set, overrides or [])
         else:
             if format is None:
                 fail("--format is required when SOURCE is a data file or directory (or pass a recipe / spec YAML)")
@@ -117,6 +120,14 @@ def inspect(
     table.add_row("skipped (bad records)", str(len(result.skipped)))
     table.add_row("tasks", ", ".join(f"{t}: {n}" for t, n in Counter(ds["task"]).most_common()))
     table.add_row("images per sample", f"min {min(n_images)}, mean {sum(n_images) / len(n_images):.2f}, max {max(n_images)}")
+    budget = ImageBudget.of_model(model) if model is not None else ImageBudget(spec.image_max_pixels, factor=patch_factor(None))
+    b = budget.describe()
+    table.add_row(
+        "image budget",
+        f"max_pixels {b['max_pixels']:,} ({b['max_tokens_per_image']} tokens of {b['pixels_per_token']} px), "
+        f"min_pixels {b['min_pixels'] or 'model default'}" + ("" if model is not None else " (dataset alone: no model)"),
+    )
+    table.add_row("image tokens per image", format_stats(token_stats(result.image_sizes, budget)))
     table.add_row("with completion (SFT)", str(sum(c is not None for c in ds["completion"])))
     table.add_row("empty solution", str(sum(not s for s in ds["solution"])))
     console.print(table)

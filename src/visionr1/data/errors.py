@@ -64,10 +64,33 @@ class Where:
     file: Path
     record_id: str
     base_dir: Path  # relative media paths resolve against this (spec.image_root or the data file's folder)
+    allow_outside_root: bool = False
 
     def error(self, field: str | None, reason: str) -> DataError:
         return DataError(reason, file=self.file, record_id=self.record_id, field=field)
 
-    def resolve(self, path: str) -> Path:
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else self.base_dir / p
+    def resolve(self, path: str, field: str | None = None) -> Path:
+        """A media path of the record, resolved under ``base_dir``.
+
+        Why refuse paths outside it (``../``, absolute, ``~``, or a symlink out): a dataset downloaded from
+        anywhere could otherwise make the loader read, and the cold start send to a remote API, any file
+        the user can read (``/home/me/.ssh/id_rsa.png``). ``allow_outside_root: true`` in the dataset
+        section opts out, for data whose images deliberately live elsewhere (or set ``image_root``).
+        """
+        raw = Path(path)
+        p = raw.expanduser()
+        p = p if p.is_absolute() else self.base_dir / p
+        if self.allow_outside_root:
+            return p
+        root = self.base_dir.resolve()
+        try:
+            p.resolve().relative_to(root)
+        except ValueError:
+            why = "absolute" if raw.is_absolute() else "under ~" if str(raw).startswith("~") else "outside"
+            raise self.error(
+                field,
+                f"media path {path!r} ({why}) resolves outside the dataset root {root}; paths must stay under "
+                "it. Fix: move the files under the root, set image_root, or set allow_outside_root: true if you "
+                "trust this dataset",
+            ) from None
+        return p

@@ -11,11 +11,20 @@ Departures from the peers' loaders, on purpose:
   ``<answer>`` becomes ``solution`` so cold-start data can be scored and filtered by the one scorer.
 - MathVista: ``answer`` is the option *text* for multiple choice; the canonical solution is its letter
   (what a model is asked to answer), the text stays in metadata for the official scoring.
+- MATH-V (``mathv``): ``solution`` is a worked solution, not the answer: it goes to metadata
+  (``solution_text``); ``answer`` is the solution. ``options`` are the choices. The one image goes first and
+  the ``<imageK>`` references are rewritten as ``eval run`` does (``prompts.rewrite_image_references``).
+
+Shared rules: a record with options is a ``choice`` task unless its own ``task`` or the recipe's says
+otherwise; a record whose text refers to images (``<image>``, ``<image1>``) but that has none is an error,
+never a silent text-only sample; a NaN or infinite answer (an empty float cell) is an error, never the
+solution ``"nan"``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +37,9 @@ from visionr1.data.prompts import (
     assistant_turn,
     content_parts,
     count_placeholders,
+    image_references,
     render_template,
+    rewrite_image_references,
     strip_placeholders,
     system_message,
     text_part,
@@ -77,6 +88,9 @@ def _answer_text(raw: dict, key: str, where: Where) -> str:
         if isinstance(value, list):  # MathVista list answers, e.g. [1, 2]
             return str(value)
         raise where.error(key, f"expected text or a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        # pandas writes an empty answer cell of a float column as NaN; str() would make it the answer "nan"
+        raise where.error(key, f"is {value} (an empty cell of a numeric column?); give the record a real answer")
     return str(value)
 
 
@@ -96,9 +110,21 @@ def _choices(raw: dict, where: Where, key: str = "choices") -> list[str] | None:
     return [str(c) for c in value] or None
 
 
-def _task(raw: dict, spec: DatasetSpec, default: str) -> str:
-    """The record's own task, else the recipe's ``task``, else the format's default."""
-    return raw.get("task") or spec.task or default
+def _task(raw: dict, spec: DatasetSpec, default: str, choices: list[str] | None = None) -> str:
+    """The record's own task, else the recipe's ``task``, else ``choice`` when the record has options
+    (``D. 12`` scored as math against ``D`` would be wrong), else the format's default."""
+    return raw.get("task") or spec.task or ("choice" if choices else default)
+
+
+def _choice_solution(solution: str, choices: list[str] | None, task: str) -> str:
+    """A choice answer given as the option's text becomes its letter (what the model is asked to answer)."""
+    if task != "choice" or not choices or solution.strip().upper() in LETTERS[: len(choices)]:
+        return solution
+    for norm in (lambda t: t, lambda t: t.strip().casefold()):
+        hits = [i for i, c in enumerate(choices) if norm(c) == norm(solution)]
+        if hits:
+            return LETTERS[hits[0]]
+    return solution
 
 
 def _media_list(raw: dict, key: str, where: Where) -> list[Any]:
@@ -112,11 +138,30 @@ def _media_list(raw: dict, key: str, where: Where) -> list[Any]:
     return value
 
 
+def _image_key(raw: dict, keys: tuple[str, ...] = ("images", "image")) -> str:
+    """The first of ``keys`` the record fills (``images`` and ``image`` are both common), else the first."""
+    return next((k for k in keys if raw.get(k) not in (None, "", [])), keys[0])
+
+
 def _images(raw: dict, key: str, where: Where, spec: DatasetSpec) -> list[StoredImage]:
     return [
-        prepare_image(item, where, f"{key}[{k}]", spec.max_pixels, spec.verify_images)
+        prepare_image(item, where, f"{key}[{k}]", spec.image_max_pixels, spec.verify_images, spec.max_decoded_pixels)
         for k, item in enumerate(_media_list(raw, key, where))
     ]
+
+
+def _check_references(text: str, num_images: int, where: Where, field_name: str, image_key: str) -> None:
+    """Text that refers to images (``<image>``, MATH-V's ``<image1>``) but a record without any: an error,
+    never a silent text-only sample (the model would be asked about a picture it never sees)."""
+    if num_images:
+        return
+    refs = count_placeholders(text) + len(image_references(text))
+    if refs:
+        raise where.error(
+            image_key,
+            f"the {field_name} refers to {refs} image(s) (<image> / <imageN>) but the record has none; add them "
+            f"under `{image_key}`, or map the column that holds them (columns: {{{image_key}: YOUR_COLUMN}})",
+        )
 
 
 def _check_placeholders(text: str, num_images: int, where: Where, field_name: str, strict: bool) -> None:
@@ -161,15 +206,18 @@ def convert_geometry3k(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
     problem = _text(raw, "problem", where)
     solution = _answer_text(raw, "answer", where)
     choices = _choices(raw, where)
-    images = _images(raw, "images" if "images" in raw else "image", where, spec)
-    text = render_template(spec.prompt.template, problem, choices)
+    key = _image_key(raw)
+    images = _images(raw, key, where, spec)
+    _check_references(problem, len(images), where, "problem", key)
+    text = render_template(spec.prompt.template, rewrite_image_references(problem), choices)
     _check_placeholders(text, len(images), where, "problem", strict=False)
+    task = _task(raw, spec, "math", choices)
     return Converted(
-        task=_task(raw, spec, "math"),
-        question=strip_placeholders(problem),
+        task=task,
+        question=strip_placeholders(rewrite_image_references(problem)),
         prompt=user_prompt(text, len(images), spec.prompt.system),
         images=images,
-        solution=solution,
+        solution=_choice_solution(solution, choices, task),
         choices=choices,
         metadata=_extra_columns(raw, GEOMETRY3K_USED),
     )
@@ -180,7 +228,7 @@ def convert_geometry3k(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
 # ----------------------------------------------------------------------------------------------------------
 
 _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-SHAREGPT_USED = {"id", "messages", "conversations", "images", "system", "task", "solution"}
+SHAREGPT_USED = {"id", "messages", "conversations", "images", "image", "system", "task", "solution"}
 
 
 def _turns(raw: dict, where: Where) -> tuple[str, list[tuple[str, str]]]:
@@ -221,8 +269,9 @@ def convert_sharegpt(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
     response = turns[last][1]
     if count_placeholders(response):
         raise where.error(f"{key}[{last}]", "<image> in the final assistant turn; images belong to the prompt")
-    images = _images(raw, "images", where, spec)
-    _check_placeholders("".join(t for _, t in turns[:last]), len(images), where, "images", strict=True)
+    key = _image_key(raw)  # LLaMA-Factory `images`; the LLaVA-CoT part of Vision-R1-cold has `image`
+    images = _images(raw, key, where, spec)
+    _check_placeholders("".join(t for _, t in turns[:last]), len(images), where, key, strict=True)
 
     users = [i for i, (role, _) in enumerate(turns[:last]) if role == "user"]
     if not users:
@@ -281,6 +330,7 @@ def convert_mathvista(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
     if raw.get(key) is None:
         raise where.error("image", "missing (a MathVista record has one image)")
     images = _images(raw, key, where, spec)
+    _check_references(question, len(images), where, "question", key)
     if qtype == "multi_choice":
         if not choices:
             raise where.error("choices", "a multi_choice record needs its options")
@@ -333,22 +383,61 @@ def _completion(raw: dict, where: Where) -> list[dict] | None:
 def convert_jsonl(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
     question = _text(raw, "question", where)
     solution = _answer_text(raw, "solution", where)
-    task = _task(raw, spec, "")
+    choices = _choices(raw, where)
+    if choices is None and raw.get("options"):  # MATH-V's field: never drop the options silently
+        raise where.error(
+            "options", "the jsonl format reads `choices`; for MATH-V data use format: mathv, or map the column "
+            "(columns: {choices: options})",
+        )
+    task = _task(raw, spec, "", choices)
     if not task:
         raise where.error("task", "missing: set it in the record, or `task` in the recipe's dataset section")
-    choices = _choices(raw, where)
-    images = _images(raw, "images", where, spec)
-    text = render_template(spec.prompt.template, question, choices)
+    key = _image_key(raw)
+    images = _images(raw, key, where, spec)
+    _check_references(question, len(images), where, "question", key)
+    text = render_template(spec.prompt.template, rewrite_image_references(question), choices)
     _check_placeholders(text, len(images), where, "question", strict=False)
     return Converted(
         task=task,
-        question=strip_placeholders(question),
+        question=strip_placeholders(rewrite_image_references(question)),
         prompt=user_prompt(text, len(images), spec.prompt.system),
         images=images,
-        solution=solution,
+        solution=_choice_solution(solution, choices, task),
         choices=choices,
         completion=_completion(raw, where),
         metadata=_metadata(raw, where),
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# mathv: MATH-V as published (test.jsonl + images/, or the hub's parquet with decoded_image)
+# ----------------------------------------------------------------------------------------------------------
+
+MATHV_USED = {"id", "question", "options", "image", "images", "decoded_image", "answer", "solution", "task"}
+
+
+def convert_mathv(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
+    question = _text(raw, "question", where)
+    answer = _answer_text(raw, "answer", where)
+    choices = _choices(raw, where, "options")
+    key = _image_key(raw, ("decoded_image", "image", "images"))  # the hub's parquet: pixels in decoded_image
+    images = _images(raw, key, where, spec)
+    _check_references(question, len(images), where, "question", "image")
+    if count_placeholders(question):
+        raise where.error("question", "MATH-V questions name images as <image1>..<imageN>, not <image>")
+    text = render_template(spec.prompt.template, rewrite_image_references(question), choices)
+    task = _task(raw, spec, "math", choices)
+    meta = _extra_columns(raw, MATHV_USED)
+    if raw.get("solution") not in (None, ""):
+        meta["solution_text"] = str(raw["solution"])  # the worked solution: SFT material, not the answer
+    return Converted(
+        task=task,
+        question=strip_placeholders(rewrite_image_references(question)),
+        prompt=user_prompt(text, len(images), spec.prompt.system),  # the image first, as MATH-V shows it
+        images=images,
+        solution=_choice_solution(answer, choices, task),
+        choices=choices,
+        metadata=meta,
     )
 
 
@@ -362,7 +451,7 @@ def convert_video(raw: dict, where: Where, spec: DatasetSpec) -> Converted:
     solution = _answer_text(raw, "solution", where)
     choices = _choices(raw, where)
     v = spec.video
-    frames, info = read_video_frames(where.resolve(path), where, "video", v.num_frames, v.fps, v.max_pixels)
+    frames, info = read_video_frames(where.resolve(path, "video"), where, "video", v.num_frames, v.fps, v.max_pixels)
     text = render_template(spec.prompt.template, question, choices)
     if count_placeholders(text):
         raise where.error("question", "<image> in a video question; the frames are placed by the loader")
@@ -399,5 +488,6 @@ FORMATS: dict[str, Format] = {
         id_keys=("pid", "id"),
     ),
     "jsonl": Format(("jsonl",), (("question",), ("solution",)), convert_jsonl),
+    "mathv": Format(("jsonl", "json", "parquet"), (("question",), ("answer",)), convert_mathv),
     "video": Format(("jsonl", "json"), (("video",), ("question",), ("solution",)), convert_video),
 }

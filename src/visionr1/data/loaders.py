@@ -30,7 +30,7 @@ from typing import Any
 from visionr1.data.errors import DataError, Where
 from visionr1.data.formats import FORMATS, Converted
 from visionr1.data.images import rescale_box
-from visionr1.data.sources import RawRecord, Source, find_files, open_source
+from visionr1.data.sources import RawRecord, find_files, open_source
 from visionr1.data.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,8 @@ class LoadResult:
 
     ``dataset``: canonical samples. ``skipped``: ``(record id, reason)`` for every record left out under
     ``skip_bad_records``. ``source``: the file(s) read, for logs. ``files``: the same as paths.
-    ``num_records``: records in the source (before ``limit``).
+    ``num_records``: records in the source (before ``limit``). ``image_sizes``: ``(original, stored)`` size
+    of every image loaded, in order (what ``data inspect`` and ``--dry-run`` turn into image tokens).
     """
 
     dataset: Any
@@ -74,6 +75,7 @@ class LoadResult:
     source: str = ""
     files: list[Path] = field(default_factory=list)
     num_records: int = 0
+    image_sizes: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for logs: ``120 samples from d/train.jsonl (3 records skipped)``."""
@@ -129,16 +131,42 @@ def _record_id(rec: RawRecord, id_keys: tuple[str, ...]) -> str:
     return rec.key or f"{rec.file.stem}-{rec.index}"
 
 
-def _check_columns(source: Source, required: tuple[tuple[str, ...], ...], fmt: str) -> None:
-    present = source.columns()
+def _map_columns(fields: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """The record with each mapped source column renamed to the field the format reads."""
+    out = dict(fields)
+    for target, column in mapping.items():
+        if column in fields:
+            out[target] = out.pop(column) if column != target else fields[column]
+    return out
+
+
+def _check_mapping(present: set[str], mapping: dict[str, str], described: str) -> set[str]:
+    """Every mapped column must exist (a typo would otherwise read as a missing field per record); returns
+    the column names as the format will see them."""
+    if not present or not mapping:
+        return present
+    missing = {t: c for t, c in mapping.items() if c not in present}
+    if missing:
+        target, column = next(iter(missing.items()))
+        raise DataError(
+            f"columns.{target}: no column {column!r} in the data; columns present: {', '.join(sorted(present))}",
+            file=described,
+            field=f"columns.{target}",
+            record_level=False,
+        )
+    return (present - set(mapping.values())) | set(mapping)
+
+
+def _check_columns(present: set[str], required: tuple[tuple[str, ...], ...], fmt: str, described: str) -> None:
     if not present:
         return  # no record parsed at all (e.g. every JSONL line broken): the per-record errors say why
     for group in required:
         if not present.intersection(group):
             want = " or ".join(f"'{c}'" for c in group)
             raise DataError(
-                f"missing column {want} required by format {fmt!r}; columns present: {', '.join(sorted(present)) or 'none'}",
-                file=source.describe(),
+                f"missing column {want} required by format {fmt!r}; columns present: {', '.join(sorted(present)) or 'none'}"
+                f" (map yours with columns: {{{group[0]}: YOUR_COLUMN}})",
+                file=described,
                 field=group[0],
                 record_level=False,
             )
@@ -159,7 +187,8 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
     described = source.describe()
     if len(source) == 0:
         raise DataError("empty dataset: no records", file=described, record_level=False)
-    _check_columns(source, fmt.required, spec.format)
+    present = _check_mapping(source.columns(), spec.columns, described)
+    _check_columns(present, fmt.required, spec.format, described)
 
     order = list(range(len(source)))
     if spec.shuffle_seed is not None:
@@ -167,16 +196,21 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
     image_root = Path(spec.image_root).expanduser() if spec.image_root else None
 
     rows: list[dict[str, Any]] = []
+    sizes: list[tuple[tuple[int, int], tuple[int, int]]] = []
     skipped: list[tuple[str, str]] = []
     for rec in source.iter(order):
         if spec.limit is not None and len(rows) >= spec.limit:
             break
+        if spec.columns and isinstance(rec.fields, dict):
+            rec.fields = _map_columns(rec.fields, spec.columns)
         record_id = _record_id(rec, fmt.id_keys)
         try:
             if isinstance(rec.fields, DataError):
                 raise rec.fields
-            where = Where(rec.file, record_id, image_root or rec.file.parent)
-            rows.append(finish_sample(fmt.convert(rec.fields, where, spec), record_id, where))
+            where = Where(rec.file, record_id, image_root or rec.file.parent, spec.allow_outside_root)
+            conv = fmt.convert(rec.fields, where, spec)
+            rows.append(finish_sample(conv, record_id, where))
+            sizes += [(im.original_size, im.size) for im in conv.images]
         except DataError as exc:
             if not spec.skip_bad_records or not exc.record_level:
                 raise
@@ -194,7 +228,9 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
     _warn_duplicate_ids(rows, described)
     columns = {c: [r[c] for r in rows] for c in COLUMNS}
     dataset = Dataset.from_dict(columns, features=_features())
-    return LoadResult(dataset=dataset, skipped=skipped, source=described, files=files, num_records=len(source))
+    return LoadResult(
+        dataset=dataset, skipped=skipped, source=described, files=files, num_records=len(source), image_sizes=sizes
+    )
 
 
 def _report_skipped(skipped: list[tuple[str, str]], tried: int, described: str) -> None:

@@ -59,13 +59,57 @@ def render_template(template: str, question: str, choices: list[str] | None) -> 
     'Q: Which?\\nChoices:\\nA. x\\nB. y'
     >>> render_template("{question}\\n{choices}\\nAnswer with \\\\boxed{}.", "2+2?", None)
     '2+2?\\n\\nAnswer with \\\\boxed{}.'
+
+    Options that are just their own letters (``["A", "B", "C"]``: the options are drawn in the image, as in
+    MATH-V and EasyR1's geometry data) are not listed: "A. A / B. B" tells the model nothing.
     """
-    options = format_choices(choices)
+    options = "" if bare_letters(choices) else format_choices(choices)
     if "{choices}" in template:
         return template.replace("{choices}", options).replace("{question}", question)
     if options:
         question = f"{question}\nChoices:\n{options}"
     return template.replace("{question}", question)
+
+
+def bare_letters(choices: list[str] | None) -> bool:
+    """True when the options are just ``A, B, C, ...`` in order (the real options are in the image).
+
+    >>> bare_letters(["A", "B", "C"]), bare_letters(["3", "4"]), bare_letters(None)
+    (True, False, False)
+    """
+    return bool(choices) and all(str(c).strip().upper() == LETTERS[i] for i, c in enumerate(choices))
+
+
+_IMAGE_REF_RE = re.compile(r"<image(\d+)>")
+
+
+def image_references(text: str) -> list[int]:
+    """The numbers of MATH-V style ``<image1>`` .. ``<imageN>`` references, in order of appearance.
+
+    >>> image_references("clock <image1>, then <image2>; see <image1>")
+    [1, 2, 1]
+    """
+    return [int(n) for n in _IMAGE_REF_RE.findall(text)]
+
+
+def rewrite_image_references(text: str) -> str:
+    """MATH-V's question text with its ``<imageK>`` references made readable, the same for training
+    (``format: mathv``) and ``eval run``.
+
+    MATH-V gives one image per question, a composite of every figure the question names, and puts it
+    before the text. A lone ``<image1>`` just marks where that image was: it is removed. Several distinct
+    references name parts of the composite: each becomes ``(image K)``, so "the clock showed <image1>,
+    later <image2>" keeps its meaning.
+
+    >>> rewrite_image_references("How many digits?\\n<image1>")
+    'How many digits?'
+    >>> rewrite_image_references("The clock showed <image1>. Later it showed <image2>.")
+    'The clock showed (image 1). Later it showed (image 2).'
+    """
+    refs = set(image_references(text))
+    if len(refs) <= 1:
+        return re.sub(r"\s*<image\d+>\s*", " ", text).strip() if refs else text
+    return _IMAGE_REF_RE.sub(lambda m: f"(image {m.group(1)})", text)
 
 
 def strip_placeholders(text: str) -> str:

@@ -137,27 +137,43 @@ def read_json_records(files: list[Path]) -> ListSource:
     return src
 
 
-def _read_jsonl(f: Path) -> list[RawRecord]:
-    out = []
-    with f.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+def iter_jsonl(path: Path):
+    """``(line number, object | None, problem | None)`` for each non-blank line of a JSONL file.
+
+    Each line is decoded on its own, so one line of invalid UTF-8 (a truncated multi-byte character, a
+    Latin-1 export) is one bad line with its line number, not a ``UnicodeDecodeError`` that sinks the file.
+    The problem texts name the line; callers add the file. Shared by the loaders and ``score-rewards``.
+    """
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, None, (
+                    f"line {lineno} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "re-encode the file as UTF-8 or fix that line"
+                )
+                continue
             if not line.strip():
                 continue
-            idx = len(out)
             try:
                 value = json.loads(line)
             except json.JSONDecodeError as exc:
-                err = DataError(f"line {lineno} is not valid JSON: {exc}", file=f, record_id=f"{f.stem}-{idx}")
-                out.append(RawRecord(f, idx, err))
+                yield lineno, None, f"line {lineno} is not valid JSON: {exc}"
                 continue
             if not isinstance(value, dict):
-                err = DataError(
-                    f"line {lineno} is a JSON {type(value).__name__}, expected an object",
-                    file=f,
-                    record_id=f"{f.stem}-{idx}",
-                )
-                out.append(RawRecord(f, idx, err))
+                yield lineno, None, f"line {lineno} is a JSON {type(value).__name__}, expected an object"
                 continue
+            yield lineno, value, None
+
+
+def _read_jsonl(f: Path) -> list[RawRecord]:
+    out = []
+    for _lineno, value, problem in iter_jsonl(f):
+        idx = len(out)
+        if problem is not None:
+            out.append(RawRecord(f, idx, DataError(problem, file=f, record_id=f"{f.stem}-{idx}")))
+        else:
             out.append(RawRecord(f, idx, value))
     return out
 
@@ -172,6 +188,8 @@ def _read_json(f: Path) -> list[RawRecord]:
             return _read_jsonl(f)
         raise DataError(f"not valid JSON: {exc}", file=f, record_level=False) from None
     except UnicodeDecodeError as exc:
+        if _first_line_is_object(f):  # JSON Lines: the bad line is one bad record
+            return _read_jsonl(f)
         raise DataError(f"not UTF-8 text: {exc}", file=f, record_level=False) from None
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
         items = [(str(k), v) for k, v in data.items()]  # MathVista's testmini.json: {pid: record}
@@ -199,9 +217,9 @@ def _read_json(f: Path) -> list[RawRecord]:
 
 def _first_line_is_object(f: Path) -> bool:
     try:
-        with f.open(encoding="utf-8") as fh:
-            return isinstance(json.loads(fh.readline()), dict)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        with f.open("rb") as fh:
+            return isinstance(json.loads(fh.readline().decode("utf-8", errors="replace")), dict)
+    except json.JSONDecodeError:
         return False
 
 

@@ -12,7 +12,11 @@ from pydantic import Field, field_validator
 from visionr1.config.base import StrictModel
 
 Task = Literal["math", "choice", "count", "grounding", "free"]
-DataFormat = Literal["geometry3k", "sharegpt", "mathvista", "jsonl", "video"]
+DataFormat = Literal["geometry3k", "sharegpt", "mathvista", "mathv", "jsonl", "video"]
+
+# The image budget when nothing sets one: 512 image tokens of 28x28 pixels (Qwen2/2.5-VL). In a recipe the
+# budget is model.max_pixels, and the datasets follow it (visionr1.recipe resolves it; see data/budget.py).
+DEFAULT_MAX_PIXELS = 512 * 28 * 28
 
 # Vision-R1's RL prompts carry no system prompt; the answer format lives in the user turn.
 DEFAULT_TEMPLATE = (
@@ -56,7 +60,9 @@ class VideoSpec(StrictModel):
 
 
 class DatasetSpec(StrictModel):
-    format: DataFormat = Field(..., description="On-disk format: geometry3k | sharegpt | mathvista | jsonl | video.")
+    format: DataFormat = Field(
+        ..., description="On-disk format: geometry3k | sharegpt | mathvista | mathv (MATH-V) | jsonl | video."
+    )
     path: str = Field(..., description="File or directory to read (parquet, JSON or JSONL; relative to the recipe).")
     split: str | None = Field(None, description="Split to read when the path holds several (e.g. train, test).")
     task: Task | None = Field(
@@ -67,8 +73,24 @@ class DatasetSpec(StrictModel):
     image_root: str | None = Field(
         None, description="Directory that relative image paths are resolved against (default: the data file's)."
     )
-    max_pixels: int = Field(
-        512 * 28 * 28, ge=28 * 28, description="Images with more pixels are resized down, aspect ratio kept."
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source column for a field the format reads, e.g. {problem: question, answer: label, images: img} "
+        "(EasyR1's prompt_key / answer_key / image_key).",
+    )
+    max_pixels: int | None = Field(
+        None,
+        ge=28 * 28,
+        description="Images with more pixels are resized down, aspect kept. null = the run's budget "
+        "(model.max_pixels; 401408 = 512 tokens on its own); if set, it must equal model.max_pixels.",
+    )
+    max_decoded_pixels: int = Field(
+        40_000_000, ge=28 * 28,
+        description="Refuse images that would decode to more pixels (decompression bombs); JPEGs decode reduced.",
+    )
+    allow_outside_root: bool = Field(
+        False,
+        description="Allow image/video paths outside the dataset root (../, absolute, ~); off: such paths are errors.",
     )
     limit: int | None = Field(
         None, ge=1, description="Keep at most this many samples, taken after shuffling (skipped records don't count)."
@@ -84,3 +106,8 @@ class DatasetSpec(StrictModel):
     )
     prompt: PromptSpec = Field(default_factory=PromptSpec, description="How questions become user turns.")
     video: VideoSpec = Field(default_factory=VideoSpec, description="Frame sampling for video records.")
+
+    @property
+    def image_max_pixels(self) -> int:
+        """The resize budget the loader applies (``max_pixels``, else the default)."""
+        return self.max_pixels if self.max_pixels is not None else DEFAULT_MAX_PIXELS

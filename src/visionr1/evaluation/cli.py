@@ -82,7 +82,9 @@ def score_cmd(
 @eval_app.command("run")
 def run_cmd(
     benchmark: BenchmarkOpt,
-    model: Annotated[Path, typer.Option("--model", help="Model directory (a saved checkpoint).")],
+    model: Annotated[
+        str, typer.Option("--model", help="Model directory (a saved checkpoint), or tiny:FAMILY/SIZE as in recipes.")
+    ],
     data: DataOpt,
     output: OutputOpt,
     max_new_tokens: Annotated[int, typer.Option(help="Most new tokens per response (Vision-R1: 16384).")] = 16384,
@@ -98,7 +100,14 @@ def run_cmd(
         str | None, typer.Option(help="User-turn template with {question} (and {choices}); default: the RL one.")
     ] = None,
     image_root: Annotated[Path | None, typer.Option(help="Folder relative image paths resolve against.")] = None,
-    max_pixels: Annotated[int, typer.Option(help="Images are resized to at most this many pixels.")] = 512 * 28 * 28,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Image budget: images resized to at most this many pixels, the processor set to it "
+                     "(default: the checkpoint processor's, else 401408)."),
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Leave out (count, report) records whose images cannot be used.")
+    ] = False,
     judge_url: JudgeUrlOpt = None,
     judge_model: JudgeModelOpt = None,
     judge_mode: JudgeModeOpt = "fallback",
@@ -119,13 +128,17 @@ def run_cmd(
             task = bar.add_task("generating", total=None)
             summary = run_benchmark(
                 benchmark, model, data, output, decoding, limit=limit, backend=backend, dtype=dtype, device=device,
-                template=template, image_root=image_root, max_pixels=max_pixels, judge=judge,
+                template=template, image_root=image_root, max_pixels=max_pixels, skip_bad=skip_bad, judge=judge,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except (EvalError, DataError, JudgeError, FileNotFoundError, ImportError) as exc:
         fail(str(exc))
     if summary.get("resumed_from"):
         console.print(f"resumed: {summary['resumed_from']} responses were already in {output / 'predictions.jsonl'}")
+    for bad in summary.get("skipped_bad_records", [])[:10]:
+        console.print(f"[yellow]skipped[/] {bad['pid']}: {bad['reason']}", highlight=False)
+    if summary.get("skipped_bad_records"):
+        console.print(f"[yellow]warning:[/] {len(summary['skipped_bad_records'])} records skipped (--skip-bad), scored as wrong")
     _report(summary, output)
 
 

@@ -4,12 +4,22 @@ Decoding defaults are the Vision-R1 paper's evaluation settings (temperature 0.6
 new tokens). Each batch's responses are appended to ``DIR/predictions.jsonl`` (flushed and synced) as soon as
 they are generated, so a run that is killed -- a pre-empted node, a lost SSH session -- resumes where it
 stopped: the same command skips every id already in the file (a half-written last line is dropped). The
-settings a run was started with are kept in ``DIR/run_config.json``; resuming with different decoding
-settings is an error, since one file would then hold two experiments.
+settings a run was started with are kept in ``DIR/run_config.json``; resuming with anything that shapes a
+response changed is an error, since one file would then hold two experiments: the model (path and weight
+files), dtype, backend, template, image budget, image root and decoding settings are compared, and each
+response row carries a digest of the record it answered, so a ``--data`` with the same ids but other
+questions, answers or image bytes is refused too.
+
+Before the model is loaded, every image of the records still to generate is checked the way training checks
+them (``data.images.prepare_image``: missing files, corrupt pixels, aspect ratios the processor refuses,
+decompression bombs): a bad record is an error naming it, or with ``--skip-bad`` is left out, counted in the
+summary and scored as missing. The image budget is one value, as in training: ``--max-pixels`` if given (the
+processor gets it too), else the checkpoint processor's own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -25,7 +35,7 @@ from visionr1.evaluation.judge import LLMJudge
 from visionr1.evaluation.records import EvalError, read_resumable_jsonl
 from visionr1.evaluation.score import score_predictions
 
-DEFAULT_MAX_PIXELS = 512 * 28 * 28  # DatasetSpec's default: evaluation images are sized like training ones
+DEFAULT_MAX_PIXELS = 512 * 28 * 28  # DatasetSpec's default, when neither --max-pixels nor the checkpoint sets one
 
 
 @dataclass
@@ -95,13 +105,42 @@ def _environment() -> dict[str, Any]:
     return {"versions": versions, "git_commit": commit}
 
 
+# What shapes a response, besides the record itself (the batch size and the data file's path do not).
+RESUME_KEYS = ("benchmark", "model", "model_files", "template", "backend", "dtype", "max_pixels", "min_pixels",
+               "image_root")
+
+
+def record_digest(record: dict[str, Any]) -> str:
+    """A short digest of one benchmark record as read (image bytes included), stored with its response.
+
+    >>> record_digest({"q": "1+1?", "a": 2}) == record_digest({"a": 2, "q": "1+1?"})
+    True
+    """
+    def default(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray):
+            return "sha256:" + hashlib.sha256(value).hexdigest()
+        return repr(value)
+
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def model_files(model_dir: Path) -> list[list[Any]] | None:
+    """Name, size and modification time of a checkpoint's config and weight files: re-training into the
+    same directory changes them (hashing gigabytes of weights on every resume would not be worth it)."""
+    if not model_dir.is_dir():
+        return None
+    files = sorted(p for p in model_dir.iterdir() if p.is_file() and (
+        p.name == "config.json" or p.suffix in (".safetensors", ".bin", ".pt")))
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
 def _check_resume(config_path: Path, config: dict[str, Any]) -> None:
     if not config_path.is_file():
         return
     def settings(cfg: dict[str, Any]) -> dict[str, Any]:  # what changes the experiment (not the batch size)
         decoding = {k: v for k, v in (cfg.get("decoding") or {}).items() if k != "batch_size"}
-        return {"benchmark": cfg.get("benchmark"), "model": cfg.get("model"), "template": cfg.get("template"),
-                "backend": cfg.get("backend"), **{f"decoding.{k}": v for k, v in decoding.items()}}
+        return {**{k: cfg.get(k) for k in RESUME_KEYS}, **{f"decoding.{k}": v for k, v in decoding.items()}}
 
     old, new = settings(json.loads(config_path.read_text(encoding="utf-8"))), settings(config)
     changed = [k for k in new if old.get(k) != new[k]]
@@ -111,6 +150,31 @@ def _check_resume(config_path: Path, config: dict[str, Any]) -> None:
             f"{config_path.parent}: holds a run with other settings ({diffs}); rerun with the same settings to "
             f"resume, or choose a new --output"
         )
+
+
+def _check_records(out: Path, done: dict[str, dict[str, Any]], digests: dict[str, str]) -> None:
+    """Every kept response must answer the record as it is now (same id, other question: refused)."""
+    changed = [pid for pid, row in done.items() if pid in digests and row.get("record_digest") != digests[pid]]
+    if changed:
+        old = sum(1 for pid in changed if done[pid].get("record_digest") is None)
+        why = (f"{old} of them were written without record digests (an older visionr1)" if old
+               else "the data holds other questions, answers or images under the same ids")
+        raise EvalError(
+            f"{out / 'predictions.jsonl'}: {len(changed)} responses answer records that differ from --data now "
+            f"(e.g. {', '.join(changed[:3])}): {why}. Use the data the run started with to resume, or a new --output"
+        )
+
+
+def check_item_images(bench: Benchmark, items: list[Any], template: str, max_pixels: int,
+                      image_root: Path | None) -> list[tuple[str, str]]:
+    """``(pid, reason)`` for each item whose images cannot be given to the model (see the module docstring)."""
+    bad = []
+    for item in items:
+        try:
+            bench.samples([item], template, max_pixels, image_root)
+        except EvalError as exc:
+            bad.append((item.pid, str(exc)))
+    return bad
 
 
 def _append(fh: Any, rows: list[dict[str, Any]]) -> None:
@@ -133,18 +197,25 @@ def run_benchmark(
     device: str | None = None,
     template: str | None = None,
     image_root: str | Path | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = None,
+    skip_bad: bool = False,
     judge: LLMJudge | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
     """Generate the missing responses for ``data`` (first ``limit`` records), then score them all.
+
+    ``model``: a checkpoint directory or ``tiny:FAMILY/SIZE`` (as in recipes). ``max_pixels``: the image
+    budget (None: the checkpoint processor's, else 401,408). ``skip_bad``: leave out records whose images
+    cannot be used instead of failing (counted in ``skipped_bad_records``, scored as missing).
 
     Returns the summary (also in ``output_dir/summary.json``), with generation statistics added:
     ``generated_this_run``, ``resumed_from``, ``mean_completion_tokens``, ``truncated_rate`` and, when
     something was generated, ``tokens_per_second`` / ``samples_per_second``. ``progress(done, total)`` is
     called after each batch.
     """
+    from visionr1.data.budget import saved_processor_budget
     from visionr1.data.spec import DEFAULT_TEMPLATE
+    from visionr1.training.loading import resolve_model_path
 
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     decoding = decoding or DecodingConfig()
@@ -154,33 +225,53 @@ def run_benchmark(
     items = bench.load(Path(data), for_generation=True)
     if limit is not None:
         items = items[:limit]
+    model_dir = Path(resolve_model_path(str(model)))
+    saved_min, saved_max = saved_processor_budget(model_dir)
+    budget_max = max_pixels or saved_max or DEFAULT_MAX_PIXELS
+    root = Path(image_root) if image_root else None
 
     # ---- resume --------------------------------------------------------------------------------------
     config = {
-        "benchmark": bench.name, "model": str(model), "data": str(data), "decoding": asdict(decoding),
-        "template": template, "backend": backend, "dtype": dtype, "limit": limit, "max_pixels": max_pixels,
+        "benchmark": bench.name, "model": str(model), "model_files": model_files(model_dir), "data": str(data),
+        "decoding": asdict(decoding), "template": template, "backend": backend, "dtype": dtype, "limit": limit,
+        "max_pixels": budget_max, "min_pixels": saved_min, "image_root": str(root.resolve()) if root else None,
         **_environment(),
     }
     config_path, pred_path = out / "run_config.json", out / "predictions.jsonl"
     _check_resume(config_path, config)
-    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    digests = {item.pid: record_digest(item.record) for item in items}
     done = {str(row.get("pid")): row for row in read_resumable_jsonl(pred_path)}
+    _check_records(out, done, digests)
+    config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     todo = [item for item in items if item.pid not in done]
+
+    # ---- check images before the model is loaded ----------------------------------------------------
+    bad = check_item_images(bench, todo, template, budget_max, root)
+    if bad and not skip_bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise EvalError(f"{bad[0][1]}{more}; fix the data, or pass --skip-bad to leave such records out")
+    skipped = {pid for pid, _ in bad}
+    todo = [item for item in todo if item.pid not in skipped]
 
     # ---- generate ------------------------------------------------------------------------------------
     generated, new_tokens, seconds = 0, 0, 0.0
     if todo:
-        generator = Generator(Path(model), decoding, backend, dtype, device)
+        generator = Generator(model_dir, decoding, backend, dtype, device)
+        if max_pixels is not None and backend == "transformers":
+            from visionr1.data.budget import apply_budget
+
+            apply_budget(generator.processor, None, max_pixels)  # one budget: the processor's = the resize
         step = decoding.batch_size if backend == "transformers" else max(decoding.batch_size, 64)
         with pred_path.open("a", encoding="utf-8") as fh:
             for start in range(0, len(todo), step):
                 chunk = todo[start : start + step]
-                samples = bench.samples(chunk, template, max_pixels, Path(image_root) if image_root else None)
+                samples = bench.samples(chunk, template, budget_max, root)
                 t0 = time.perf_counter()
                 gens = generator([s.prompt for s in samples], [s.images for s in samples])
                 seconds += time.perf_counter() - t0
                 rows = [
-                    {"pid": s.pid, "response": g.text, "num_tokens": g.num_tokens, "truncated": g.truncated}
+                    {"pid": s.pid, "response": g.text, "num_tokens": g.num_tokens, "truncated": g.truncated,
+                     "record_digest": digests[s.pid]}
                     for s, g in zip(samples, gens, strict=True)
                 ]
                 _append(fh, rows)
@@ -188,14 +279,16 @@ def run_benchmark(
                 generated += len(rows)
                 new_tokens += sum(g.num_tokens for g in gens)
                 if progress is not None:
-                    progress(len(items) - len(todo) + generated, len(items))
+                    progress(len(items) - len(todo) - len(skipped) + generated, len(items))
 
     # ---- score ---------------------------------------------------------------------------------------
     rows = [done[i.pid] for i in items if i.pid in done]
     stats: dict[str, Any] = {
         "model": str(model),
         "generated_this_run": generated,
-        "resumed_from": len(items) - len(todo),
+        "resumed_from": len(items) - len(todo) - len(skipped),
+        "skipped_bad_records": [{"pid": pid, "reason": why} for pid, why in bad],
+        "image_budget": {"max_pixels": budget_max, "min_pixels": saved_min},
         "decoding": asdict(decoding),
         "mean_completion_tokens": _mean(r.get("num_tokens") for r in rows),
         "truncated_rate": _mean(float(bool(r.get("truncated"))) for r in rows),

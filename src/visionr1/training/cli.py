@@ -54,7 +54,7 @@ def train(
         from visionr1.training.plan import plan_run
 
         try:
-            plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes)
+            plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True)
         except (ValueError, TypeError) as exc:
             fail(f"{recipe}: {exc}")
         print(json.dumps(plan, indent=2, default=str))

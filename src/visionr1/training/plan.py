@@ -90,8 +90,14 @@ def stage_config(recipe: Recipe, stage: SFTStage | GRPOStage, run_dir: Path, che
     )
 
 
-def plan_run(recipe: Recipe, output_dir: str | os.PathLike | None = None, world_size: int | None = None) -> dict[str, Any]:
-    """The resolved plan as a JSON-able dict; touches neither model nor data."""
+def plan_run(
+    recipe: Recipe, output_dir: str | os.PathLike | None = None, world_size: int | None = None,
+    sample_images: bool = False,
+) -> dict[str, Any]:
+    """The resolved plan as a JSON-able dict; touches neither model nor data (``sample_images``: reads the
+    first records of each stage's data, where present, to show image tokens per image)."""
+    from visionr1.data.budget import plan_image_budget
+
     world_size = world_size or world_size_from_env()
     run_dir = run_dir_of(recipe, output_dir)
     stages = []
@@ -135,6 +141,7 @@ def plan_run(recipe: Recipe, output_dir: str | os.PathLike | None = None, world_
         "run_dir": str(run_dir),
         "world_size": world_size,
         "model": recipe.model.model_dump(mode="json"),
+        "image_budget": plan_image_budget(recipe, sample_data=sample_images),
         "seed": recipe.seed,
         "report_to": recipe.report_to,
         "logging": recipe.logging.model_dump(mode="json"),

@@ -211,7 +211,8 @@ def load_item_images(item: Item, fields: Sequence[str], max_pixels: int, image_r
             try:
                 stored = prepare_image(v, where, f"{name}[{i}]" if isinstance(value, list) else name, max_pixels)
             except DataError as exc:
-                raise EvalError(f"{exc} (use --image-root DIR if images live elsewhere)") from None
+                hint = " (use --image-root DIR if images live elsewhere)" if "not found" in exc.reason else ""
+                raise EvalError(f"{exc}{hint}") from None
             src = stored.value["bytes"]
             img = Image.open(io.BytesIO(src) if src is not None else stored.value["path"])
             images.append(img.convert("RGB"))

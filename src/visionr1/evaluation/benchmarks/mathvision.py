@@ -220,7 +220,10 @@ class MathVision(Benchmark):
     id_field = "id"
 
     def question(self, item: Item) -> str:
-        return str(item.record.get("question", "")).replace("<image1>", "").strip()
+        # the same rewriting of <image1>..<imageN> as training's `format: mathv` (one scheme, both sides)
+        from visionr1.data.prompts import rewrite_image_references
+
+        return rewrite_image_references(str(item.record.get("question", "")))
 
     def choices(self, item: Item) -> list[str] | None:
         return list(item.record.get("options") or []) or None
