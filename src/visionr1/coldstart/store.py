@@ -15,6 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from visionr1.utils.io import atomic_write_text, dumps_json
+from visionr1.utils.secrets import redact_text
+
 
 class JsonlLog:
     def __init__(self, path: str | Path) -> None:
@@ -73,7 +76,7 @@ class JsonlLog:
             self._f = self.path.open("a", encoding="utf-8")
             if needs_newline:
                 self._f.write("\n")  # fence off a torn line left by a killed run
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self._f.write(dumps_json(obj) + "\n")  # secrets redacted, always valid JSON
         self._f.flush()
 
     def close(self) -> None:
@@ -90,6 +93,4 @@ def _ends_with_newline(path: Path) -> bool:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a whole file so that readers see the old or the new version, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, redact_text(text), f"the cold-start {path.name}")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from visionr1.cli import app, fail
+from visionr1.utils.io import OutputError, dumps_json, is_write_error, output_error
 
 
 @app.command("train")
@@ -53,7 +54,7 @@ def train(
             plan = plan_run(resolved, output_dir, num_processes)
         except (ValueError, TypeError) as exc:
             fail(f"{recipe}: {exc}")
-        print(json.dumps(plan, indent=2, default=str))
+        print(dumps_json(plan, indent=2))  # secrets redacted
         return
 
     from visionr1.data.errors import DataError
@@ -61,7 +62,11 @@ def train(
 
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe))
-    except (PlanError, DataError) as exc:
+    except (PlanError, DataError, OutputError) as exc:
         fail(str(exc))
+    except OSError as exc:  # a full disk or read-only run directory mid-run: one line, not a traceback
+        if not is_write_error(exc):
+            raise
+        fail(str(output_error(exc, exc.filename or output_dir or resolved.output_dir or "the run directory", "the run's outputs")))
     if int(os.environ.get("RANK", "0")) == 0:
         typer.echo(json.dumps(summary, indent=2))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.recipe import Recipe
+from visionr1.training.lock import run_lock
 from visionr1.training.manifest import Manifest, now
 from visionr1.training.plan import (
     PlanError,
@@ -37,6 +38,7 @@ from visionr1.training.plan import (
     start_path,
     world_size_from_env,
 )
+from visionr1.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 PLOT_FILE = "ptst.png"
@@ -52,7 +54,11 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
         return plan
     run_dir = Path(plan["run_dir"])
     is_main = int(os.environ.get("RANK", "0")) == 0
+    with run_lock(run_dir, enabled=is_main):  # one train per run directory; a stale lock is taken over
+        return _run_locked(recipe, run_dir, world_size, is_main, source)
 
+
+def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, is_main: bool, source: str) -> dict[str, Any]:
     # --- 2. manifest: new run, or resume -----------------------------------------------------------------------
     done = [final_dir(run_dir, s).is_dir() for s in recipe.stages]
     pending = [i for i, finished in enumerate(done) if not finished]
@@ -144,7 +150,7 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
         )
     if write:
         (run_dir).mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.json").write_text(json.dumps(resolved, indent=2))
+        atomic_write_json(run_dir / "recipe.json", resolved, "the resolved recipe")  # secrets redacted
         manifest.note_attempt(world_size)
     return manifest
 
