@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+
 def completion(content="<think>ok</think> Final Answer: 3", usage=None):
     body = {"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}]}
     body["usage"] = usage if usage is not None else {"prompt_tokens": 5, "completion_tokens": 7}
