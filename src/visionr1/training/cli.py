@@ -58,11 +58,12 @@ def train(
         return
 
     from visionr1.data.errors import DataError
+    from visionr1.training.lock import RunLockedError
     from visionr1.training.runner import main
 
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe))
-    except (PlanError, DataError, OutputError) as exc:
+    except (PlanError, DataError, OutputError, RunLockedError) as exc:
         fail(str(exc))
     except OSError as exc:  # a full disk or read-only run directory mid-run: one line, not a traceback
         if not is_write_error(exc):

@@ -27,13 +27,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from visionr1.training.plan import PlanError
-
 LOCK_FILE = ".lock"
 
 
-class RunLockedError(PlanError):
-    """Another live ``visionr1 train`` holds the run directory."""
+class RunLockedError(RuntimeError):
+    """Another live ``visionr1 train`` holds the run directory (no heavy imports here: cheap to take)."""
 
 
 def _start_time(pid: int) -> str | None:
