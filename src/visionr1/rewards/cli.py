@@ -171,8 +171,8 @@ def score_rewards(
                 good = [r for r in chunk if not r["error"]]
                 try:
                     scores = score_records([r["obj"] for r in good], funcs, labels) if good else []
-                except (ValueError, RuntimeError) as exc:  # a bad column value, a judge that gave up
-                    fail(f"{input}: lines {good[0]['lineno']}-{good[-1]['lineno']}: {exc} "
+                except Exception as exc:  # noqa: BLE001 - a bad column value, a judge that gave up, a plugin's bug
+                    fail(f"{input}: lines {good[0]['lineno']}-{good[-1]['lineno']}: {type(exc).__name__}: {exc} "
                          f"({done + start} lines saved in {tmp}; the same command resumes)")
                 for r, sc in zip(good, scores, strict=True):
                     r["rewards"] = sc
