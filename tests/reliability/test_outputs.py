@@ -240,3 +240,12 @@ print("FILES:", sorted(os.listdir(d)))
     assert "STATUS: failed" in out, out + res.stderr
     assert "ERROR: cannot write the new file to" in out and "No space left on device" in out
     assert "FILES: ['filler', 'manifest.json']" in out
+
+
+def test_coldstart_on_a_real_full_disk_is_one_line(tmp_path, small_fs):
+    disk = tmp_path / "cs"
+    recipe = REPO / "recipes" / "coldstart" / "synthetic_oracle.yaml"
+    res = small_fs(disk, [*CLI, "coldstart", str(recipe), "input.n=40", "--output-dir", f"{disk}/out"], size_kb=160)
+    err = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "cannot write" in err and "No space left on device" in err, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
