@@ -245,7 +245,8 @@ print("FILES:", sorted(os.listdir(d)))
 def test_coldstart_on_a_real_full_disk_is_one_line(tmp_path, small_fs):
     disk = tmp_path / "cs"
     recipe = REPO / "recipes" / "coldstart" / "synthetic_oracle.yaml"
-    res = small_fs(disk, [*CLI, "coldstart", str(recipe), "input.n=40", "--output-dir", f"{disk}/out"], size_kb=160)
+    script = f'{" ".join(CLI)} coldstart {recipe} input.n=40 --output-dir {disk}/out; echo "RC=$?"; find {disk}'
+    res = small_fs(disk, ["sh", "-c", script], size_kb=160)
     err = " ".join(res.stderr.split())
-    assert res.returncode == 2 and "cannot write" in err and "No space left on device" in err, res.stderr[-2000:]
-    assert "Traceback" not in res.stderr
+    assert "RC=2" in res.stdout and "cannot write" in err and "No space left on device" in err, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and ".tmp" not in res.stdout
