@@ -26,7 +26,8 @@ REDACTED = "<redacted>"
 MIN_SECRET_LEN = 8  # shorter env values ("1", "true") would redact ordinary text
 
 _ENV_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
-_ENV_NAME_IGNORE = re.compile(r"^(TOKENIZERS_PARALLELISM|.*_TOKENS?_(LIMIT|MAX|MIN)|MAX_TOKENS?)$", re.IGNORECASE)
+_ENV_NAME_IGNORE = re.compile(
+    r"^(TOKENIZERS_PARALLELISM|.*_TOKENS?_(LIMIT|MAX|MIN)|MAX_TOKENS?|.*_(PATH|FILE|DIR|URL|ENV|HOST|PORT))$", re.IGNORECASE)
 _KEY_NAME = re.compile(
     r"^(api[_-]?key|apikey|x[_-]api[_-]key|.*_api[_-]?key|secret|.*_secret|client_secret|password|passwd|"
     r"token|access_token|auth_token|bearer_token|hub_token|hf_token|authorization|proxy_authorization)$",
@@ -54,11 +55,20 @@ def register_secret_env(name: str | None) -> None:
         _registered_env.add(name)
 
 
+def _secret_shaped(value: str) -> bool:
+    """Whether an environment value named like a secret can be one: not a path, URL, word or sentence
+    (``HF_TOKEN_PATH=/root/.cache/...`` must not turn every path in a manifest into ``<redacted>``)."""
+    return not (value.startswith(("/", "~", ".")) or "://" in value or any(c.isspace() for c in value)
+                or value.isalpha() and value.islower())
+
+
 def known_secrets() -> list[str]:
-    """Secret values currently in the environment, longest first (so a key containing another goes first)."""
+    """Secret values currently in the environment, longest first (so a key containing another goes first):
+    the variables registered by ``api_key_env``, and those named like secrets whose value looks like one."""
     vals = {
         v for k, v in os.environ.items()
-        if len(v) >= MIN_SECRET_LEN and (k in _registered_env or (_ENV_NAME.search(k) and not _ENV_NAME_IGNORE.match(k)))
+        if len(v) >= MIN_SECRET_LEN and (k in _registered_env or (
+            _ENV_NAME.search(k) and not _ENV_NAME_IGNORE.match(k) and _secret_shaped(v)))
     }
     return sorted(vals, key=len, reverse=True)
 
