@@ -31,7 +31,9 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error (no traceback: the message names the file, field and fix) and exit non-zero."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    from visionr1.utils.secrets import redact_text
+
+    err_console.print(f"[bold red]error:[/] {redact_text(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -74,7 +74,7 @@ class ModelSpec(StrictModel):
 
 
 class RewardSpec(StrictModel):
-    name: str = Field(..., description="Registered reward name (format, accuracy, hard_format_result, iou, length, ...) or file.py:function.")
+    name: str = Field(..., description="Registered reward name (format, accuracy, hard_format_result, iou, length, ...) or file.py:function; a plugin file is imported when the run starts, which RUNS ITS CODE with your permissions (--dry-run only parses it). Name only files you trust.")
     weight: float = Field(1.0, description="Weight of this reward in the sum GRPO optimises.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments bound to the reward function.")
 

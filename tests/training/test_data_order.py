@@ -26,7 +26,7 @@ def test_second_stage_continues_the_prompt_stream(tmp_path, monkeypatch, tiny_mo
     common = {"per_device_train_batch_size": 8, "num_generations": 2, "max_completion_length": 4, "save_steps": 50}
     overrides = ["stages.sft.enabled=false", f"model.path={tiny_model_dir}"]
     for stage, steps in (("ptst-1", 3), ("ptst-2", 2)):
-        overrides += [f"stages.{stage}.dataset={{format: jsonl, path: {data}, max_pixels: 20000}}",
+        overrides += [f"stages.{stage}.dataset={{format: jsonl, path: {data}}}",
                       f"stages.{stage}.rewards={reward}", f"stages.{stage}.grpo.max_steps={steps}"]
         overrides += [f"stages.{stage}.grpo.{k}={v}" for k, v in common.items()]
     summary = main(load_recipe(TINY / "ptst.yaml", overrides), output_dir=tmp_path / "run")

@@ -38,7 +38,7 @@ def _logps_alone(model, processor, prompt, images, completion_ids):
 def test_mixed_length_batch_logprobs_equal_each_prompt_alone(tmp_path, varied_grpo, family):
     recipe = load_recipe(TINY / "ptst.yaml", [
         "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"model.path=tiny:{family}/test",
-        f"stages.ptst-1.dataset.path={varied_grpo}", "stages.ptst-1.dataset.max_pixels=40000",
+        f"stages.ptst-1.dataset.path={varied_grpo}", "model.max_pixels=40000",
         "stages.ptst-1.grpo.per_device_train_batch_size=8", "stages.ptst-1.grpo.num_generations=2",
         "stages.ptst-1.grpo.max_completion_length=6",
         "stages.ptst-1.grpo.num_iterations=2",  # makes TRL compute old_per_token_logps in the batch

@@ -29,7 +29,7 @@ def _cmd(run, tiny_model_dir, tiny_data, varied_grpo):
         "train", str(TINY / "ptst.yaml"),
         f"model.path={tiny_model_dir}",
         f"stages.sft.dataset.path={tiny_data['sft']}", "stages.sft.sft.max_steps=1",
-        f"stages.ptst-1.dataset.path={varied_grpo}", "stages.ptst-1.dataset.max_pixels=40000",
+        f"stages.ptst-1.dataset.path={varied_grpo}", "model.max_pixels=40000",
         "stages.ptst-1.grpo.max_steps=4", "stages.ptst-1.grpo.learning_rate=1e-3",
         "stages.ptst-1.grpo.per_device_train_batch_size=8", "stages.ptst-1.grpo.num_generations=2",  # 4 prompts/step
         f"stages.ptst-1.rewards=[{{name: '{VARIED}:letters'}}]",  # rewards that differ within a group: weights move

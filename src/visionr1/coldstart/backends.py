@@ -1,8 +1,9 @@
 """Generation backends of the cold-start steps: OpenAI-compatible HTTP, local transformers, oracle.
 
 Every backend takes a :class:`GenRequest` and returns a :class:`Generation`, or raises :class:`GenerationError`
-with a short reason code (``timeout``, ``http_500``, ``connection_error``, ``bad_response``, ...). The pipeline
-records that reason for the record and goes on: a failing record never stops a run.
+with a short reason code (``timeout``, ``http_500``, ``connection_error``, ``bad_response``,
+``response_too_large``, ...). The pipeline records that reason for the record and goes on: a failing record
+never stops a run.
 """
 
 from __future__ import annotations
@@ -11,21 +12,17 @@ import asyncio
 import base64
 import hashlib
 import io
-import json
-import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from visionr1.coldstart.config import LocalBackendSpec, OpenAIBackendSpec, OracleBackendSpec
 from visionr1.config.base import RecipeError
+from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, api_key_from_env
 
-# 408 request timeout, 409 conflict (some gateways), 425 too early, 429 rate limit, and every 5xx.
-RETRYABLE_STATUS = {408, 409, 425, 429}
+__all__ = ["RETRYABLE_STATUS", "GenRequest", "Generation", "GenerationError", "build_backend"]
 
 
 @dataclass
@@ -77,39 +74,23 @@ def image_data_url(image, fmt: str = "png") -> str:
 
 
 class OpenAIBackend:
-    """``POST {base_url}/chat/completions`` with bounded concurrency, retries and per-request timeouts."""
+    """``POST {base_url}/chat/completions`` through the shared :class:`visionr1.utils.chat.ChatClient`: bounded
+    concurrency, retries, a total deadline per request (``timeout_s``), a response body cap, strict parsing."""
 
     is_oracle = False
 
     def __init__(self, name: str, spec: OpenAIBackendSpec, *, sleep=asyncio.sleep, jitter=random.random) -> None:
         self.name, self.spec = name, spec
         self.label = f"openai:{spec.model}"
-        headers = {}
-        if spec.api_key_env:
-            key = os.environ.get(spec.api_key_env)
-            if not key:
-                raise RecipeError(
-                    f"backends.{name}.api_key_env: environment variable {spec.api_key_env} is not set; "
-                    f"export {spec.api_key_env}=<key> (or set api_key_env: null for a server without auth)"
-                )
-            headers["Authorization"] = f"Bearer {key}"
-        self._headers = headers
-        self._sleep, self._jitter = sleep, jitter
-        self._client: httpx.AsyncClient | None = None
-        self._sem: asyncio.Semaphore | None = None
-
-    def _ensure_client(self) -> httpx.AsyncClient:
-        # created lazily, inside the running event loop
-        if self._client is None:
-            s = self.spec
-            self._client = httpx.AsyncClient(
-                base_url=s.base_url.rstrip("/") + "/",
-                headers=self._headers,
-                timeout=httpx.Timeout(s.timeout_s, connect=min(s.timeout_s, 30.0)),
-                limits=httpx.Limits(max_connections=s.concurrency, max_keepalive_connections=s.concurrency),
-            )
-            self._sem = asyncio.Semaphore(s.concurrency)
-        return self._client
+        try:
+            key = api_key_from_env(spec.api_key_env, f"backends.{name}.api_key_env")
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+        self._chat = ChatClient(
+            spec.base_url, api_key=key, timeout_s=spec.timeout_s, max_retries=spec.max_retries,
+            backoff_s=spec.backoff_s, backoff_max_s=spec.backoff_max_s, concurrency=spec.concurrency,
+            max_response_bytes=int(spec.max_response_mb * 1024 * 1024), sleep=sleep, jitter=jitter,
+        )
 
     async def body(self, req: GenRequest) -> dict[str, Any]:
         messages: list[dict[str, Any]] = []
@@ -132,64 +113,17 @@ class OpenAIBackend:
         }
 
     async def generate(self, req: GenRequest) -> Generation:
-        client = self._ensure_client()
         body = await self.body(req)
-        s = self.spec
-        start = time.monotonic()
-        for attempt in range(1, s.max_retries + 2):
-            retry_after = None
-            try:
-                async with self._sem:
-                    resp = await client.post("chat/completions", json=body)
-            except httpx.TimeoutException as exc:
-                reason, detail = "timeout", f"no answer within {s.timeout_s:g}s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                reason, detail = "connection_error", f"{type(exc).__name__}: {exc}"
-            else:
-                if resp.status_code == 200:
-                    gen = _parse_chat_response(resp, attempt)
-                    gen.latency_s = time.monotonic() - start
-                    return gen
-                reason, detail = f"http_{resp.status_code}", resp.text[:300]
-                if resp.status_code < 500 and resp.status_code not in RETRYABLE_STATUS:
-                    raise GenerationError(reason, detail, attempt)  # 400/401/404/422: retrying cannot help
-                retry_after = _retry_after(resp)
-            if attempt > s.max_retries:
-                raise GenerationError(reason, f"{detail} (after {attempt} attempts)", attempt)
-            delay = min(s.backoff_max_s, s.backoff_s * 2 ** (attempt - 1)) * (0.5 + 0.5 * self._jitter())
-            if retry_after is not None:
-                delay = min(s.backoff_max_s, max(delay, retry_after))
-            await self._sleep(delay)
-        raise AssertionError("unreachable")
+        try:
+            r = await self._chat.complete(body)
+        except ChatError as exc:
+            raise GenerationError(exc.reason, exc.detail, exc.attempts) from None
+        return Generation(text=r.text, reasoning=r.reasoning, finish_reason=r.finish_reason,
+                          prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+                          attempts=r.attempts, latency_s=r.latency_s)
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-
-
-def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        return float(resp.headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
-
-
-def _parse_chat_response(resp: httpx.Response, attempt: int) -> Generation:
-    try:
-        data = resp.json()
-        choice = data["choices"][0]
-        msg = choice["message"]
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
-        raise GenerationError("bad_response", f"not a chat completion ({type(exc).__name__}): {resp.text[:300]}", attempt) from None
-    usage = data.get("usage") or {}
-    return Generation(
-        text=msg.get("content") or "",
-        reasoning=msg.get("reasoning_content") or msg.get("reasoning") or None,
-        finish_reason=choice.get("finish_reason"),
-        prompt_tokens=usage.get("prompt_tokens"),
-        completion_tokens=usage.get("completion_tokens"),
-        attempts=attempt,
-    )
+        await self._chat.aclose()
 
 
 # ----------------------------------------------------------------------------------------------------------

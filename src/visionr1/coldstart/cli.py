@@ -20,11 +20,16 @@ def coldstart(
     from visionr1.coldstart.config import load_coldstart_recipe
     from visionr1.coldstart.pipeline import run_coldstart
     from visionr1.config.base import RecipeError
+    from visionr1.utils.io import OutputError, is_write_error, output_error
 
     try:
         cfg = load_coldstart_recipe(recipe, overrides or [])
         run_coldstart(cfg, output_dir=output_dir, console=console)
-    except RecipeError as exc:
+    except (RecipeError, OutputError) as exc:  # OutputError: a full disk or read-only output, in one line
         fail(str(exc))
+    except OSError as exc:
+        if not is_write_error(exc):
+            raise
+        fail(str(output_error(exc, exc.filename or output_dir or "the output directory", "the cold-start outputs")))
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

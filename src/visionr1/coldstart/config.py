@@ -40,7 +40,8 @@ class OpenAIBackendSpec(StrictModel):
     max_retries: int = Field(5, ge=0, description="Retries after 429 / 5xx / connection errors / timeouts, with exponential backoff.")
     backoff_s: float = Field(1.0, gt=0, description="First retry delay in seconds; doubles each retry (jittered, Retry-After honoured).")
     backoff_max_s: float = Field(60.0, gt=0, description="Upper bound of one retry delay.")
-    timeout_s: float = Field(600.0, gt=0, description="Per-request timeout in seconds (long R1 reasoning takes minutes).")
+    timeout_s: float = Field(600.0, gt=0, description="Total deadline of one request in seconds, however slowly the server sends (long R1 reasoning takes minutes).")
+    max_response_mb: float = Field(16.0, gt=0, description="Largest response body accepted, in MiB; a bigger one fails the request as response_too_large.")
     image_format: Literal["png", "jpeg"] = Field("png", description="Encoding of the images sent as data URLs.")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra JSON fields of every request (e.g. top_k, chat_template_kwargs).")
 
@@ -68,7 +69,7 @@ BACKEND_TYPES = {"openai": OpenAIBackendSpec, "local": LocalBackendSpec, "oracle
 # Fields that change how a backend is driven but not what it generates: excluded from cache fingerprints, so
 # raising concurrency or moving the server to another host does not invalidate finished work.
 RUNTIME_FIELDS = {"base_url", "api_key_env", "concurrency", "max_retries", "backoff_s", "backoff_max_s",
-                  "timeout_s", "batch_size", "batch_wait_s", "device"}
+                  "timeout_s", "max_response_mb", "batch_size", "batch_wait_s", "device"}
 
 # ----------------------------------------------------------------------------------------------------------
 # Steps

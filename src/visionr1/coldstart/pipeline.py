@@ -290,9 +290,13 @@ def save_images(out: Path, rid: str, images: list) -> list[str]:
         rel = f"images/{safe_name(rid)}-{k}.png"
         path = out / rel
         if not path.exists():
-            tmp = path.with_name(path.name + ".tmp")
-            im.save(tmp, format="PNG")
-            os.replace(tmp, path)
+            tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+            try:
+                im.save(tmp, format="PNG")
+                os.replace(tmp, path)
+            except OSError:
+                tmp.unlink(missing_ok=True)  # a full disk leaves no half-written image behind
+                raise
         rels.append(rel)
     return rels
 

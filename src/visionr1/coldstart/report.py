@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
@@ -16,6 +17,7 @@ from visionr1.coldstart.config import OutputSpec
 from visionr1.coldstart.filters import REFLECTION_WORDS, count_reflections
 from visionr1.coldstart.store import write_atomic
 from visionr1.coldstart.templates import format_choices, render
+from visionr1.utils.io import dumps_json, output_error
 
 SHAREGPT_FILE = "sharegpt.json"
 CANONICAL_FILE = "cold_start.jsonl"
@@ -63,25 +65,34 @@ def write_outputs(out_dir: Path, kept: Iterable[dict[str, Any]], spec: OutputSpe
     files written and the statistics of the kept responses (reflection-word counts, lengths)."""
     files: dict[str, str] = {}
     stats = {"n": 0, "chars": 0, "counts": Counter()}
-    share = (out_dir / (SHAREGPT_FILE + ".tmp")).open("w", encoding="utf-8") if spec.sharegpt else None
-    canon = (out_dir / (CANONICAL_FILE + ".tmp")).open("w", encoding="utf-8") if spec.canonical else None
+    tmps = [out_dir / (name + ".tmp") for name, on in ((SHAREGPT_FILE, spec.sharegpt), (CANONICAL_FILE, spec.canonical)) if on]
+    share = canon = None
     try:
+        share = (out_dir / (SHAREGPT_FILE + ".tmp")).open("w", encoding="utf-8") if spec.sharegpt else None
+        canon = (out_dir / (CANONICAL_FILE + ".tmp")).open("w", encoding="utf-8") if spec.canonical else None
         if share:
             share.write("[")
-        for rec in kept:
+        for rec in kept:  # dumps_json: lone surrogates in model text escaped (UTF-8 cannot hold them), keys redacted
             if share:
-                share.write(("\n" if stats["n"] == 0 else ",\n") + json.dumps(sharegpt_item(rec, spec), ensure_ascii=False))
+                share.write(("\n" if stats["n"] == 0 else ",\n") + dumps_json(sharegpt_item(rec, spec)))
             if canon:
-                canon.write(json.dumps(canonical_item(rec, spec), ensure_ascii=False) + "\n")
+                canon.write(dumps_json(canonical_item(rec, spec)) + "\n")
             stats["n"] += 1
             stats["chars"] += len(rec["response"])
             stats["counts"].update(count_reflections(rec["response"]))
         if share:
             share.write("\n]\n")
-    finally:
         for f in (share, canon):
             if f:
                 f.close()
+    except OSError as exc:  # a full disk: no half-written temp files left behind, one line naming the file
+        for f in (share, canon):
+            if f:
+                with contextlib.suppress(OSError):
+                    f.close()
+        for t in tmps:
+            t.unlink(missing_ok=True)
+        raise output_error(exc, exc.filename or out_dir, "the cold-start dataset files") from None
     if share:
         os.replace(out_dir / (SHAREGPT_FILE + ".tmp"), out_dir / SHAREGPT_FILE)
         info = {

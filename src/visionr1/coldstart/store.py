@@ -9,11 +9,15 @@ an fsync per line, which we do not pay for.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from visionr1.utils.io import atomic_write_text, dumps_json, output_error
+from visionr1.utils.secrets import redact_text
 
 
 class JsonlLog:
@@ -67,19 +71,23 @@ class JsonlLog:
             return json.loads(f.readline())
 
     def append(self, obj: dict[str, Any]) -> None:
-        if self._f is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
-            self._f = self.path.open("a", encoding="utf-8")
-            if needs_newline:
-                self._f.write("\n")  # fence off a torn line left by a killed run
-        self._f.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        self._f.flush()
+        try:
+            if self._f is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                needs_newline = self.path.exists() and self.path.stat().st_size > 0 and not _ends_with_newline(self.path)
+                self._f = self.path.open("a", encoding="utf-8")
+                if needs_newline:
+                    self._f.write("\n")  # fence off a torn line left by a killed run
+            self._f.write(dumps_json(obj) + "\n")  # secrets redacted, always valid JSON
+            self._f.flush()
+        except OSError as exc:  # a full disk: one line naming the log; what was flushed before is kept
+            raise output_error(exc, self.path, "a cold-start result") from None
 
     def close(self) -> None:
         if self._f is not None:
-            self._f.close()
-            self._f = None
+            f, self._f = self._f, None
+            with contextlib.suppress(OSError):  # only a line whose write already failed (and was reported) is lost
+                f.close()
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -90,6 +98,4 @@ def _ends_with_newline(path: Path) -> bool:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a whole file so that readers see the old or the new version, never half of one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, redact_text(text), f"the cold-start {path.name}")

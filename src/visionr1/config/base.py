@@ -9,6 +9,7 @@ override parts of it, then apply dotted command-line overrides (``stages.0.max_s
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from collections.abc import Iterator, Sequence
@@ -77,23 +78,67 @@ def load_yaml_with_includes(path: str | Path, _seen: tuple[Path, ...] = ()) -> d
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise RecipeError(f"{path}: include cycle: {chain}")
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a mapping at the top level, got {type(data).__name__}")
+    data = _read_mapping(path)
     includes = data.pop("include", None)
     if includes is None:
         return data
     if isinstance(includes, str):
         includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise RecipeError(f"{path}: include: expected a file name or a list of file names")
     merged: dict = {}
     for inc in includes:
         merged = deep_merge(merged, load_yaml_with_includes(path.parent / inc, (*_seen, path)))
     return _merge_with_stage_patches(merged, data, path)
+
+
+MAX_RECIPE_BYTES = 4 * 1024 * 1024
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+
+
+def _read_mapping(path: Path) -> dict:
+    """One recipe file as a mapping. Errors about a file that is not a recipe say so in one line and never
+    quote it: ``include: /etc/shadow`` must not print the file back (YAML reads its lines as keys)."""
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path}: not a recipe ({size:,} bytes; recipes are small YAML files)")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not a recipe (not UTF-8 text: byte {exc.start}); a recipe is a YAML file") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise RecipeError(f"{path}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: not a recipe: a recipe is a YAML mapping of fields, this file holds a "
+                          f"{type(data).__name__}")
+    bad = [k for k in data if not (isinstance(k, str) and _FIELD_NAME.match(k))]
+    if bad:
+        raise RecipeError(f"{path}: not a recipe: {len(bad)} of its {len(data)} top-level keys are not field names "
+                          "(recipe keys look like name, model, stages)")
+    _refuse_literal_secrets(data, str(path))
+    return data
+
+
+def _refuse_literal_secrets(data: Any, where: str) -> None:
+    """A key written into a recipe would be copied into every run directory: refuse it, naming the field."""
+    from visionr1.utils.secrets import find_literal_secrets
+
+    found = find_literal_secrets(data)
+    if found:
+        raise RecipeError(
+            f"{where}: {', '.join(found)}: looks like a literal secret (API key, token or password); recipes are "
+            "copied into manifest.json, recipe.json and logs. Fix: put the key in an environment variable and "
+            "name the variable instead (e.g. kwargs.api_key_env: MY_JUDGE_KEY)"
+        )
 
 
 def _merge_with_stage_patches(base: dict, override: dict, path: Path) -> dict:
@@ -162,6 +207,7 @@ def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
         except yaml.YAMLError as exc:
             raise RecipeError(f"override {item!r}: value is not valid YAML: {exc}") from exc
         parts = key.strip().split(".")
+        _refuse_literal_secrets({parts[-1]: value}, f"override {key.strip()!r}")
         node: Any = data
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -266,6 +312,7 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], data: 
         if err["type"] == "extra_forbidden":
             parent = _model_at(model, loc[:-1], data)
             key = str(loc[-1])
+            path = path if len(path) <= 80 else path[:77] + "..."  # a key is user text: never echo a whole file
             hint = ""
             if parent is not None:
                 close = difflib.get_close_matches(key, list(parent.model_fields), n=1, cutoff=0.6)
@@ -279,7 +326,12 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], data: 
             got_s = "" if isinstance(got, dict | list) else f" (got {got!r})"
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{path or '<root>'}: {msg}{got_s}")
+    if len(lines) > MAX_ERROR_LINES:
+        lines = [*lines[:MAX_ERROR_LINES], f"... and {len(lines) - MAX_ERROR_LINES} more"]
     return f"{source}: invalid recipe:\n  " + "\n  ".join(lines)
+
+
+MAX_ERROR_LINES = 20
 
 
 _TAG_FIELDS = ("type", "format", "kind")

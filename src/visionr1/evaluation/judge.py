@@ -12,12 +12,13 @@ proxy. The key is read from an environment variable (``--judge-api-key-env``), n
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Literal
 
 import httpx
+
+from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, api_key_from_env
 
 JudgeMode = Literal["off", "fallback", "official"]
 JUDGE_MODES = ("off", "fallback", "official")
@@ -33,8 +34,9 @@ class JudgeConfig:
     model: str  # the model name the endpoint serves
     mode: JudgeMode = "fallback"
     api_key_env: str = "OPENAI_API_KEY"  # name of the environment variable holding the key (may be unset)
-    timeout_s: float = 60.0
+    timeout_s: float = 60.0  # total deadline of one request
     max_retries: int = 3
+    backoff_s: float = 2.0  # first retry delay; doubles each retry (jittered)
     max_tokens: int = 256
 
     def __post_init__(self) -> None:
@@ -44,17 +46,21 @@ class JudgeConfig:
             raise ValueError(f"judge url {self.base_url!r}: expected http(s)://host[:port]/v1")
 
 
-class LLMJudge:
-    """A small synchronous client: one prompt in, the completion text out, with retries on 429/5xx."""
+async def _blocking_sleep(seconds: float) -> None:
+    # the synchronous judge runs one request per event loop, so blocking it blocks nothing else
+    time.sleep(seconds)
 
-    def __init__(self, config: JudgeConfig, transport: httpx.BaseTransport | None = None) -> None:
+
+class LLMJudge:
+    """A small synchronous client: one prompt in, the completion text out. Requests go through the shared
+    :class:`visionr1.utils.chat.ChatClient` (total deadline, body cap, retries on 429/5xx, redacted errors)."""
+
+    def __init__(self, config: JudgeConfig, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.config = config
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(config.api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        self._client = httpx.Client(
-            base_url=config.base_url.rstrip("/"), headers=headers, timeout=config.timeout_s, transport=transport
+        key = api_key_from_env(config.api_key_env, "--judge-api-key-env", required=False)
+        self._chat = ChatClient(
+            config.base_url, api_key=key, timeout_s=config.timeout_s, max_retries=config.max_retries,
+            backoff_s=config.backoff_s, concurrency=1, sleep=_blocking_sleep, transport=transport,
         )
         self.calls = 0  # requests that returned a completion
 
@@ -69,33 +75,22 @@ class LLMJudge:
             "temperature": 0,
             "max_tokens": self.config.max_tokens,
         }
-        last = ""
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                time.sleep(min(2.0**attempt, 30.0))
-            try:
-                resp = self._client.post("/chat/completions", json=body)
-            except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                last = f"HTTP {resp.status_code}"
-                continue
-            if resp.status_code != 200:
+        try:
+            reply = self._chat.complete_sync(body)
+        except ChatError as exc:
+            if exc.status is not None and exc.status < 500 and exc.status not in RETRYABLE_STATUS and exc.status != 200:
                 raise JudgeError(
-                    f"judge {self.config.base_url}: HTTP {resp.status_code}: {resp.text[:200]} "
+                    f"judge {self.config.base_url}: {exc.detail} "
                     f"(check --judge-url, --judge-model and the key in ${self.config.api_key_env})"
-                )
-            try:
-                text = resp.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise JudgeError(f"judge {self.config.base_url}: not an OpenAI chat completion: {resp.text[:200]}") from None
-            self.calls += 1
-            return text.strip()
-        raise JudgeError(f"judge {self.config.base_url}: gave up after {self.config.max_retries + 1} tries ({last})")
+                ) from None
+            if exc.reason in ("bad_response", "response_too_large"):
+                raise JudgeError(f"judge {self.config.base_url}: not an OpenAI chat completion: {exc.detail}") from None
+            raise JudgeError(f"judge {self.config.base_url}: gave up after {exc.attempts} tries ({exc.reason}: {exc.detail})") from None
+        self.calls += 1
+        return reply.text.strip()
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: each request runs in its own short-lived client."""
 
     def describe(self) -> dict:
         return {"url": self.config.base_url, "model": self.config.model, "mode": self.config.mode, "calls": self.calls}

@@ -3,15 +3,21 @@
 Off by default (no recipe uses it unless named ``llm_judge``). Why it looks the way it does:
 - async (``async __call__``): TRL 1.16 awaits async reward functions on its own event loop, concurrently with
   the other rewards; ``score`` is a sync wrapper for the CLI and plain scripts;
-- bounded concurrency (a semaphore), per-request timeouts, and retries with exponential backoff on network
-  errors, 429 and 5xx -- a judge server under RL load is slow and flaky;
+- requests go through the shared :class:`visionr1.utils.chat.ChatClient`: bounded concurrency, a total
+  deadline per request, a response body cap, retries with exponential backoff on network errors, 429 and
+  5xx -- a judge server under RL load is slow and flaky;
 - ``rules_first``: rows the rule scorer already marks correct get 1.0 without a request, and rows with no
   extractable answer get 0.0: the judge only decides what rules cannot;
 - failures are never silent: ``on_error="raise"`` (default) stops with the endpoint and the cause;
   ``"none"`` returns None for the row (TRL turns it into NaN and leaves it out of the sum), ``"zero"`` 0.0.
 
+- the key is never an argument: ``api_key_env`` names the environment variable holding it (default
+  ``VISIONR1_JUDGE_API_KEY``, which may be unset for a server without auth; a variable named explicitly must
+  be set). A key written into a recipe would be copied into ``manifest.json`` and ``recipe.json``, so
+  ``api_key`` is refused with the fix; error bodies are redacted before they reach a message.
+
 Configuration by arguments or environment: ``VISIONR1_JUDGE_BASE_URL`` (e.g. ``http://127.0.0.1:8000/v1``),
-``VISIONR1_JUDGE_MODEL``, ``VISIONR1_JUDGE_API_KEY``.
+``VISIONR1_JUDGE_MODEL``.
 """
 
 from __future__ import annotations
@@ -19,12 +25,18 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from visionr1.rewards.extract import completion_text, extract_answer
 from visionr1.rewards.scoring import completion_scores, passes, resolve_task
+from visionr1.utils.chat import ChatClient, ChatError, api_key_from_env, run_sync
+
+DEFAULT_KEY_ENV = "VISIONR1_JUDGE_API_KEY"
+LITERAL_KEY_ERROR = (
+    "llm_judge: a literal api_key is refused (it would be written to manifest.json, recipe.json and the "
+    "--dry-run output). Fix: export the key in an environment variable and name it: kwargs.api_key_env: MY_JUDGE_KEY"
+)
 
 SYSTEM_PROMPT = (
     "You grade answers. Compare the candidate answer with the reference answer for the question. "
@@ -59,7 +71,7 @@ class LLMJudge:
         self,
         base_url: str | None = None,
         model: str | None = None,
-        api_key: str | None = None,
+        api_key_env: str | None = DEFAULT_KEY_ENV,
         max_concurrency: int = 8,
         timeout: float = 60.0,
         max_retries: int = 3,
@@ -67,11 +79,18 @@ class LLMJudge:
         rules_first: bool = True,
         on_error: Literal["raise", "none", "zero"] = "raise",
         max_tokens: int = 8,
+        **unknown: Any,
     ) -> None:
+        if "api_key" in unknown:
+            raise ValueError(LITERAL_KEY_ERROR)
+        if unknown:
+            raise TypeError(f"llm_judge has no option {next(iter(unknown))!r}")
         self.__name__ = "llm_judge"
         self.base_url = (base_url or os.environ.get("VISIONR1_JUDGE_BASE_URL") or "").rstrip("/")
         self.model = model or os.environ.get("VISIONR1_JUDGE_MODEL") or ""
-        self.api_key = api_key or os.environ.get("VISIONR1_JUDGE_API_KEY")
+        self.api_key_env = api_key_env
+        # a variable the recipe names must exist; the default one is optional (servers without auth)
+        self._key = api_key_from_env(api_key_env, "llm_judge kwargs.api_key_env", required=api_key_env != DEFAULT_KEY_ENV)
         if not self.base_url or not self.model:
             raise ValueError(
                 "llm_judge needs an endpoint and a model: set kwargs base_url (e.g. http://127.0.0.1:8000/v1) and "
@@ -86,11 +105,23 @@ class LLMJudge:
         self.rules_first = rules_first
         self.on_error = on_error
         self.max_tokens = max_tokens
-        self.requests_sent = 0
+        self._chat: ChatClient | None = None
+        self._owns_loop = False
 
-    async def _ask(self, client: Any, sem: asyncio.Semaphore, question: str, reference: str, candidate: str) -> float:
-        import httpx
+    @property
+    def requests_sent(self) -> int:
+        return self._chat.requests_sent if self._chat is not None else 0
 
+    def __getstate__(self) -> dict[str, Any]:  # picklable for TRL's multi-process setups: no live client
+        return {**self.__dict__, "_chat": None}
+
+    def _client(self) -> ChatClient:
+        if self._chat is None:
+            self._chat = ChatClient(self.base_url, api_key=self._key, timeout_s=self.timeout, max_retries=self.max_retries,
+                                    backoff_s=self.backoff, concurrency=self.max_concurrency)
+        return self._chat
+
+    async def _ask(self, question: str, reference: str, candidate: str) -> float:
         body = {
             "model": self.model,
             "temperature": 0.0,
@@ -107,32 +138,14 @@ class LLMJudge:
                 },
             ],
         }
-        last_error = "no attempt"
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                await asyncio.sleep(min(self.backoff * 2 ** (attempt - 1), 30.0))
-            async with sem:
-                self.requests_sent += 1
-                try:
-                    resp = await client.post(f"{self.base_url}/chat/completions", json=body)
-                except httpx.HTTPError as exc:  # connect errors, timeouts: retry
-                    last_error = f"{type(exc).__name__}: {exc}"
-                    continue
-            if resp.status_code == 429 or resp.status_code >= 500:
-                last_error = f"HTTP {resp.status_code}"
-                continue
-            if resp.status_code != 200:  # 4xx: wrong model name, key, URL -- retrying will not help
-                raise JudgeError(f"llm_judge: {self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
-            try:
-                content = resp.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                last_error = f"not an OpenAI chat completion: {resp.text[:200]!r}"
-                continue
-            verdict = parse_verdict(content)
-            if verdict is not None:
-                return verdict
-            last_error = f"unparseable verdict {content[:100]!r}"
-        raise JudgeError(f"llm_judge: no verdict from {self.base_url} after {self.max_retries + 1} attempts ({last_error})")
+        try:
+            reply = await self._client().complete(body)
+        except ChatError as exc:  # 4xx at once (wrong model, key, URL), the rest after the client's retries
+            raise JudgeError(f"llm_judge: no verdict from {self.base_url}: {exc.reason}: {exc.detail}") from None
+        verdict = parse_verdict(reply.text)
+        if verdict is None:  # temperature 0: asking again would get the same reply
+            raise JudgeError(f"llm_judge: unparseable verdict from {self.base_url}: {reply.text[:100]!r}")
+        return verdict
 
     async def __call__(
         self,
@@ -143,8 +156,6 @@ class LLMJudge:
         question: Sequence[str] | str | None = None,
         **kwargs: Any,
     ) -> list[float | None]:
-        import httpx
-
         n = len(completions)
         texts = [completion_text(c) for c in completions]
         sols = list(solution)
@@ -165,14 +176,13 @@ class LLMJudge:
                 todo.append((i, answer))
         if not todo:
             return results
-        sem = asyncio.Semaphore(self.max_concurrency)
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
-        limits = httpx.Limits(max_connections=self.max_concurrency)
-        async with httpx.AsyncClient(timeout=self.timeout, headers=headers, limits=limits) as client:
+        try:
             outcomes = await asyncio.gather(
-                *(self._ask(client, sem, str(questions[i] or ""), str(sols[i]), ans) for i, ans in todo),
-                return_exceptions=True,
+                *(self._ask(str(questions[i] or ""), str(sols[i]), ans) for i, ans in todo), return_exceptions=True,
             )
+        finally:
+            if self._chat is not None and self._owns_loop:
+                await self._chat.aclose()
         for (i, _), out in zip(todo, outcomes, strict=True):
             if isinstance(out, BaseException):
                 if self.on_error == "raise":
@@ -184,22 +194,12 @@ class LLMJudge:
 
     def score(self, completions: Sequence[Any], solution: Sequence[Any], **kwargs: Any) -> list[float | None]:
         """Synchronous ``__call__`` (runs its own event loop; in a thread if one is already running here)."""
-        coro_args = dict(completions=completions, solution=solution, **kwargs)
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self(**coro_args))
-        box: dict[str, Any] = {}
 
-        def run() -> None:
+        async def once() -> list[float | None]:
+            self._owns_loop = True  # this loop ends with the call: close the client with it
             try:
-                box["out"] = asyncio.run(self(**coro_args))
-            except BaseException as exc:  # re-raised in the caller's thread
-                box["err"] = exc
+                return await self(completions=completions, solution=solution, **kwargs)
+            finally:
+                self._owns_loop = False
 
-        th = threading.Thread(target=run)
-        th.start()
-        th.join()
-        if "err" in box:
-            raise box["err"]
-        return box["out"]
+        return run_sync(once)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from visionr1.cli import app, fail
+from visionr1.utils.io import OutputError, dumps_json, is_write_error, output_error
 
 
 @app.command("train")
@@ -57,11 +58,12 @@ def train(
             plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True)
         except (ValueError, TypeError) as exc:
             fail(f"{recipe}: {exc}")
-        print(json.dumps(plan, indent=2, default=str))
+        print(dumps_json(plan, indent=2))  # secrets redacted
         return
 
     from visionr1.data.errors import DataError
     from visionr1.training.launch import is_stage_child, stage_launcher
+    from visionr1.training.lock import RunLockedError
     from visionr1.training.plan import run_dir_of
     from visionr1.training.runner import StageFailed, main
 
@@ -71,7 +73,11 @@ def train(
         launcher = stage_launcher(resolved.launch, str(recipe), overrides or [], run_dir_of(resolved, output_dir))
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
-    except (PlanError, DataError, StageFailed) as exc:
+    except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
         fail(str(exc))
+    except OSError as exc:  # a full disk or read-only run directory mid-run: one line, not a traceback
+        if not is_write_error(exc):
+            raise
+        fail(str(output_error(exc, exc.filename or output_dir or resolved.output_dir or "the run directory", "the run's outputs")))
     if int(os.environ.get("RANK", "0")) == 0 and not is_stage_child():
         typer.echo(json.dumps(summary, indent=2))

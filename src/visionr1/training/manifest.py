@@ -16,12 +16,13 @@ import datetime as _dt
 import hashlib
 import importlib.metadata
 import json
-import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from visionr1.utils.io import atomic_write_json
 
 MANIFEST = "manifest.json"
 _PACKAGES = (
@@ -137,7 +138,5 @@ class Manifest:
 
     def save(self) -> None:
         self.data["updated"] = now()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp.{os.getpid()}")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
-        os.replace(tmp, self.path)
+        # secrets redacted; a full disk still gets the status written in place (never left "running")
+        atomic_write_json(self.path, self.data, "the run manifest", in_place_fallback=True)

@@ -24,6 +24,7 @@ from visionr1.recipe import (
     generation_batch,
     generation_batch_problem,
 )
+from visionr1.rewards.registry import check_reward_specs
 from visionr1.training.loading import TINY_PREFIX, looks_local
 
 FINAL = "final"
@@ -125,6 +126,7 @@ def plan_run(
             "trl_config": config,
         }
         if isinstance(stage, GRPOStage):
+            check_reward_specs(stage.rewards)  # names, options, plugin files (parsed, not imported), no literal keys
             gen, how = generation_batch(values, world_size)
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
             entry["ptst"] = {

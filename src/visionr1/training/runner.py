@@ -27,6 +27,7 @@ from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
 from visionr1.training.checkpoints import checkpoint_step, trim_logs
 from visionr1.training.data_order import dataset_key, stage_offset
 from visionr1.training.launch import is_stage_child
+from visionr1.training.lock import run_lock
 from visionr1.training.manifest import Manifest, now
 from visionr1.training.plan import (
     PlanError,
@@ -43,6 +44,7 @@ from visionr1.training.plan import (
     start_path,
     world_size_from_env,
 )
+from visionr1.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 PLOT_FILE = "ptst.png"
@@ -63,7 +65,13 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
         return plan
     run_dir = Path(plan["run_dir"])
     is_main = int(os.environ.get("RANK", "0")) == 0
+    # one train per run directory (a stale lock is taken over); a stage's processes run under their parent's lock
+    with run_lock(run_dir, enabled=is_main and not is_stage_child()):
+        return _run_locked(recipe, run_dir, world_size, stage_world, is_main, source, stage, launcher)
 
+
+def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int, is_main: bool, source: str,
+                stage: str | None, launcher: Callable[[str], int] | None) -> dict[str, Any]:
     # --- 2. manifest: new run, or resume -----------------------------------------------------------------------
     done = [final_dir(run_dir, s).is_dir() for s in recipe.stages]
     pending = [i for i, finished in enumerate(done) if not finished]
@@ -219,7 +227,7 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
         )
     if write:
         (run_dir).mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.json").write_text(json.dumps(resolved, indent=2))
+        atomic_write_json(run_dir / "recipe.json", resolved, "the resolved recipe")  # secrets redacted
         if note:  # a stage's own process is part of its parent's attempt
             manifest.note_attempt(world_size)
         else:

@@ -1,0 +1,135 @@
+"""One ``visionr1 train`` per run directory.
+
+Why: two trains on one run directory each logged every step (``metrics.jsonl`` twice over), raced on the
+checkpoints, and the loser marked the run ``failed`` though ``final/`` existed. :func:`run_lock` makes the
+second one refuse at once, naming the process that holds the directory.
+
+How: ``RUN_DIR/.lock`` holds the holder's host, PID, process start time and command, and the holder keeps an
+exclusive ``flock`` on it. On one machine the kernel drops the flock when the holder dies, however it dies
+(SIGKILL, OOM), so a stale lock is detected for certain and taken over with a message; the PID/host record is
+what the message shows and what is checked when flock cannot decide -- e.g. on a network filesystem whose
+locks are not shared between machines: a lock from another host is refused unless its holder is known dead.
+A PID reused by an unrelated process is told apart by its start time (``/proc/PID/stat``).
+Only the main process (``RANK`` 0) of a multi-process launch takes the lock; the others share its run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+LOCK_FILE = ".lock"
+
+
+class RunLockedError(RuntimeError):
+    """Another live ``visionr1 train`` holds the run directory (no heavy imports here: cheap to take)."""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (Linux), to tell a reused PID apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _alive(pid: int, start: str | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by someone else
+    now = _start_time(pid)
+    return start is None or now is None or now == start
+
+
+def _describe(info: dict[str, Any]) -> str:
+    cmd = " ".join(info.get("command") or [])[:200]
+    return f"PID {info.get('pid')} on {info.get('host')} since {info.get('started')}" + (f" ({cmd})" if cmd else "")
+
+
+def _read(fd: int) -> dict[str, Any]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    raw = b""
+    while chunk := os.read(fd, 65536):
+        raw += chunk
+    try:
+        info = json.loads(raw or b"{}")
+    except ValueError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: str | os.PathLike, *, enabled: bool = True,
+             notify: Callable[[str], None] | None = None) -> Iterator[Path | None]:
+    """Hold ``RUN_DIR/.lock`` for the ``with`` block; raise :class:`RunLockedError` if a live run holds it.
+
+    ``enabled=False`` (non-main ranks) does nothing. ``notify`` receives the message about a stale lock
+    taken over (default: printed to stderr).
+    """
+    if not enabled:
+        yield None
+        return
+    notify = notify or (lambda msg: print(f"visionr1: {msg}", file=sys.stderr, flush=True))
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK_FILE
+    fd = _acquire(path, notify)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            if _read(fd).get("pid") == os.getpid():
+                path.unlink(missing_ok=True)  # unlinked while still flocked: no one can slip in between
+        os.close(fd)
+
+
+def _acquire(path: Path, notify: Callable[[str], None]) -> int:
+    fix = f"wait for it to finish, stop it, or use another --output-dir; if it is not running, delete {path}"
+    for _ in range(10):  # retried only when the file was replaced between open and flock
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            info = _read(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise RunLockedError(f"{path.parent}: another `visionr1 train` is running on this run directory "
+                                     f"({_describe(info) if info else 'holder unknown'}). Fix: {fix}") from None
+            raise
+        try:
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:  # the holder removed it as we opened it: retry
+                os.close(fd)
+                continue
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        info = _read(fd)
+        if info.get("pid") and info.get("pid") != os.getpid():
+            same_host = info.get("host") == socket.gethostname()
+            if not same_host or _alive(int(info["pid"]), info.get("start_time")):
+                os.close(fd)
+                where = "another machine: its lock is not visible from here" if not same_host else "this machine"
+                raise RunLockedError(f"{path.parent}: locked by {_describe(info)}, on {where}. Fix: {fix}")
+            notify(f"{path.parent}: taking over a stale lock: {_describe(info)} is no longer running "
+                   "(killed?); resuming its run")
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "start_time": _start_time(os.getpid()),
+                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": [Path(sys.argv[0]).name, *sys.argv[1:]]}
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(record).encode())
+        os.fsync(fd)
+        return fd
+    raise RunLockedError(f"{path}: the lock file keeps changing under us. Fix: {fix}")
