@@ -124,3 +124,10 @@ def test_the_overridden_transformers_hooks_still_exist():
         theirs = inspect.signature(getattr(Trainer, name)).parameters
         ours = inspect.signature(getattr(StrictResumeMixin, name)).parameters
         assert list(theirs) == list(ours), name
+    from trl import GRPOTrainer
+
+    from visionr1.training.grpo import VisionR1GRPOTrainer
+
+    assert list(inspect.signature(GRPOTrainer._generate).parameters) == ["self", "prompts"]
+    assert "extra_fields, images, tool_images" in inspect.getsource(GRPOTrainer._generate)  # images: 7th value
+    assert VisionR1GRPOTrainer._generate is not GRPOTrainer._generate

@@ -68,7 +68,11 @@ class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
     """GRPOTrainer plus what TRL lacks, nothing else: resume with the checkpoint's weights
     (``StrictResumeMixin``), and sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them
     in memory, parquet or W&B). The latter reads TRL's ``_logs`` buffer (``prompt``, ``completion``, ``rewards``,
-    ``advantages``): ``tests/training/test_padding.py`` checks that contract on every run of the suite.
+    ``advantages``): ``tests/training/test_padding.py`` checks that contract on every run of the suite;
+    - batches that mix image and text-only prompts (real RL data has both): TRL 1.16's ``_generate`` returns
+      ``None`` as a text-only prompt's image list, and the processor then refuses the whole batch ("only a single
+      or a list of entries is supported"); an empty list is what the processor takes for "no image".
+      ``tests/training/test_real_shapes.py`` trains on such batches; ``test_resume.py`` checks the signature.
     """
 
     def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int, **kwargs: Any):
@@ -76,6 +80,13 @@ class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
         self._stage_info = stage_info
         self._completions_path = completions_path
         self._completions_per_log = completions_per_log
+
+    def _generate(self, prompts: list):
+        out = super()._generate(prompts)
+        images = out[6]
+        if images is not None and any(images) and any(im is None for im in images):
+            out = (*out[:6], [im if im is not None else [] for im in images], *out[7:])
+        return out
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if (
