@@ -9,7 +9,6 @@ import pytest
 
 from visionr1.rewards import symbolic
 from visionr1.rewards.functions import accuracy_reward, format_reward, hard_format_result_reward
-from visionr1.rewards.mathcheck import math_equal_many
 from visionr1.rewards.symbolic import get_pool, symbolic_equal_many
 
 
