@@ -89,6 +89,12 @@ def summarize(
             "extraction": {s: sources.get(s, 0) for s in ("answer_rules", "benchmark_rules", "llm", "none", "missing")},
             "judged_by": {"rules": n - judged_by_llm, "llm": judged_by_llm},
             "items_needing_llm": llm_items,
+            # answers only a last-resort rule found (the last number, the whole text): kept by the rules, or
+            # handed to the LLM in --judge-mode fallback
+            "last_resorts": {
+                "kept": sum(1 for r in results if r.source != "llm" and r.info.get("last_resort")),
+                "sent_to_llm": sum(1 for r in results if r.source == "llm" and r.info.get("last_resort")),
+            },
             "llm": ctx.judge.describe() if ctx.judge is not None else None,
             "official_llm_use": bench.llm_use,
         },
