@@ -27,8 +27,6 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from visionr1.rewards.extract import LAST_RESORTS
-
 from visionr1.evaluation.benchmarks.base import (
     Benchmark,
     Item,
@@ -38,6 +36,7 @@ from visionr1.evaluation.benchmarks.base import (
     official_response,
     rules_extract_with_source,
 )
+from visionr1.rewards.extract import LAST_RESORTS
 
 # The official few-shot extraction prompt (MathVista demos, pids 852, 104, 824, 506, 540).
 DEMO_PROMPT = """
