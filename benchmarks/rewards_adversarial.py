@@ -52,7 +52,11 @@ def run(items: list[tuple[str, str, str]], batch_size: int) -> list[float]:
     """Seconds per line (each batch's time shared by its lines); batches never mix families."""
     per_line: list[float] = []
     starts = [i for i in range(len(items)) if i == 0 or items[i][0] != items[i - 1][0]] + [len(items)]
-    bounds = [(a, min(a + batch_size, z)) for a, z in zip(starts, starts[1:]) for a in range(a, z, batch_size)]
+    bounds = [
+        (i, min(i + batch_size, end))
+        for begin, end in zip(starts[:-1], starts[1:], strict=True)
+        for i in range(begin, end, batch_size)
+    ]
     for i, j in bounds:
         b = items[i:j]
         start = time.perf_counter()
