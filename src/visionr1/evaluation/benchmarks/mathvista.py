@@ -170,12 +170,14 @@ def quick_extract(response: str, record: dict[str, Any]) -> str | None:
     return m.group(1) if m else None
 
 
+_LEAD_MARK_RE = re.compile(r"^\W*\(?[A-Z]\)?(?:[.):]|\s)\s*")
 _LETTER_MARK_RE = re.compile(r"\(([A-Z])\)|\b(?:option|choice|answer)\s*:?\s*\(?([A-Z])\b\)?|^\s*\(?([A-Z])[.):]\s", re.M)
 
 
 def choice_from_prose(text: str, choices: Sequence[str]) -> str | None:
     """The option a prose response settles on, as GPT-4's extraction reads it; None when it names none.
-    A Yes/No question is answered by the first word; otherwise the last option letter marked as one
+    A first line that states an option's text names it; a Yes/No question is answered by its first word
+    (after any letter); otherwise the last option letter marked as one
     ("(B)", "option B", a line "B. ..."), else the option whose text is mentioned last (the longest text
     wins at one place: "quarter past" over "quarter").
 
@@ -186,8 +188,11 @@ def choice_from_prose(text: str, choices: Sequence[str]) -> str | None:
     """
     letters = [chr(ord("A") + i) for i in range(len(choices))]
     lowered = [str(c).strip().lower() for c in choices]
+    first = _LEAD_MARK_RE.sub("", text.strip().split("\n", 1)[0]).strip().rstrip(".").lower()
+    if first in lowered:  # "(C) Yes\n(D) No": the first line states an option's text (whatever its letter)
+        return letters[lowered.index(first)]
     if set(lowered) <= {"yes", "no"}:
-        m = re.match(r"\W*(yes|no)\b", text, re.I)
+        m = re.match(r"\W*(yes|no)\b", first, re.I)
         if m:
             return letters[lowered.index(m.group(1).lower())]
     last = None
