@@ -169,6 +169,12 @@ LLM_FORM_CASES = [
      "The hands point to 8:15, so it is quarter past eight.", True),
     (_record("l", "Which?", "8/11", *MC, choices=CHOICES), "Counting the squares, eight of eleven are blue, so (B).", True),
     (_record("m", "Which?", "8/11", *MC, choices=CHOICES), "Eight of the eleven squares are blue: 8/11 of the shape.", True),
+    # published outputs (lupantech/MathVista results/): GPT-4's extraction reads these as shown
+    (_record("n", "Is it positive?", "Yes", "multi_choice", "text", choices=["Yes", "No"]), "(C) Yes\n(D) No", True),
+    (_record("o", "Is Chartreuse the roughest?", "no", "multi_choice", "text", choices=["yes", "no"]),
+     "C. No, Chartreuse is not the roughest, as it is a softer color. The roughest color option is D (Teal).", True),
+    (_record("p", "Which?", "LangRoom", "multi_choice", "text", choices=["HomeGrid", "Msgr S1", "Msgr S2", "LangRoom"]),
+     "Based on the table, the environment with the least GPU days is option (C) Msgr S2.</s>", False),
 ]
 
 
