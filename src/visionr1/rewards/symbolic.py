@@ -313,8 +313,11 @@ def _worker_main() -> None:
     out.flush()
     import signal
 
+    class OutOfCPU(BaseException):  # not an Exception: math-verify and sympy swallow those
+        pass
+
     def _out_of_cpu(signum, frame):
-        raise TimeoutError
+        raise OutOfCPU
 
     has_prof = hasattr(signal, "setitimer") and hasattr(signal, "ITIMER_PROF")
     if has_prof:
@@ -329,7 +332,7 @@ def _worker_main() -> None:
             if has_prof:
                 signal.setitimer(signal.ITIMER_PROF, float(budget))
             verdict = _verify(gold, pred)
-        except TimeoutError:
+        except OutOfCPU:
             verdict, timed_out = False, True
         except BaseException:  # noqa: BLE001 - any failure (incl. MemoryError, RecursionError) is a 0
             verdict = False
