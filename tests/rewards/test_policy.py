@@ -38,6 +38,7 @@ FALSE_CREDIT = [
     ("12", "1/2", "math"),
     ("2^{10}", "10", "math"),
     ("10!", "10", "math"),
+    (r"3\frac{1}{2}", "1.5", "math"),  # a mixed number is 3.5
     ("AZYUK2A", "2", "count"),
     (r"\log(5)", "5", "count"),
     ("f(1)", "1", "count"),
@@ -75,6 +76,18 @@ EQUIVALENT = [
     ("12 apples", "12"),
     (r"5\text{ cm}", "5"),
     (r"\$25", "25"),
+    ("1,000.99€", "1000.99"),
+    ("£12", "12"),
+    ("28 pct", r"28\%"),
+    (r"\boxed{28 percent}", r"28\%"),
+    (r"3\frac{1}{2}", r"\frac{7}{2}"),  # a mixed number, as MATH writes them
+    (r"2\frac{\pi}{3}", r"\frac{2\pi}{3}"),  # ...but a product stays a product
+    (r"10\frac{5}{3}", r"\frac{50}{3}"),
+    ("1 000", "1000"),
+    ("1,000.0", "1000"),
+    (r"\left( 3, \frac{\pi}{2} \right)", r"(3, \frac{\pi}{2})"),
+    (r"\dfrac{\sqrt{3}}{2}", "0.87"),
+    (r"x=\pm\sqrt{2}", r"\sqrt2,-\sqrt2"),
 ]
 
 

@@ -18,7 +18,9 @@ Deliberate leniencies (each a departure from math-verify, with its reason):
 - percent answers match with or without the ``/100`` (``50\\%`` = ``0.5`` = ``50``): golds mix the forms;
 - ``30°`` equals ``30``; a trailing unit word from ``_UNITS`` (``5 cm``, ``12 square units``) or one plural
   noun after the number (``12 apples``) is dropped: the unit is the question's, not the answer's;
-- ``x = 4`` equals ``4`` (one variable or angle name on the left).
+- ``x = 4`` equals ``4`` (one variable or angle name on the left);
+- an integer followed by a proper fraction of integers is a mixed number (``3\\frac{1}{2}`` = 7/2), as MATH
+  writes them; math-verify reads it the same way; any other product stays a product (``2\\frac{\\pi}{3}``).
 
 Never credited, on purpose (reward hacking): a number inside other text (``AZYUK2A``, ``\\frac{garbage}{7}``,
 ``\\sin 3``, ``f(1)``), hedges that list several values for one gold (``3 or 4``), a leading-dot decimal read as
@@ -70,7 +72,10 @@ _DELIMS_RE = re.compile(
 _EXPLICIT_THOUSANDS_RE = re.compile(r"(?<=\d)(?:\{,\}|,\\!|,\s*\\,|\\,|\\!|\\ |~)(?=\d{3}(?!\d))")
 _TEXT_CMD_RE = re.compile(r"\\(?:text|textrm|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname)\s*\{([^{}]*)\}")
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree|\b(?:degrees?|deg)\b", re.I)
-_PERCENT_RE = re.compile(r"\\%|%|\bpercent\b", re.I)
+_PERCENT_RE = re.compile(r"\\%|%|\bpercent(?:age)?\b|\bpct\b", re.I)
+_CURRENCY_SIGNS_RE = re.compile(r"\\\$|[€£¥₹]|\\(?:euro|pounds|yen)\b")
+# a mixed number, MATH's convention: 3\frac{1}{2} is 3 + 1/2 (a proper fraction of integers after an integer)
+_MIXED_RE = re.compile(r"(?<![\d.}^_])(\d+)\s*\\frac\{(\d+)\}\{(\d+)\}")
 _THOUSANDS_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])")
 _UNITS = {
     "mm", "cm", "dm", "m", "km", "in", "inch", "inches", "ft", "feet", "foot", "yd", "yards", "mi", "miles",
@@ -100,7 +105,8 @@ def clean_math(text: str) -> tuple[str, bool]:
     ('( 1, \\\\frac{1}{2} ]', False)
     """
     s = _UNICODE_RE.sub(lambda m: _UNICODE[m.group()], text)
-    s = unbox(s).replace(r"\$", "")
+    s = _CURRENCY_SIGNS_RE.sub("", unbox(s))
+    s = _MIXED_RE.sub(lambda m: _mixed(m) or m.group(), s)
     s = _EXPLICIT_THOUSANDS_RE.sub("", s)
     s = _DELIMS_RE.sub(" ", s)
     s = re.sub(r"\\[dtc]frac", r"\\frac", s)
@@ -114,6 +120,11 @@ def clean_math(text: str) -> tuple[str, bool]:
         s = _THOUSANDS_RE.sub(lambda m: m.group().replace(",", ""), s)
     s = " ".join(s.split()).lstrip(" ;,").rstrip(" .;,")  # a leading "." is a decimal point (".5")
     return _strip_units(s), had_percent
+
+
+def _mixed(m: re.Match) -> str | None:
+    whole, num, den = (int(g[:18]) for g in m.groups())
+    return f"({whole}+\\frac{{{num}}}{{{den}}})" if 0 < num < den else None
 
 
 def _strip_units(s: str) -> str:
