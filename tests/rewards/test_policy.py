@@ -134,6 +134,16 @@ STYLES = [
     ("The correct answer is (B) 8/11.", "B", "choice", 1.0),
     ("The answer is 5.", "5", "math", 1.0),
     ("The answer is 5.2 cm.", "5.2", "math", 1.0),
+    (wrap("Final Answer: The final answer is 7. I hope it is correct."), "7", "math", 1.0),
+    (wrap("The answer is 3. 5 is wrong."), "3", "math", 1.0),
+    ("The answer is not 5, it is 6.", "6", "math", 1.0),
+    ("The answer is not 5, it is 6.", "5", "math", 0.0),
+    (wrap("Not 7"), "7", "math", 0.0),
+    (wrap(r"\boxed{2} \text{ and } \boxed{3}"), "2, 3", "math", 1.0),
+    (wrap("The solutions are $x = 2$ and $x = 3$."), "2, 3", "math", 1.0),
+    (wrap("So, $AB = 10$ and $BC = 12$."), "12", "math", 0.0),  # two values for one gold: a hedge
+    (wrap("It is either 3 or 4."), "4", "math", 0.0),
+    ("**Final Answer**\n\\[\n\\boxed{12}\n\\]", "12", "math", 1.0),
 ]
 
 

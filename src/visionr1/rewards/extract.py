@@ -52,11 +52,13 @@ _PROSE_RE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{4,}")
 _INLINE_MATH_RE = re.compile(r"\$\$([^$]{1,400})\$\$|\$([^$]{1,200})\$|\\\((.{1,200}?)\\\)|\\\[(.{1,400}?)\\\]", re.S)
 # "$18 for apples and $25": a dollar sign before an amount followed by words or punctuation is currency
 _CURRENCY_RE = re.compile(r"(?<![\\$\w])\$(?=\d)(\d[\d,]*(?:\.\d+)?)(?=[ \t]*(?:[A-Za-z]{2,}|[.,;:!?)]|\n|$))")
-_SENTENCE_END_RE = re.compile(r"\.(?:\s+(?=[A-Z(])|\s*$)|\n")
+_SENTENCE_END_RE = re.compile(r"\.(?:\s+(?=[A-Z(\d$\\])|\s*$)|\n")
+# a sentence rather than a math answer: a word of 3+ letters that is not a LaTeX command ("and"/"or" join lists)
+_SENTENCE_WORD_RE = re.compile(r"(?<![\\A-Za-z])(?!(?:and|or)\b)[A-Za-z]{3,}")
 _IS_RE = re.compile(r"(?:\bis|\bequals?|\bbe|\bwas|=|:)\s+", re.I)
-_BOX_GAP_RE = re.compile(
-    r"[\s$,;&()]*(?:(?:and|or)\b|,)?[\s$]*(?:\\?[A-Za-z]{1,3}(?:_\{?\w+\}?)?\s*=\s*)?[\s$]*"
-)
+# what may stand between answers written together: "and", "or", commas, spacing, "x =" before the next one
+_GAP_WORD = r"(?:\s|[$,;&()]|\\[,;:! ]|\\q?quad|\\text\{\s*(?:and|or|,)?\s*\}|\band\b|\bor\b)"
+_BOX_GAP_RE = re.compile(rf"{_GAP_WORD}*(?:\\?[A-Za-z]{{1,3}}(?:_\{{?\w+\}}?)?\s*=\s*)?{_GAP_WORD}*")
 _COUNT_RE = re.compile(rf"-?\d+(?:,\d{{3}})*(?:\.\d+)?|\b(?:{_COUNT_WORDS})(?:[\s-]+(?:{_COUNT_WORDS}))*\b", re.I)
 
 
@@ -143,14 +145,9 @@ def last_boxed(text: str) -> str | None:
     return spans[-1][2] if spans else None
 
 
-def final_boxed(text: str) -> str | None:
-    r"""The last box together with the boxes written right before it (joined by "and", "or", commas, ``x =``):
-    ``$x=\boxed{2}$ or $x=\boxed{3}$`` -> ``2, 3``. Repeats count once. None without a box.
-
-    >>> final_boxed(r"first \boxed{5}. Then: \boxed{2} and \boxed{3}"), final_boxed(r"\boxed{4}, i.e. \boxed{4}")
-    ('2, 3', '4')
-    """
-    spans = _boxed_spans(text)
+def _joined(text: str, spans: list[tuple[int, int, str]]) -> str | None:
+    """The last span's content together with the spans written right before it (joined by "and", "or",
+    commas, ``x =``), repeats once, as ``a, b``; None without spans."""
     if not spans:
         return None
     group = [spans[-1]]
@@ -161,6 +158,16 @@ def final_boxed(text: str) -> str | None:
         group.insert(0, prev)
     contents = list(dict.fromkeys(c for _, _, c in group if c))
     return ", ".join(contents) if contents else ""
+
+
+def final_boxed(text: str) -> str | None:
+    r"""The last box together with the boxes written right before it (joined by "and", "or", commas, ``x =``):
+    ``$x=\boxed{2}$ or $x=\boxed{3}$`` -> ``2, 3``. Repeats count once. None without a box.
+
+    >>> final_boxed(r"first \boxed{5}. Then: \boxed{2} and \boxed{3}"), final_boxed(r"\boxed{4}, i.e. \boxed{4}")
+    ('2, 3', '4')
+    """
+    return _joined(text, _boxed_spans(text))
 
 
 def _cut_sentence(rest: str) -> str:
@@ -198,20 +205,20 @@ def _tidy(s: str) -> str:
 
 
 def last_math_span(text: str) -> str | None:
-    r"""Content of the last inline-math span (``$...$``, ``$$...$$``, ``\(...\)``, ``\[...\]``); dollar amounts
-    are not math. None when there is none.
+    r"""Content of the last inline-math span (``$...$``, ``$$...$$``, ``\(...\)``, ``\[...\]``) with the spans
+    written right before it ("$x = 2$ and $x = 3$" -> ``x = 2, x = 3``); dollar amounts are not math. None when
+    there is none.
 
     >>> last_math_span("I paid $18 for apples and $25 for pears, so $x = 43$.")
     'x = 43'
     >>> last_math_span("I paid $18 for apples and $25 for pears.") is None
     True
     """
-    last = None
-    for m in _INLINE_MATH_RE.finditer(_CURRENCY_RE.sub(r"\1", text)):
-        last = m
-    if last is None:
-        return None
-    return next(g for g in last.groups() if g is not None).strip() or None
+    text = _CURRENCY_RE.sub(r"\1", text)
+    spans = [
+        (m.start(), m.end(), next(g for g in m.groups() if g is not None).strip()) for m in _INLINE_MATH_RE.finditer(text)
+    ]
+    return _joined(text, spans) or None
 
 
 def reduce_sentence(s: str) -> str:
@@ -222,7 +229,7 @@ def reduce_sentence(s: str) -> str:
     ('x \\geq 5', '12 cm')
     """
     s = _tidy(s)
-    if not _PROSE_RE.search(s):
+    if not _SENTENCE_WORD_RE.search(s):
         return s
     span = last_math_span(s)
     if span is not None:
@@ -246,10 +253,15 @@ def _clean_block(block: str, task: str | None) -> tuple[str, str]:
     m = _PREFIX_RE.match(s)
     if m and m.end() > 0:
         s = s[m.end() :]
+        if _ANSWER_IS_RE.search(s):  # "Final Answer: The final answer is 7. I hope it is correct."
+            inner = _after_answer_is(s)
+            s = inner if inner is not None else s
+        elif task in NUMERIC_TASKS:  # "The answer is 3. 5 is wrong.": the answer is that sentence
+            s = _cut_sentence(_CURRENCY_RE.sub(r"\1", s)).strip() or s
     else:
         inner = _after_answer_is(s)
         if inner is not None:
-            return inner, "answer_tag"
+            s = inner
     if task in NUMERIC_TASKS:
         return reduce_sentence(_CURRENCY_RE.sub(r"\1", s)), "answer_tag"
     return _tidy(s), "answer_tag"
@@ -291,7 +303,7 @@ def extract_with_source(
         return (boxed, "boxed") if boxed else (None, None)
     said = _after_answer_is(rest)
     if said is not None:
-        return said, "answer_is"
+        return (reduce_sentence(said) if task in NUMERIC_TASKS else said), "answer_is"
     if task == "math":
         short = rest.strip()
         if len(short) <= 200 and not _PROSE_RE.search(short):
