@@ -269,3 +269,92 @@ def test_dynamath_files_without_a_variant_are_refused(tmp_path, fixtures):
     fixtures.predictions(tmp_path / "p.jsonl", {"1:1": "B"})
     with pytest.raises(EvalError, match="which variant is this file"):
         score_predictions("dynamath", tmp_path / "d", tmp_path / "p.jsonl")
+
+
+# ------------------------------------------------------------------------------------------------ one policy
+# (issue 12) The same truncation policy everywhere, the official result by default, leniencies by name.
+
+TRUNCATED = "<think>The bars are 3 and 4 tall, so the answer is C"  # cut off inside the thinking
+
+
+def test_every_benchmark_reads_a_truncated_response(tmp_path, fixtures):
+    opts = ["2", "3", "4", "5"]
+    mv = fixtures.jsonl(tmp_path / "mv.jsonl", [_mv("1", "C", opts)])
+    assert score_predictions("mathvision", mv, fixtures.predictions(tmp_path / "a.jsonl", {"1": TRUNCATED}, id_field="id"))["correct"] == 1
+    we = fixtures.jsonl(tmp_path / "we.jsonl", [_wm("1", "2steps_1", "C")])
+    assert score_predictions("wemath", we, fixtures.predictions(tmp_path / "b.jsonl", {"1@2steps_1": "<think>... Answer: C"}))["correct"] == 1
+    dy = fixtures.jsonl(tmp_path / "dy.jsonl", [_dyna(1, "C", "multiple choice", "s")])
+    assert score_predictions("dynamath", dy, fixtures.predictions(tmp_path / "c.jsonl", {"1:1": "<think>so it is C.\nC."}))["correct"] == 1
+    verse = fixtures.jsonl(tmp_path / "verse.jsonl", [_mathverse(1, "Text Lite", MC_Q, "C", "multi-choice")])
+    assert score_predictions("mathverse", verse, fixtures.predictions(tmp_path / "d.jsonl", {"1": TRUNCATED}))["correct"] == 1
+
+
+def test_mathvision_option_latex_is_official_by_default(tmp_path, fixtures):
+    data = fixtures.jsonl(tmp_path / "mv.jsonl", [_mv("1", "B", ["$30^{\\circ}$", "$40^{\\circ}$", "$50^{\\circ}$"])])
+    preds = fixtures.predictions(tmp_path / "p.jsonl", {"1": "<think>...</think><answer>40</answer>"}, id_field="id")
+    assert score_predictions("mathvision", data, preds)["correct"] == 0  # the official parser fails on $...$
+    lenient = score_predictions("mathvision", data, preds, leniencies=["option_latex"])
+    assert lenient["correct"] == 1 and lenient["scoring"]["leniencies"] == ["option_latex"]
+
+
+@pytest.mark.parametrize(
+    "response,default,lenient",
+    [
+        ("The answer is D.\nD.", True, True),  # the official last-line rule
+        ("After all this, D is the one.\nSo, in the end: D.", False, False),  # last line "So, in the end: D"
+        ("so the answer is \\boxed{D}\nThat settles it", False, True),  # only the rewards' extraction reads it
+    ],
+)
+def test_dynamath_default_is_the_official_rule(tmp_path, fixtures, response, default, lenient):
+    data = fixtures.jsonl(tmp_path / "dy.jsonl", [_dyna(1, "D", "multiple choice", "s")])
+    preds = fixtures.predictions(tmp_path / "p.jsonl", {"1:1": response})
+    assert score_predictions("dynamath", data, preds)["correct"] == int(default)
+    assert score_predictions("dynamath", data, preds, leniencies=["rewards_extraction"])["correct"] == int(lenient)
+
+
+INLINE_Q = ("Given the graph of the ellipse that intersects with x-axis at 9 and -9 and with y-axis at 3 and -3, "
+            "determine its equation.A. \\frac{x^2}{81} + \\frac{y^2}{9} = 1 B. Can not determine.\n")
+
+
+@pytest.mark.parametrize(
+    "question,answer,response,default,partial",
+    [
+        (INLINE_Q, "A", "<answer>\\frac{x^2}{81} + \\frac{y^2}{9} = 1</answer>", True, True),  # inline option text
+        (INLINE_Q, "B", "<answer>Can not determine.</answer>", True, True),
+        (MC_Q, "C", "<answer>C and D</answer>", False, True),  # the official judge wants a complete match
+        (MC_Q, "C", "<answer>C</answer>", True, True),
+        (MC_Q, "C", "<answer>8</answer>", True, True),
+    ],
+)
+def test_mathverse_options(tmp_path, fixtures, question, answer, response, default, partial):
+    data = fixtures.jsonl(tmp_path / "v.jsonl", [_mathverse(1, "Text Lite", question, answer, "multi-choice")])
+    preds = fixtures.predictions(tmp_path / "p.jsonl", {"1": response})
+    assert score_predictions("mathverse", data, preds)["correct"] == int(default)
+    assert score_predictions("mathverse", data, preds, leniencies=["partial_choice"])["correct"] == int(partial)
+
+
+def test_fallback_judge_gets_the_last_resorts(tmp_path, fixtures):
+    """"...3, 4 and 5, so I cannot tell." is found only by the last-number rule: a judge decides, and it counts."""
+    data = fixtures.jsonl(tmp_path / "v.jsonl", [_mathverse(4, "Vision Intensive", "Find L.", "14", "free-form")])
+    preds = fixtures.predictions(tmp_path / "p.jsonl", {"4": "It could be 3, 4 and 5, so I cannot tell."})
+    rules = score_predictions("mathverse", data, preds)
+    assert rules["scoring"]["last_resorts"] == {"kept": 1, "sent_to_llm": 0}
+    asked = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        asked.append(1)
+        return httpx.Response(200, json={"choices": [{"message": {"content": "null"}}]})
+
+    judge = LLMJudge(JudgeConfig("http://judge.local/v1", "gpt-4", mode="fallback"), transport=httpx.MockTransport(handler))
+    summary = score_predictions("mathverse", data, preds, judge=judge)
+    assert asked == [1] and summary["scoring"]["last_resorts"] == {"kept": 0, "sent_to_llm": 1}
+    assert summary["scoring"]["extraction"]["llm"] == 1 and summary["correct"] == 0
+
+
+def test_unknown_leniency_is_a_clear_error(tmp_path, fixtures):
+    from visionr1.evaluation.records import EvalError
+
+    data = fixtures.jsonl(tmp_path / "dy.jsonl", [_dyna(1, "D", "multiple choice", "s")])
+    preds = fixtures.predictions(tmp_path / "p.jsonl", {"1:1": "D"})
+    with pytest.raises(EvalError, match="option_latex"):
+        score_predictions("dynamath", data, preds, leniencies=["optionlatex"])

@@ -154,7 +154,8 @@ SCORE_CASES = [
     # grounding
     ("[10, 10, 50, 50]", "[10, 10, 50, 50]", "grounding", None, 1.0),
     ('{"bbox_2d": [10, 10, 50, 50], "label": "cat"}', "[10, 10, 50, 50]", "grounding", None, 1.0),
-    ('```json\n[{"bbox_2d": [0, 0, 10, 10]}]\n```', "[5, 0, 15, 10]", "grounding", None, 1 / 3),
+    ('```json\n[{"bbox_2d": [0, 0, 10, 10]}]\n```', "[5, 0, 15, 10]", "grounding", None, 0.0),  # IoU 1/3 < 0.5
+    ('```json\n[{"bbox_2d": [0, 0, 10, 10]}]\n```', "[2, 0, 12, 10]", "grounding", None, 8 / 12),
     ("[50, 50, 10, 10]", "[10, 10, 50, 50]", "grounding", None, 0.0),  # inverted
     ("[10, 10, 50]", "[10, 10, 50, 50]", "grounding", None, 0.0),  # malformed
     ('{"bbox_2d": [10, 10, "x", 50]}', "[10, 10, 50, 50]", "grounding", None, 0.0),
@@ -179,7 +180,7 @@ END_TO_END = [
     ("the answer is 4", "4", "math", 1.0, 0.0),  # right but unformatted: Vision-R1 gives 0
     (wrap("5"), "4", "math", 0.0, 0.0),
     (wrap("[10, 10, 50, 40]"), "[10, 10, 50, 50]", "grounding", 0.75, 1.0),  # IoU 0.75 >= 0.5
-    (wrap("[10, 10, 50, 20]"), "[10, 10, 50, 50]", "grounding", 0.25, 0.0),
+    (wrap("[10, 10, 50, 20]"), "[10, 10, 50, 50]", "grounding", 0.0, 0.0),  # IoU 0.25: no partial credit
     ("<think>so it is B</think><answer>A</answer>", "B", "choice", 0.0, 0.0),
 ]
 

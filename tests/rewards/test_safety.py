@@ -9,7 +9,6 @@ import pytest
 
 from visionr1.rewards import symbolic
 from visionr1.rewards.functions import accuracy_reward, format_reward, hard_format_result_reward
-from visionr1.rewards.mathcheck import math_equal_many
 from visionr1.rewards.symbolic import get_pool, symbolic_equal_many
 
 
@@ -75,16 +74,16 @@ def test_pathological_answers_are_fast(answer):
 
 
 def test_hard_symbolic_item_is_cut_off_the_main_thread():
-    """A power tower makes sympy compute a number with ~10^8 digits inside one C call: only a kill stops it."""
+    """A power tower makes sympy compute a number with ~10^8 digits inside one C call: no signal interrupts
+    it, only a kill does (the wall-clock backstop behind the CPU budget). Sent straight to the workers: the
+    scorer's structural guards would refuse it before (test_guards_refuse_heavy_answers_before_the_workers)."""
     pool = get_pool()
     before = pool.timeouts
     out: dict = {}
 
     def run():
         start = time.monotonic()
-        out["v"] = math_equal_many(
-            [(r"9^{9^{9^{9}}}", r"2^{x}"), ("(x+1)^2", "x^2+2x+1")], timeout=1.0
-        )
+        out["v"] = symbolic_equal_many([(r"2^{x}", r"9^{9^{9^{9}}}"), ("x^2+2x+1", "(x+1)^2")], timeout=1.0)
         out["t"] = time.monotonic() - start
 
     th = threading.Thread(target=run)
@@ -136,3 +135,32 @@ def test_no_catastrophic_backtracking(unit):
         for task, gold in GOLDS.items():
             accuracy_reward(comps, solution=[gold] * 3, task=[task] * 3, choices=[["1", "2"]] * 3, timeout=1.0)
     assert time.monotonic() - start < 5.0
+
+
+def test_budget_is_cpu_time_so_a_loaded_machine_does_not_turn_right_into_wrong():
+    """The worker is frozen (SIGSTOP) for longer than the item's budget, as a busy machine would starve it:
+    wall time passes, CPU time does not, and the right answer stays right. A CPU-heavy item over its budget
+    is stopped by the worker's own CPU timer (counted, the worker is not killed)."""
+    import os
+    import signal
+
+    pool = get_pool()
+    pool.warm_up(1)
+    pair = (r"(x+y+z)^{12}", r"(x+y+z)^{11}(z+y+x)")
+    out: dict = {}
+    th = threading.Thread(target=lambda: out.setdefault("v", symbolic_equal_many([pair], timeout=1.5)))
+    th.start()
+    time.sleep(0.1)
+    frozen = [w.proc.pid for w in pool._workers if w.proc.poll() is None]
+    for pid in frozen:
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(2.5)  # longer than the 1.5 s budget
+    for pid in frozen:
+        os.kill(pid, signal.SIGCONT)
+    th.join(60)
+    assert out["v"] == [True]
+
+    before, pids = pool.timeouts, {w.proc.pid for w in pool._workers}
+    fresh = (r"(a+b+c)^{13}", r"(a+b+c)^{12}(c+b+a)")  # not cached by the worker
+    assert symbolic_equal_many([fresh], timeout=0.01) == [False]
+    assert pool.timeouts == before + 1 and pids <= {w.proc.pid for w in pool._workers}

@@ -29,7 +29,8 @@ JudgeModeOpt = Annotated[
     str,
     typer.Option(
         "--judge-mode",
-        help="fallback: LLM only where rules find no answer; official: LLM wherever the official pipeline uses one.",
+        help="fallback: LLM where rules find no answer or only a last resort (last number, whole text); "
+        "official: LLM wherever the official pipeline uses one.",
     ),
 ]
 JudgeKeyOpt = Annotated[
@@ -63,6 +64,10 @@ def score_cmd(
     judge_model: JudgeModelOpt = None,
     judge_mode: JudgeModeOpt = "fallback",
     judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
+    lenient: Annotated[
+        list[str] | None,
+        typer.Option("--lenient", help="A named departure from the official result (repeatable); see docs/evaluation.md."),
+    ] = None,
 ) -> None:
     """Score responses produced anywhere against a benchmark's records, as the official scripts do."""
     from visionr1.evaluation.judge import JudgeError
@@ -72,7 +77,8 @@ def score_cmd(
     judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
     try:
         summary = score_predictions(
-            benchmark, data, predictions, output, judge=judge, unknown="warn" if allow_unknown_ids else "error"
+            benchmark, data, predictions, output, judge=judge, unknown="warn" if allow_unknown_ids else "error",
+            leniencies=lenient or (),
         )
     except (EvalError, JudgeError) as exc:
         fail(str(exc))

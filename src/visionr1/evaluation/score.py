@@ -89,8 +89,15 @@ def summarize(
             "extraction": {s: sources.get(s, 0) for s in ("answer_rules", "benchmark_rules", "llm", "none", "missing")},
             "judged_by": {"rules": n - judged_by_llm, "llm": judged_by_llm},
             "items_needing_llm": llm_items,
+            # answers only a last-resort rule found (the last number, the whole text): kept by the rules, or
+            # handed to the LLM in --judge-mode fallback
+            "last_resorts": {
+                "kept": sum(1 for r in results if r.source != "llm" and r.info.get("last_resort")),
+                "sent_to_llm": sum(1 for r in results if r.source == "llm" and r.info.get("last_resort")),
+            },
             "llm": ctx.judge.describe() if ctx.judge is not None else None,
             "official_llm_use": bench.llm_use,
+            "leniencies": sorted(ctx.leniencies),
         },
     }
     summary.update({"metrics": {}, "breakdowns": {}})
@@ -119,11 +126,13 @@ def score_predictions(
     items: Sequence[Item] | None = None,
     only_ids: Iterable[str] | None = None,
     extra: dict[str, Any] | None = None,
+    leniencies: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Score ``predictions`` (a JSONL path or dicts) on ``data``; write items/summary to ``output_dir``.
 
     ``items``: already loaded records (skips reading ``data``); ``only_ids``: score only these records
-    (``eval run --limit``); ``extra``: keys merged into the summary (generation statistics).
+    (``eval run --limit``); ``extra``: keys merged into the summary (generation statistics); ``leniencies``:
+    named departures from the official result (``benchmarks.base.LENIENCIES``), recorded in the summary.
     """
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     items = list(items) if items is not None else bench.load(Path(data))
@@ -132,7 +141,7 @@ def score_predictions(
         wanted = set(only_ids)
         items = [i for i in items if i.pid in wanted]
     by_id, strangers = collect_predictions(bench, predictions, known, unknown)
-    ctx = ScoringContext(judge)
+    ctx = ScoringContext(judge, frozenset(leniencies))
     results = score_items(bench, items, by_id, ctx)
     summary = {"data": str(data), **summarize(bench, items, results, strangers, ctx), **(extra or {})}
     if output_dir is not None:

@@ -18,6 +18,7 @@ _LAZY = {
     "extract_answer": "extract",
     "score_answer": "scoring",
     "is_correct": "scoring",
+    "correct_many": "scoring",
     "get_reward_function": "registry",
     "build_reward_funcs": "registry",
     "format_reward": "functions",

@@ -10,10 +10,10 @@ float per completion. A scalar ``task`` (a single string) is broadcast, for call
 - ``format_reward``: 1 iff the completion is exactly ``<think>...</think>`` then one non-empty
   ``<answer>...</answer>``, only whitespace around; ``think_prefilled=True`` for prompts that end with
   ``<think>`` (base-model RL, VisualThinker-R1-Zero), where the completion starts inside the thinking.
-- ``accuracy_reward``: the scorer of scoring.py (0/1; IoU for grounding).
+- ``accuracy_reward``: the scorer of scoring.py (0/1; for grounding the IoU when >= 0.5, else 0).
 - ``hard_format_result_reward``: Vision-R1's reward, 1 iff format and correct (grounding: IoU >= 0.5). A
   truncated completion has no ``</answer>`` and scores 0, which is what suppresses over-long thinking.
-- ``iou_reward``: the IoU for grounding rows, 0 for other tasks.
+- ``iou_reward``: the continuous IoU for grounding rows (VLM-R1's shaping reward), 0 for other tasks.
 - ``length_reward``: VisualThinker-R1-Zero's +0.001 per token (an ablation: it raised length, not accuracy).
 """
 
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from visionr1.rewards.extract import completion_text, extract_answer
-from visionr1.rewards.scoring import completion_scores, passes, resolve_task, score_grounding
+from visionr1.rewards.scoring import answer_iou, completion_scores, passes, resolve_task
 from visionr1.rewards.symbolic import DEFAULT_TIMEOUT_S
 
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -141,7 +141,7 @@ def iou_reward(
             out.append(0.0)
             continue
         ans = extract_answer(text, "grounding")
-        out.append(score_grounding(ans, sol) if ans is not None else 0.0)
+        out.append(answer_iou(ans, sol) if ans is not None else 0.0)
     return out
 
 

@@ -3,8 +3,8 @@ tasks and cold-start filters all call this module, so a model is trained on exac
 
 Tasks (docs/CONTRACTS.md): ``math`` (equivalence, see mathcheck.py), ``choice`` (option letter or text, any
 usual form; naming two different options scores 0), ``count`` (integers, number words included),
-``grounding`` (IoU of ``[x1, y1, x2, y2]`` or Qwen2.5-VL ``{"bbox_2d": [...]}`` boxes; malformed or inverted
-boxes score 0), ``free`` (normalised, case-insensitive text). ``task=None`` is inferred from the data:
+``grounding`` (IoU of ``[x1, y1, x2, y2]`` or Qwen2.5-VL ``{"bbox_2d": [...]}`` boxes when it reaches 0.5,
+else 0 -- partial overlap is no credit; malformed or inverted boxes score 0), ``free`` (normalised, case-insensitive text). ``task=None`` is inferred from the data:
 choices given -> choice, a box as solution -> grounding, else math.
 """
 
@@ -149,6 +149,11 @@ _WORD_NUM_RE = re.compile(
 )
 
 
+# a count is written as a standalone number: glued to letters ("AZYUK2A", "x2") or part of math it is not one
+_COUNT_NUMBER_RE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\w])")
+_COUNT_MATH_RE = re.compile(r"\\[A-Za-z]|[A-Za-z]\s*\(|[\^_*/]|\d\s*[+-]\s*\d|\d[A-Za-z]|[A-Za-z]\d")
+
+
 def words_to_int(words: str) -> int | None:
     """'twenty-one' -> 21, 'three hundred and five' -> 305.
 
@@ -178,11 +183,11 @@ def parse_count(text: str) -> int | None:
     >>> parse_count("There are 3 cubes."), parse_count("twelve"), parse_count("3 or 4"), parse_count("2.0")
     (3, 12, None, 2)
     """
-    if len(text) > MAX_ANSWER_CHARS:
-        return None
+    if len(text) > MAX_ANSWER_CHARS or _COUNT_MATH_RE.search(text):
+        return None  # "\\log(5)", "f(1)", "2^3": a function or expression of a number is not that count
     s = text.replace(",", "") if re.fullmatch(r"\s*\d{1,3}(?:,\d{3})+\s*", text) else text
     values: set[int] = set()
-    for m in re.finditer(r"-?\d+(?:\.\d+)?", s):
+    for m in _COUNT_NUMBER_RE.finditer(s):
         v = Fraction(m.group())  # exact: float() of a 400-digit run is inf
         if v.denominator != 1:
             return None
@@ -250,9 +255,22 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def score_grounding(answer: str, solution: Any) -> float:
+def answer_iou(answer: str, solution: Any) -> float:
+    """IoU of the answer's box with the gold box; 0 when either is missing or malformed."""
     pred, gold = parse_box(answer), parse_box(solution)
     return box_iou(pred, gold) if pred and gold else 0.0
+
+
+def score_grounding(answer: str, solution: Any) -> float:
+    """The IoU when it reaches ``IOU_THRESHOLD``, else 0: a box that merely overlaps the object (a box over
+    the whole image overlaps every object) is a wrong answer and earns nothing, as in Acc@0.5. The continuous
+    IoU (VLM-R1's shaping reward) is ``iou_reward``.
+
+    >>> score_grounding("[0, 0, 100, 100]", "[10, 10, 40, 40]"), score_grounding("[10, 10, 40, 50]", "[10, 10, 40, 40]")
+    (0.0, 0.75)
+    """
+    iou = answer_iou(answer, solution)
+    return iou if iou >= IOU_THRESHOLD else 0.0
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -357,11 +375,30 @@ def passes(score: float, task: str | None) -> bool:
     return score >= IOU_THRESHOLD if task == "grounding" else score >= 1.0
 
 
+def correct_many(
+    completions: Sequence[Any],
+    solutions: Sequence[Any],
+    tasks: Sequence[str | None],
+    choices: Sequence[Any] | None = None,
+    think_prefilled: bool = False,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> list[bool]:
+    """Correct or not, for a whole batch in one call (GRPO's logged accuracy): extraction, the fast path, then
+    the batch's undecided items in parallel in the symbolic workers, each under a ``timeout`` CPU budget.
+
+    >>> correct_many(["<answer>4</answer>", "<answer>[0, 0, 9, 9]</answer>"], ["4", "[0, 0, 10, 10]"], ["math", None])
+    [True, True]
+    """
+    choices = list(choices) if choices is not None else [None] * len(completions)
+    resolved = [resolve_task(t, s, _as_choices(c)) for t, s, c in zip(tasks, solutions, choices, strict=True)]
+    scores = completion_scores(completions, solutions, resolved, choices, timeout=timeout, think_prefilled=think_prefilled)
+    return [passes(score, task) for score, task in zip(scores, resolved, strict=True)]
+
+
 def is_correct(completion_text: Any, solution: Any, task: str | None, choices: Sequence[str] | None = None) -> bool:
-    """Extraction + scoring of one completion (grounding: IoU >= 0.5).
+    """Extraction + scoring of one completion (grounding: IoU >= 0.5); batches: ``correct_many``.
 
     >>> is_correct("<think>2+2</think><answer>4</answer>", "4", "math")
     True
     """
-    task = resolve_task(task, solution, _as_choices(choices))
-    return passes(completion_scores([completion_text], [solution], [task], [choices])[0], task)
+    return correct_many([completion_text], [solution], [task], [choices])[0]

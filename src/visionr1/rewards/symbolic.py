@@ -3,8 +3,14 @@
 Why processes: math-verify bounds its time with ``signal.alarm``, which raises off the main thread (TRL's async
 reward loop, data-loader workers, our own thread pools) and cannot interrupt sympy while it is inside one big
 C-level operation (``9^{9^{9^9}}``). A subprocess can always be killed. So every symbolic comparison runs in a
-small pool of long-lived ``python -m visionr1.rewards.symbolic`` workers that talk JSON lines over pipes; a
-worker that misses its deadline is killed (the item scores 0) and replaced. Plain ``subprocess`` rather than
+small pool of long-lived ``python -m visionr1.rewards.symbolic`` workers that talk JSON lines over pipes.
+
+Budgets are CPU time, not wall-clock: on a loaded machine (GRPO generation sharing the cores) a heavy but
+correct item may take several wall seconds while using far less CPU, and must not turn into a 0. Each worker
+arms ``ITIMER_PROF`` with the item's budget (``timeout`` seconds of its own CPU time) and answers "timed out"
+when it fires; the parent keeps a wall-clock backstop (``WALL_FACTOR`` x budget + ``WALL_SLACK_S``) only for
+what a signal cannot interrupt, kills the worker there (the item scores 0) and replaces it. Structural guards
+in mathcheck.py keep such items from reaching the workers at all. Plain ``subprocess`` rather than
 ``multiprocessing``: it needs no ``if __name__ == "__main__"`` guard in the user's script and also works
 inside daemonic worker processes, which multiprocessing forbids from having children.
 
@@ -33,7 +39,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_TIMEOUT_S = 3.0  # CPU seconds per symbolic item
+WALL_FACTOR = 3.0
+WALL_SLACK_S = 2.0
 _STARTUP_TIMEOUT_S = 120.0  # importing sympy on a busy 2-core machine can take a while; not an item's fault
 
 
@@ -62,8 +70,8 @@ class _Worker:
         self.buf = b""
         self.ready = False
 
-    def send(self, item_id: int, gold: str, pred: str) -> None:
-        self.proc.stdin.write((json.dumps([item_id, gold, pred]) + "\n").encode())
+    def send(self, item_id: int, gold: str, pred: str, budget: float) -> None:
+        self.proc.stdin.write((json.dumps([item_id, gold, pred, budget]) + "\n").encode())
         self.proc.stdin.flush()
 
     def read_lines(self) -> list[str]:
@@ -133,7 +141,8 @@ class SymbolicPool:
             sel.close()
 
     def equal_many(self, pairs: list[tuple[str, str]], timeout: float = DEFAULT_TIMEOUT_S) -> list[bool]:
-        """Verdicts for (gold, pred) pairs; an item that errors or exceeds ``timeout`` seconds is False."""
+        """Verdicts for (gold, pred) pairs; an item that errors or uses more than ``timeout`` CPU seconds is
+        False."""
         if not pairs:
             return []
         with self._lock:
@@ -180,8 +189,8 @@ class SymbolicPool:
                     raise OSError("symbolic workers keep failing to start")
                 while todo and idle:
                     w, i = idle.pop(), todo.pop()
-                    w.send(i, *pairs[i])
-                    busy[w] = (i, time.monotonic() + timeout)
+                    w.send(i, *pairs[i], timeout)
+                    busy[w] = (i, time.monotonic() + timeout * WALL_FACTOR + WALL_SLACK_S)
                 deadlines = [d for _, d in busy.values()] + list(starting.values())
                 for key, _ in sel.select(max(0.0, min(deadlines) - time.monotonic())):
                     w = key.data
@@ -200,16 +209,18 @@ class SymbolicPool:
                             del starting[w]
                             idle.append(w)
                             continue
-                        item_id, verdict = json.loads(line)
+                        item_id, verdict, timed_out = json.loads(line)
                         if busy.get(w, (None,))[0] == item_id:
                             results[item_id] = bool(verdict)
+                            self.timeouts += bool(timed_out)
                             del busy[w]
                             idle.append(w)
                 now = time.monotonic()
                 for w, (i, deadline) in list(busy.items()):
                     if now >= deadline:  # kill and replace: the item scores 0
                         self.timeouts += 1
-                        log.warning("symbolic comparison timed out after %.1fs: %.80r", timeout, pairs[i][1])
+                        log.warning("symbolic comparison killed at its wall-clock backstop (%.1fs): %.80r",
+                                    timeout * WALL_FACTOR + WALL_SLACK_S, pairs[i][1])
                         retire(w)
                 for w, deadline in list(starting.items()):
                     if now >= deadline:
@@ -235,7 +246,7 @@ def get_pool() -> SymbolicPool:
 
 
 def symbolic_equal_many(pairs: list[tuple[str, str]], timeout: float = DEFAULT_TIMEOUT_S) -> list[bool]:
-    """math-verify equivalence of (gold, pred) LaTeX pairs, each bounded by ``timeout`` seconds."""
+    """math-verify equivalence of (gold, pred) LaTeX pairs, each bounded by ``timeout`` CPU seconds."""
     return get_pool().equal_many(pairs, timeout)
 
 
@@ -300,16 +311,35 @@ def _worker_main() -> None:
     out = sys.stdout
     out.write("ready\n")
     out.flush()
+    import signal
+
+    class OutOfCPU(BaseException):  # not an Exception: math-verify and sympy swallow those
+        pass
+
+    def _out_of_cpu(signum, frame):
+        raise OutOfCPU
+
+    has_prof = hasattr(signal, "setitimer") and hasattr(signal, "ITIMER_PROF")
+    if has_prof:
+        signal.signal(signal.SIGPROF, _out_of_cpu)
     for line in sys.stdin:
         try:
-            item_id, gold, pred = json.loads(line)
+            item_id, gold, pred, budget = json.loads(line)
         except ValueError:
             continue
+        timed_out = False
         try:
+            if has_prof:
+                signal.setitimer(signal.ITIMER_PROF, float(budget))
             verdict = _verify(gold, pred)
+        except OutOfCPU:
+            verdict, timed_out = False, True
         except BaseException:  # noqa: BLE001 - any failure (incl. MemoryError, RecursionError) is a 0
             verdict = False
-        out.write(json.dumps([item_id, verdict]) + "\n")
+        finally:
+            if has_prof:
+                signal.setitimer(signal.ITIMER_PROF, 0)
+        out.write(json.dumps([item_id, verdict, timed_out]) + "\n")
         out.flush()
 
 

@@ -2,11 +2,22 @@
 
 A benchmark turns its published records into :class:`Item` s (one id each), builds the prompt for ``eval run``
 and scores one response: *extract* an answer, *normalise* it the way the benchmark's official script does,
-*judge* it. Extraction is the rewards' (``visionr1.rewards.extract.extract_answer``: answer tag, "Final
-Answer:", boxed, "answer is", ...), so a model is scored at evaluation exactly as it was rewarded in RL; a
-benchmark's own rules (MathVista's quick rules, WeMath's letter after "Answer", DynaMath's JSON "short
-answer", ...) come in where the rewards find nothing, and an LLM only when one is configured. Each item
-records which of these found its answer; the summary counts them.
+*judge* it. Each item records which rule found its answer; the summary counts them.
+
+One policy for every benchmark (docs/evaluation.md):
+
+- Truncation: closed ``<think>`` blocks are dropped; an unclosed ``<think>`` (a truncated response) is *read*,
+  as the official pipelines' LLM extractors read the whole response ("...so the answer is 5" counts). The RL
+  reward keeps hard formatting (a truncated completion has no answer); see rewards/extract.py.
+- What the official rules see: :func:`official_response` -- the response under that policy, with the content
+  of its last ``<answer>`` block standing for the response when it has one. Benchmarks whose official
+  pipeline has no LLM (MATH-V, DynaMath, We-Math, MM-Math) run their official rules on exactly that, so the
+  default is the official result; the rewards' extraction in front of them is a named leniency
+  (``LENIENCIES``). MathVista and MathVerse officially extract with an LLM; without one, the rewards'
+  extraction stands in for it (it reads what an LLM extractor would) and hands the official normalisation
+  the forms an LLM would write (``0.333`` for ``\\frac{1}{3}``, ``5`` for ``5 cm``).
+- Last resorts (the last number, the whole text, a math span in prose): with ``--judge-mode fallback`` they
+  go to the LLM; without a judge they are kept. Either way they are counted in the summary.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ from typing import Any, ClassVar
 
 from visionr1.evaluation.judge import LLMJudge
 from visionr1.evaluation.records import EvalError, RawRecord, read_records
+from visionr1.rewards.extract import LAST_RESORTS, extract_with_source, strip_thinking
 
 # Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction").
 SOURCES = ("answer_rules", "benchmark_rules", "llm", "none", "missing")
@@ -50,16 +62,42 @@ class ItemResult:
         return out
 
 
+# Named departures from the official results, off by default (``ScoringContext.leniencies``).
+LENIENCIES = {
+    "rewards_extraction": "MATH-V, DynaMath, We-Math, MM-Math: the rewards' extraction (boxed, 'answer is', ...) "
+    "runs before the official rules, so a model is read at evaluation as it was rewarded",
+    "option_latex": "MATH-V: an option text written in LaTeX ($40^{\\circ}$) is compared by value; the official "
+    "parser fails on it, so '40' for that option is officially wrong",
+    "partial_choice": "MathVerse: an answer naming several options ('C and D') counts for its first one; the "
+    "official judge wants a complete match",
+}
+
+
 @dataclass
 class ScoringContext:
-    """The optional LLM and when to use it: ``fallback`` = only when no rule finds an answer; ``official`` =
-    wherever the benchmark's official pipeline uses an LLM (MathVista extraction, MathVerse both stages)."""
+    """The optional LLM and when to use it: ``fallback`` = where no rule finds an answer, or only a last
+    resort does; ``official`` = wherever the benchmark's official pipeline uses an LLM (MathVista extraction,
+    MathVerse both stages). ``leniencies``: names from ``LENIENCIES``."""
 
     judge: LLMJudge | None = None
+    leniencies: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        unknown = set(self.leniencies) - set(LENIENCIES)
+        if unknown:
+            raise EvalError(f"unknown leniency {sorted(unknown)}: choose from {', '.join(LENIENCIES)}")
+        self.leniencies = frozenset(self.leniencies)
 
     @property
     def mode(self) -> str:
         return self.judge.mode if self.judge is not None else "off"
+
+    def lenient(self, name: str) -> bool:
+        return name in self.leniencies
+
+    def wants_llm(self, how: str | None) -> bool:
+        """Whether an answer found by rule ``how`` (None: nothing found) goes to the LLM in fallback mode."""
+        return self.mode == "fallback" and (how is None or how in LAST_RESORTS)
 
     def llm(self, prompt: str) -> str:
         assert self.judge is not None
@@ -169,15 +207,32 @@ def answer_region(text: str) -> str:
     return found[-1] if found else rest
 
 
+def official_response(text: str) -> str:
+    """The response as the official rules read it: thinking dropped (an unclosed ``<think>`` is read), and
+    the content of the last ``<answer>`` block standing for the response when there is one.
+
+    >>> official_response("<think>x</think><answer> D </answer>"), official_response("<think>so it is D.\\nD.")
+    ('D', 'so it is D.\\nD.')
+    """
+    rest = strip_thinking(text, truncated="read") or ""
+    found = _ANSWER_TAG_RE.findall(rest)
+    if found:
+        return found[-1].strip()
+    if "<answer>" in rest:  # truncated inside the answer
+        return rest[rest.rfind("<answer>") + len("<answer>") :].strip()
+    return rest.strip()
+
+
+def rules_extract_with_source(response: str, task: str | None) -> tuple[str | None, str | None]:
+    """The rewards' extraction under the evaluation truncation policy: (answer, rule), (None, None) if none."""
+    found, how = extract_with_source(response, task, truncated="read")
+    found = None if found is None else str(found).strip() or None
+    return (found, how) if found is not None else (None, None)
+
+
 def rules_extract(response: str, task: str | None) -> str | None:
     """The rewards' extraction (one scorer for RL and evaluation); None when it finds no answer."""
-    from visionr1.rewards.extract import extract_answer
-
-    found = extract_answer(response, task)
-    if found is None:
-        return None
-    found = str(found).strip()
-    return found or None
+    return rules_extract_with_source(response, task)[0]
 
 
 def accuracy_table(pairs: Iterable[tuple[Any, bool]]) -> dict[str, dict[str, Any]]:

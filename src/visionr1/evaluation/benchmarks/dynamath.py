@@ -14,8 +14,12 @@ right when it is the letter, or the letter is in its first three characters; a t
 a substring of it. Reported: average accuracy over all variants and **worst-case** accuracy (a seed counts
 only when every one of its variants is right), each by subject and knowledge level.
 
-Departure: between the JSON "short answer" and the last-line fallback, the rewards' extraction is tried, so
-a model answering in ``<answer>`` tags rather than JSON is read the same way it was rewarded.
+The official rules read :func:`~visionr1.evaluation.benchmarks.base.official_response` (the shared
+truncation policy; an ``<answer>`` block stands for the response), so by default the result is the official
+one ("...is D.\\nD." reads D from the last line; departure: the official rule drops the last line's final
+character unconditionally, meant for the full stop its prompt's answers end with, and an answer block has
+none, so only punctuation is dropped). Named leniency ``rewards_extraction``: between the JSON
+"short answer" and the last-line rule the rewards' extraction is tried.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from visionr1.evaluation.benchmarks.base import (
     ItemResult,
     ScoringContext,
     accuracy_table,
+    official_response,
     rules_extract,
 )
 from visionr1.evaluation.records import EvalError, RawRecord, data_files
@@ -134,13 +139,17 @@ class DynaMath(Benchmark):
         if "ground_truth" not in r and "answer" not in r:
             self.require(item, "ground_truth")
         answer_type = str(r.get("answer_type", "")).strip()
-        found, source = json_short_answer(response), "benchmark_rules"
-        if found is None:
+        text = official_response(response)
+        found, source = json_short_answer(text), "benchmark_rules"
+        if found is None and ctx.lenient("rewards_extraction"):
             task = "choice" if answer_type == "multiple choice" else "math"
             found, source = rules_extract(response, task), "answer_rules"
         if found is None:
-            lines = response.split("\n")
-            found, source = (lines[-1][:-1], "benchmark_rules") if response.strip() else (None, "none")
+            last = text.split("\n")[-1]
+            # the official rule drops the last character, the full stop its prompt's answers end with; an
+            # answer block's content has none, so only punctuation is dropped
+            last = last[:-1] if last[-1:] in ".。!;," else last
+            found, source = (last, "benchmark_rules") if text.strip() else (None, "none")
         correct = found is not None and judge(found, self.truth(r), answer_type)
         return ItemResult(item.pid, found, found, correct, source)
 

@@ -9,9 +9,11 @@ Official pipeline: an LLM extracts the answer (``extract_answer_s1.py``), a seco
 against the standard answer (``score_answer_s2.py``); accuracy is reported overall, by problem version and by
 subject/subfield. The official script's only rule is ``--quick_match`` (exact string equality).
 
-Rule judge (default here): the rewards' extraction; for multiple choice the option letter (given directly,
-or found by the option's text); for free form exact match, else the rewards' math equivalence check. It is
-stricter than the LLM on answers like "0.5 m" vs "50 cm". ``--judge-mode official`` runs both official LLM
+Rule judge (default here): the rewards' extraction; for multiple choice the one option the answer names
+(its letter, or its text; options listed in a "Choices" block or inline, "...equation.A. ... B. Can not
+determine."), and an answer naming several ("C and D") is wrong, as the official judge wants a complete
+match (leniency ``partial_choice``: its first letter counts); for free form exact match, else the rewards'
+math equivalence check. It is stricter than the LLM on answers like "0.5 m" vs "50 cm". ``--judge-mode official`` runs both official LLM
 stages with the official prompts; ``fallback`` asks the LLM only to extract where the rules find nothing.
 """
 
@@ -29,8 +31,9 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     leading_letter,
-    rules_extract,
+    rules_extract_with_source,
 )
+from visionr1.rewards.extract import LAST_RESORTS
 
 # Official prompts (evaluation/prompts.py).
 EXTRACT_PROMPT = """
@@ -97,20 +100,36 @@ Judgement: """
 _OPTION_RE = re.compile(r"^\s*\(?([A-H])\)?\s*[:.：)]\s*(.+?)\s*$")
 
 
+_INLINE_OPTION_RE = re.compile(r"(?:^|(?<=[\s.:?;)$]))([A-H])\s*[.:：]\s*")
+
+
 def parse_options(question: str) -> dict[str, str]:
-    """The ``{letter: text}`` options after "Choices" in a MathVerse question (empty if none).
+    """The ``{letter: text}`` options of a MathVerse question: the lines after "Choices", else options
+    listed inline from "A." on (empty if none).
 
     >>> parse_options("Find x.\\nChoices:\\nA:4\\nB:6")
     {'A': '4', 'B': '6'}
+    >>> parse_options("Determine its equation.A. x^2+y^2=1 B. Can not determine.")
+    {'A': 'x^2+y^2=1', 'B': 'Can not determine.'}
     """
     idx = question.lower().rfind("choices")
-    if idx < 0:
-        return {}
     options = {}
-    for line in question[idx:].splitlines()[1:]:
-        m = _OPTION_RE.match(line)
-        if m:
-            options[m.group(1)] = m.group(2)
+    if idx >= 0:
+        for line in question[idx:].splitlines()[1:]:
+            m = _OPTION_RE.match(line)
+            if m:
+                options[m.group(1)] = m.group(2)
+    if options:
+        return options
+    marks, want = [], "A"
+    for m in _INLINE_OPTION_RE.finditer(question):
+        if m.group(1) == want:
+            marks.append(m)
+            want = chr(ord(want) + 1)
+    if len(marks) < 2:
+        return {}
+    for m, nxt in zip(marks, marks[1:] + [None], strict=True):
+        options[m.group(1)] = question[m.end() : nxt.start() if nxt else len(question)].strip()
     return options
 
 
@@ -118,15 +137,24 @@ def _plain(s: str) -> str:
     return re.sub(r"\s+|\$", "", s).rstrip(".").lower()
 
 
-def choice_letter(extracted: str, options: dict[str, str]) -> str | None:
-    """The option an extracted answer names: its letter, or the option whose text it is."""
-    letter = leading_letter(extracted, len(LETTERS))
-    if letter is not None and (not options or letter in options):
-        return letter
+def choice_letter(extracted: str, options: dict[str, str], partial: bool = False) -> str | None:
+    """The one option an extracted answer names (its letter, or the option whose text it is); None when it
+    names none or several. ``partial``: the ``partial_choice`` leniency (the first letter counts).
+
+    >>> choice_letter("C and D", {}), choice_letter("C and D", {}, partial=True), choice_letter("(B)", {})
+    (None, 'C', 'B')
+    """
     for k, text in options.items():
         if _plain(text) == _plain(extracted):
             return k
-    return None
+    if partial:
+        letter = leading_letter(extracted, len(LETTERS))
+        return letter if letter is not None and (not options or letter in options) else None
+    from visionr1.rewards.scoring import named_options
+
+    letters = sorted(options) if options else None
+    named = named_options(extracted, [options[k] for k in letters] if letters else None)
+    return named.pop() if len(named) == 1 and (not options or next(iter(named)) in options) else None
 
 
 class MathVerse(Benchmark):
@@ -140,12 +168,12 @@ class MathVerse(Benchmark):
         r = item.record
         return r.get("query_cot") or r.get("question") or ""
 
-    def _rule_judge(self, extracted: str | None, record: dict[str, Any]) -> tuple[Any, bool]:
+    def _rule_judge(self, extracted: str | None, record: dict[str, Any], partial: bool = False) -> tuple[Any, bool]:
         if extracted is None:
             return None, False
         answer = str(record.get("answer", "")).strip()
         if record.get("question_type") == "multi-choice" and len(answer) == 1 and answer.upper() in LETTERS:
-            letter = choice_letter(extracted, parse_options(str(record.get("question", ""))))
+            letter = choice_letter(extracted, parse_options(str(record.get("question", ""))), partial)
             return letter, letter == answer.upper()
         if extracted.strip() == answer:  # the official --quick_match
             return extracted.strip(), True
@@ -170,14 +198,15 @@ class MathVerse(Benchmark):
             return ItemResult(item.pid, extraction, extraction, judgement == "1", "llm", judge="llm", info=info)
 
         task = "choice" if r.get("question_type") == "multi-choice" else "math"
-        extracted, source = rules_extract(response, task), "answer_rules"
-        if extracted is None and ctx.mode == "fallback":
+        (extracted, how), source = rules_extract_with_source(response, task), "answer_rules"
+        if ctx.wants_llm(how):
             extracted = ctx.llm(f"{EXTRACT_PROMPT.strip()}\n\nModel response: '{response}'\nExtracted Answer: ")
             extracted, source = extracted.replace("Extracted Answer: ", "").strip(), "llm"
         elif extracted is None:
             source = "none"
-        normalized, correct = self._rule_judge(extracted, r)
-        return ItemResult(item.pid, extracted, normalized, correct, source)
+        normalized, correct = self._rule_judge(extracted, r, ctx.lenient("partial_choice"))
+        info = {"last_resort": how} if how in LAST_RESORTS else {}
+        return ItemResult(item.pid, extracted, normalized, correct, source, info=info)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
         def meta(item: Item, key: str) -> Any:

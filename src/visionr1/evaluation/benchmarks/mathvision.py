@@ -10,8 +10,12 @@ after evaluation, else both sides evaluated (latex2sympy) and compared rounded t
 item is also right when the answer equals the correct option's text. Accuracy by subject and level.
 
 Departures: the official script evaluates latex2sympy's output with Python ``eval``; here the sympy
-expression is evaluated numerically by sympy itself (model output is never run as code). The rewards'
-extraction runs first; the official rules work on what it returns (or on the response, if it finds nothing).
+expression is evaluated numerically by sympy itself (model output is never run as code). The official
+rules read :func:`~visionr1.evaluation.benchmarks.base.official_response` (the shared truncation policy:
+thinking dropped, an ``<answer>`` block standing for the response). By default the result is the official
+one: an option text in LaTeX (``$40^{\\circ}$``) does not parse officially, so "40" for it is wrong.
+Named leniencies: ``option_latex`` (compare such option texts by value: 49 of 48,640 published outputs
+change, all to right) and ``rewards_extraction`` (the rewards' extraction before the official rules).
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from visionr1.evaluation.benchmarks.base import (
     ItemResult,
     ScoringContext,
     accuracy_table,
+    official_response,
     rules_extract,
-    strip_think,
 )
 
 _MAX_EVAL_CHARS = 300  # longer "answers" are not parsed: deeply nested LaTeX can take seconds
@@ -82,17 +86,22 @@ def eval_tuple(s: str) -> str:
     return s
 
 
-def is_equal(asw: str, gt_asw: str) -> bool:
-    """MATH-V's ``is_equal`` (symmetric in practice).
+def is_equal(asw: str, gt_asw: str, parse_dollars: bool = False) -> bool:
+    """MATH-V's ``is_equal`` (symmetric in practice). Text with ``$`` signs does not parse officially
+    (latex2sympy fails on them); ``parse_dollars=True`` is the ``option_latex`` leniency.
 
     >>> is_equal("B", "b"), is_equal("\\\\frac{1}{2}", "0.5"), is_equal("0.333", "1/3"), is_equal("2", "3")
     (True, True, True, False)
+    >>> is_equal("40", "$40^{\\\\circ}$"), is_equal("40", "$40^{\\\\circ}$", parse_dollars=True)
+    (False, True)
     """
     asw, gt_asw = asw.lower(), gt_asw.lower()
     if asw.replace(" ", "") == "" or gt_asw.replace(" ", "") == "":
         return False
     if gt_asw.strip() == asw.strip():
         return True
+    if not parse_dollars and ("$" in asw or "$" in gt_asw):
+        return False
     asw, gt_asw = eval_tuple(asw), eval_tuple(gt_asw)
     if gt_asw == asw:
         return True
@@ -234,12 +243,14 @@ class MathVision(Benchmark):
         options = list(r.get("options") or [])
         gt = str(r["answer"])
         gt_value = options[ord(gt) - ord("A")] if options and len(gt) == 1 and 0 <= ord(gt) - 65 < len(options) else ""
-        found = rules_extract(response, "choice" if options else "math")
-        source = "answer_rules"
+        found, source = None, "benchmark_rules"
+        if ctx.lenient("rewards_extraction"):
+            found, source = rules_extract(response, "choice" if options else "math"), "answer_rules"
         if found is None:
-            found, source = strip_think(response), "benchmark_rules"
+            found, source = official_response(response), "benchmark_rules"
         model_answer = official_model_answer(found)
-        correct = is_equal(gt, model_answer) or is_equal(gt_value, model_answer)
+        lenient = ctx.lenient("option_latex")
+        correct = is_equal(gt, model_answer) or is_equal(gt_value, model_answer, parse_dollars=lenient)
         extracted = found if source == "answer_rules" else model_answer
         return ItemResult(item.pid, extracted, model_answer, correct, source)
 

@@ -8,9 +8,15 @@ Official pipeline: an LLM (GPT-4) extracts the answer (``extract_answer.py``, af
 response is an option, or parses as the integer/float), then :func:`normalize_extracted_answer` maps it onto
 the answer's type and it is compared with ``answer`` by string equality. Departure: by default the answer is
 extracted by rules (the rewards' extraction, then the official quick rules); ``--judge-mode official`` uses
-the LLM with the official few-shot prompt instead, ``fallback`` only where the rules find nothing. A response
-with no extractable answer is normalised from "" as the official script does (for multiple choice that is
-the shortest option, by Levenshtein distance).
+the LLM with the official few-shot prompt instead, ``fallback`` where the rules find nothing or only a last
+resort (the last number, the whole text). A response with no extractable answer is normalised from "" as
+the official script does (for multiple choice that is the shortest option, by Levenshtein distance).
+
+What the rules hand the official normalisation is what GPT-4's extraction would write (:func:`llm_form`): a
+number for a numeric question (``\\frac{1}{3}`` -> ``0.3333...``, ``5 cm`` -> ``5``, ``45°`` -> ``45``,
+``1,000`` -> ``1000``, "The value of x is 9." -> ``9``) and an option letter for a multiple-choice one,
+found in prose without a marker from the options it names (:func:`choice_from_prose`) rather than left to
+the nearest-option-by-edit-distance rule, which picks at random among prose.
 """
 
 from __future__ import annotations
@@ -27,8 +33,10 @@ from visionr1.evaluation.benchmarks.base import (
     ItemResult,
     ScoringContext,
     accuracy_table,
-    rules_extract,
+    official_response,
+    rules_extract_with_source,
 )
+from visionr1.rewards.extract import LAST_RESORTS
 
 # The official few-shot extraction prompt (MathVista demos, pids 852, 104, 824, 506, 540).
 DEMO_PROMPT = """
@@ -162,6 +170,93 @@ def quick_extract(response: str, record: dict[str, Any]) -> str | None:
     return m.group(1) if m else None
 
 
+_LEAD_MARK_RE = re.compile(r"^\W*\(?[A-Z]\)?(?:[.):]|\s)\s*")
+_LETTER_MARK_RE = re.compile(r"\(([A-Z])\)|\b(?:option|choice|answer)\s*:?\s*\(?([A-Z])\b\)?|^\s*\(?([A-Z])[.):]\s", re.M)
+
+
+def choice_from_prose(text: str, choices: Sequence[str]) -> str | None:
+    """The option a prose response settles on, as GPT-4's extraction reads it; None when it names none.
+    A first line that states an option's text names it; a Yes/No question is answered by its first word
+    (after any letter); otherwise the last option letter marked as one
+    ("(B)", "option B", a line "B. ..."), else the option whose text is mentioned last (the longest text
+    wins at one place: "quarter past" over "quarter").
+
+    >>> choice_from_prose("No, the blue bar is shorter than the red one.", ["Yes", "No"])
+    'B'
+    >>> choice_from_prose("The hands point to 8:15, so it is quarter past eight.", ["half", "quarter", "quarter past"])
+    'C'
+    """
+    letters = [chr(ord("A") + i) for i in range(len(choices))]
+    lowered = [str(c).strip().lower() for c in choices]
+    first = _LEAD_MARK_RE.sub("", text.strip().split("\n", 1)[0]).strip().rstrip(".").lower()
+    if first in lowered:  # "(C) Yes\n(D) No": the first line states an option's text (whatever its letter)
+        return letters[lowered.index(first)]
+    if set(lowered) <= {"yes", "no"}:
+        m = re.match(r"\W*(yes|no)\b", first, re.I)
+        if m:
+            return letters[lowered.index(m.group(1).lower())]
+    last = None
+    for m in _LETTER_MARK_RE.finditer(text):
+        letter = next(g for g in m.groups() if g)
+        if letter in letters:
+            last = letter
+    if last is not None:
+        return last
+    best, best_pos, best_len = None, -1, 0
+    low = text.lower()
+    for letter, opt in zip(letters, lowered, strict=True):
+        if not opt:
+            continue
+        for m in re.finditer(rf"(?<![\w.]){re.escape(opt)}(?![\w]|\.\d)", low):
+            if m.start() > best_pos or (m.start() == best_pos and len(opt) > best_len):
+                best, best_pos, best_len = letter, m.start(), len(opt)
+    return best
+
+
+def numeric_form(answer: str) -> str | None:
+    """A number as an LLM extractor writes it, from an extracted math answer; None when it is not one.
+
+    >>> numeric_form(r"\\frac{1}{3}")[:5], numeric_form("5 cm"), numeric_form("45°"), numeric_form("1,000")
+    ('0.333', '5', '45', '1000')
+    >>> numeric_form("x = 9"), numeric_form("2\\sqrt{2}")[:4], numeric_form("x + 1") is None
+    ('9', '2.82', True)
+    """
+    from fractions import Fraction
+
+    from visionr1.rewards.extract import reduce_sentence
+    from visionr1.rewards.latexnum import try_evaluate
+    from visionr1.rewards.mathcheck import clean_math
+
+    cleaned, _ = clean_math(reduce_sentence(answer))
+    cleaned = re.sub(r"^\s*[A-Za-z]\w*\s*=\s*", "", cleaned)
+    value = try_evaluate(cleaned)
+    if value is None:
+        return None
+    v = value.value
+    if isinstance(v, Fraction) and v.denominator == 1:
+        return str(v.numerator)
+    if isinstance(v, Fraction) and value.decimals is not None:
+        return cleaned.strip()
+    return repr(float(v))
+
+
+def llm_form(extracted: str, record: dict[str, Any], response: str, how: str | None) -> str:
+    """What GPT-4's extraction would have written, from the rules' answer (see the module docstring)."""
+    choices = record.get("choices") or []
+    if record.get("question_type") == "multi_choice" and choices:
+        from visionr1.rewards.scoring import named_options
+
+        named = named_options(extracted, choices)
+        if len(named) == 1:
+            return named.pop()
+        found = choice_from_prose(extracted if how not in (None, "whole_text") else official_response(response), choices)
+        return found if found is not None else extracted
+    if record.get("answer_type") in ("integer", "float"):
+        form = numeric_form(extracted)
+        return form if form is not None else extracted
+    return extracted
+
+
 def precision_of(record: dict[str, Any]) -> int | None:
     """``precision`` as an int (parquet stores it as a float, NaN for none)."""
     p = record.get("precision")
@@ -209,29 +304,36 @@ class MathVista(Benchmark):
     def question(self, item: Item) -> str:
         return item.record.get("query") or build_query(item.record)
 
-    def extract(self, response: str, item: Item, ctx: ScoringContext) -> tuple[str, str]:
+    def extract(self, response: str, item: Item, ctx: ScoringContext) -> tuple[str, str, str | None]:
+        """(extraction, source, rewards rule or None)."""
         record = item.record
+        how = None
         if ctx.mode != "official":
             task = "choice" if record.get("question_type") == "multi_choice" else "math"
-            found = rules_extract(response, task)
-            if found is not None:
-                return found, "answer_rules"
+            found, how = rules_extract_with_source(response, task)
+            if found is not None and not ctx.wants_llm(how):
+                return llm_form(found, record, response, how), "answer_rules", how
+            if found is None and record.get("question_type") == "multi_choice" and record.get("choices"):
+                letter = choice_from_prose(official_response(response), record["choices"])
+                if letter is not None and not ctx.wants_llm("whole_text"):
+                    return letter, "answer_rules", "whole_text"
         found = quick_extract(response, record)
         if found is not None:
-            return found, "benchmark_rules"
+            return found, "benchmark_rules", None
         if ctx.mode in ("fallback", "official"):
             prompt = f"{DEMO_PROMPT.strip()}\n\n{self.question(item)}\n\n{response}\n\nExtracted answer: "
-            return ctx.llm(prompt), "llm"
-        return "", "none"
+            return ctx.llm(prompt), "llm", how
+        return "", "none", None
 
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         r = item.record
         self.require(item, "answer", "question_type", "answer_type")
-        extracted, source = self.extract(response, item, ctx)
+        extracted, source, how = self.extract(response, item, ctx)
         normalized = normalize_extracted_answer(
             extracted, r.get("choices"), r["question_type"], r["answer_type"], precision_of(r)
         )
-        return ItemResult(item.pid, extracted, normalized, safe_equal(normalized, r["answer"]), source)
+        info = {"last_resort": how} if how in LAST_RESORTS else {}
+        return ItemResult(item.pid, extracted, normalized, safe_equal(normalized, r["answer"]), source, info=info)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
         breakdowns = {}

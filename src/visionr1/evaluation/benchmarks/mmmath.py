@@ -30,7 +30,7 @@ from visionr1.evaluation.benchmarks.base import (
     ItemResult,
     ScoringContext,
     accuracy_table,
-    answer_region,
+    official_response,
     rules_extract,
 )
 from visionr1.evaluation.records import RawRecord
@@ -255,7 +255,7 @@ class MMMath(Benchmark):
         self.require(item, "solution")
         solution = str(item.record["solution"])
         info: dict[str, Any] = {}
-        region = answer_region(response)
+        region = official_response(response)
         if "\\boxed{" in region:
             extracted, source = region, "benchmark_rules"
         else:

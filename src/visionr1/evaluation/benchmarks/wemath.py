@@ -19,8 +19,9 @@ IK, IG and CM are reported as a share of all multi-step problems, RM as a share 
 ``(N - 0.5 IG - RM - IK) / N``, strict and loose. Also S1/S2/S3: accuracy on one-step sub-problems and on
 two- and three-step composites. ``accuracy`` in the summary is the plain per-item accuracy.
 
-Departures: the rewards' extraction is tried first (the official rule reads "Final Answer: B" the same
-way); N is the number of multi-step problems in the data (525 on testmini; the official script hard-codes
+The official rule reads :func:`~visionr1.evaluation.benchmarks.base.official_response` (the shared
+truncation policy). Named leniency ``rewards_extraction``: the rewards' extraction is tried first.
+Departures: N is the number of multi-step problems in the data (525 on testmini; the official script hard-codes
 525). The official per-domain table needs the knowledge-tree file shipped with the evaluation code, so it
 is not reproduced; a breakdown by the records' ``knowledge concept`` is given instead.
 """
@@ -39,6 +40,7 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     leading_letter,
+    official_response,
     rules_extract,
 )
 from visionr1.evaluation.records import EvalError, RawRecord
@@ -133,11 +135,14 @@ class WeMath(Benchmark):
 
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         self.require(item, "answer")
-        found = rules_extract(response, "choice")
-        letter = leading_letter(found, len(OPTION_LETTERS)) if found is not None else None
-        source = "answer_rules"
+        letter = None
+        if ctx.lenient("rewards_extraction"):
+            found = rules_extract(response, "choice")
+            letter = leading_letter(found, len(OPTION_LETTERS)) if found is not None else None
+            source = "answer_rules"
         if letter is None:
-            found, letter, source = response, official_letter(response), "benchmark_rules"
+            text = official_response(response)
+            found, letter, source = text, official_letter(text), "benchmark_rules"
             if letter is None:
                 source = "none"
         extracted = found if source == "answer_rules" else letter
