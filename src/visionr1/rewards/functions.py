@@ -94,7 +94,7 @@ def accuracy_reward(
     timeout: float = DEFAULT_TIMEOUT_S,
     **kwargs: Any,
 ) -> list[float]:
-    """Correctness of the final answer: 0/1, or the IoU for grounding. ``timeout`` bounds each symbolic check;
+    """Correctness of the final answer: 0/1, or for grounding the IoU when >= 0.5 (else 0). ``timeout`` bounds each symbolic check;
     ``think_prefilled`` as in ``format_reward`` (then nothing before ``</think>`` is read as the answer)."""
     n = len(completions)
     return completion_scores(

@@ -44,8 +44,8 @@ class AccuracyMetric:
     public ``log_metric`` reward argument (averaged per logging step, across processes, like TRL's own).
 
     Why: with ``hard_format_result`` alone, reward 0 hides whether the format or the answer failed. The metric
-    is the one scorer's verdict (``rewards.functions.accuracy_reward``, one batched call per generation batch,
-    then ``rewards.scoring.passes``), whatever rewards are optimised; it changes no reward.
+    is the one scorer's verdict (``rewards.scoring.correct_many``: one batched call per generation batch, the
+    undecided answers checked symbolically in parallel), whatever rewards are optimised; it changes no reward.
     """
 
     def __init__(self, func: Any) -> None:
@@ -55,12 +55,12 @@ class AccuracyMetric:
     def __call__(self, completions: Any, **kwargs: Any) -> Any:
         log_metric = kwargs.get("log_metric")
         if log_metric is not None and kwargs.get("solution") is not None:
-            from visionr1.rewards.functions import accuracy_reward
-            from visionr1.rewards.scoring import passes
+            from visionr1.rewards.scoring import correct_many
 
-            tasks = kwargs.get("task") or [None] * len(completions)
-            scores = accuracy_reward(completions, kwargs["solution"], tasks, kwargs.get("choices"))
-            log_metric("accuracy", sum(passes(s, t) for s, t in zip(scores, tasks, strict=True)) / max(len(scores), 1))
+            n = len(completions)
+            correct = correct_many(completions, kwargs["solution"], kwargs.get("task") or [None] * n,
+                                   kwargs.get("choices") or [None] * n)
+            log_metric("accuracy", sum(correct) / max(n, 1))
         return self.func(completions, **kwargs)
 
 
