@@ -1,4 +1,4 @@
-"""`visionr1 train RECIPE.yaml [overrides] [--output-dir DIR] [--dry-run]` (registered on the main app)."""
+"""`visionr1 train RECIPE.yaml [overrides] [--output-dir DIR] [--dry-run] [--cpu-threads N]` (composed into the main app by `visionr1/cli.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from visionr1.cli import app, fail
+from visionr1.cli_common import CpuThreadsOpt, command_app, fail, parse_cpu_threads
+
+app = command_app()
 
 
 @app.command("train")
@@ -28,12 +30,14 @@ def train(
         int | None,
         typer.Option("--num-processes", help="With --dry-run: plan for this many processes (default: this launch's)."),
     ] = None,
+    cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Run a recipe's stages (SFT, GRPO/PTST) in order; re-running the same command resumes a killed run."""
     from visionr1.config.base import RecipeError
     from visionr1.recipe import load_recipe
     from visionr1.training.plan import PlanError
 
+    threads = parse_cpu_threads(cpu_threads)
     saved = os.environ.get("VISIONR1_PLAN_WORLD_SIZE")
     if dry_run and num_processes:
         os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(num_processes)  # validate batch shapes for that many
@@ -46,6 +50,8 @@ def train(
             os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
         else:
             os.environ["VISIONR1_PLAN_WORLD_SIZE"] = saved
+    if threads is not None:
+        resolved = resolved.model_copy(update={"cpu_threads": threads})
     if dry_run:
         from visionr1.training.plan import plan_run
 
