@@ -33,6 +33,7 @@ from visionr1.config.base import (
     resolve_path,
 )
 from visionr1.data.spec import DatasetSpec
+from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
 Freezable = Literal["vision_tower", "projector", "language_model"]
 
@@ -318,6 +319,7 @@ class Recipe(StrictModel):
         default_factory=lambda: ["tensorboard"], description="Trackers besides metrics.jsonl: tensorboard, wandb, trackio."
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="metrics.jsonl is always written; what else to log.")
+    cpu_threads: CpuThreads = Field("auto", description=CPU_THREADS_HELP + "; `--cpu-threads` overrides.")
 
     @field_validator("report_to")
     @classmethod

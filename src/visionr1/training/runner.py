@@ -47,6 +47,10 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
     """Run (or, with ``dry_run``, plan) ``recipe``; returns the plan or a summary of the run."""
     # --- 1. plan -------------------------------------------------------------------------------------------------
     world_size = world_size_from_env()
+    if not dry_run:
+        from visionr1.runtime import apply_cpu_threads, summary_line
+
+        log.info("CPU threads: %s", summary_line(apply_cpu_threads(recipe.cpu_threads)))  # recorded in the manifest
     plan = plan_run(recipe, output_dir, world_size)
     if dry_run:
         return plan
