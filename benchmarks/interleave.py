@@ -9,6 +9,7 @@ median with the min-max spread. The 1-minute load average is recorded before eve
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -21,12 +22,17 @@ def load_average() -> float:
 
 
 def timed_run(cmd: Sequence[str], env: dict[str, str], cwd: str | None = None, timeout: float = 900) -> dict[str, Any]:
-    """Run ``cmd``; wall seconds, load average before, return code (and the output tail on failure)."""
+    """Run ``cmd``; wall seconds, CPU seconds (user + system of the process tree: spinning or oversubscribed
+    threads show up here even when the wall time is set by other jobs' load), load average before, return code
+    (and the output tail on failure)."""
     load = load_average()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
-    out = {"seconds": round(wall, 3), "load_before": load, "rc": proc.returncode}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    out = {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "load_before": load, "rc": proc.returncode}
     if proc.returncode:
         out["output_tail"] = (proc.stdout + proc.stderr)[-3000:]
     return out

@@ -102,13 +102,16 @@ def main() -> None:
             print(f"== {workload}")
             fn("1 thread", -1)  # untimed warm-up: file caches, compiled regexes, the tiny model on disk
             raw = interleaved(list(CONFIGS), args.rounds, fn)
-            report["workloads"][workload] = {"runs": raw, "summary": summarise(raw, "1 thread")}
+            report["workloads"][workload] = {"runs": raw, "summary": summarise(raw, "1 thread"),
+                                             "cpu_summary": summarise(raw, "1 thread", key="cpu_seconds")}
     (args.out / "threads.json").write_text(json.dumps(report, indent=2))
     md = [f"# CPU threads: {report['cores']} cores, {args.rounds} interleaved rounds\n"]
     for workload, res in report["workloads"].items():
         what = (f"`visionr1 train`, GRPO {args.steps} steps, 4 x 32 tokens" if workload == "grpo"
                 else f"`visionr1 eval run`, {args.eval_items} items, 48 tokens")
-        md += [f"## {what} (wall seconds per command)\n", markdown_table(res["summary"], "1 thread"), ""]
+        md += [f"## {what}: wall seconds per command\n", markdown_table(res["summary"], "1 thread"), "",
+               f"## {what}: CPU seconds (user + system) per command\n",
+               markdown_table(res["cpu_summary"], "1 thread"), ""]
     (args.out / "threads.md").write_text("\n".join(md))
     print("\n".join(md))
 
