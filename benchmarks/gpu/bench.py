@@ -210,7 +210,9 @@ def recipe_dict(a: dict[str, Any], vllm: bool) -> dict[str, Any]:
                 max_steps=a["steps"], learning_rate=1e-6, beta=0.01, loss_type="grpo", temperature=1.0,
                 bf16=gpu, gradient_checkpointing=gpu, save_strategy="no", logging_steps=1)
     if vllm:
-        grpo.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3)
+        # the KV cache is sized for prompt (<= ~2K tokens: 1,280 image tokens + text) + completion, not 128K
+        grpo.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3,
+                    vllm_max_model_length=a["completion_length"] + 2560)
     return {
         "name": f"bench-{a['model']}", "seed": 0,
         "model": {"path": a["model_dir"], "dtype": "bfloat16" if gpu else "float32",
@@ -331,8 +333,11 @@ def summarise(result: dict[str, Any], shape: dict[str, Any], a: dict[str, Any], 
 
 
 def peak_for(gpu: str | None, override: float | None) -> float | None:
+    """Peak bf16 dense TFLOP/s of ``gpu`` by its name (PCIe H100: 756), or ``override``."""
     if override:
         return override
+    if gpu and "H100" in gpu and "PCIe" in gpu:
+        return 756.0
     return next((v for k, v in PEAK_TFLOPS.items() if gpu and k in gpu), None)
 
 
