@@ -34,8 +34,8 @@ CpuThreadsOpt = Annotated[
     str | None,
     typer.Option(
         "--cpu-threads",
-        help="torch CPU threads: auto (cores left free by other processes and ranks; OMP_NUM_THREADS if set) "
-        "or a number. Default: the recipe's cpu_threads, else auto.",
+        help="torch CPU threads: auto (the cores other processes and ranks leave free, less one for the "
+        "process's own work; OMP_NUM_THREADS if set) or a number. Default: the recipe's cpu_threads, else auto.",
         show_default=False,
     ),
 ]
