@@ -33,6 +33,7 @@ from visionr1.config.base import (
     resolve_path,
 )
 from visionr1.data.spec import DatasetSpec
+from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
 Freezable = Literal["vision_tower", "projector", "language_model"]
 
@@ -341,6 +342,7 @@ class Recipe(StrictModel):
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec, description="metrics.jsonl is always written; what else to log.")
     launch: LaunchSpec = Field(default_factory=LaunchSpec, description="Processes per stage and the accelerate launch settings.")
+    cpu_threads: CpuThreads = Field("auto", description=CPU_THREADS_HELP + "; `--cpu-threads` overrides.")
 
     @field_validator("report_to")
     @classmethod

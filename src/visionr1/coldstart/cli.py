@@ -1,4 +1,4 @@
-"""`visionr1 coldstart RECIPE.yaml [overrides] [--output-dir DIR]`: registered on the main CLI app."""
+"""`visionr1 coldstart RECIPE.yaml [overrides] [--output-dir DIR] [--cpu-threads N]` (composed into the main app)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from visionr1.cli import app, console, fail
+from visionr1.cli_common import CpuThreadsOpt, command_app, console, fail, parse_cpu_threads
+
+app = command_app()
 
 
 @app.command("coldstart")
@@ -15,6 +17,7 @@ def coldstart(
     recipe: Annotated[Path, typer.Argument(help="Cold-start recipe YAML (see recipes/coldstart/).")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. input.limit=100 backends.mllm.concurrency=32")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Output directory (default: the recipe's, else runs/coldstart/<name>).")] = None,
+    cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Build long-CoT cold-start SFT data by modality bridging (Vision-R1-cold). Re-run to resume."""
     from visionr1.coldstart.config import load_coldstart_recipe
@@ -24,6 +27,11 @@ def coldstart(
 
     try:
         cfg = load_coldstart_recipe(recipe, overrides or [])
+        if any(b.type == "local" for b in cfg.backends.values()):  # torch runs in this process only then
+            from visionr1.runtime import apply_cpu_threads, summary_line
+
+            threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or cfg.cpu_threads)
+            console.print(f"local backend: {summary_line(threads)}", highlight=False)
         run_coldstart(cfg, output_dir=output_dir, console=console)
     except (RecipeError, OutputError) as exc:  # OutputError: a full disk or read-only output, in one line
         fail(str(exc))

@@ -25,6 +25,7 @@ from visionr1.config.base import (
     resolve_path,
 )
 from visionr1.data.spec import DataFormat, DatasetSpec
+from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
 # ----------------------------------------------------------------------------------------------------------
 # Backends
@@ -211,6 +212,7 @@ class ColdstartRecipe(StrictModel):
     output: OutputSpec = Field(default_factory=OutputSpec, description="Step 5: what is written.")
     max_in_flight: int = Field(64, ge=1, description="Records being processed at once (bounds memory; backends bound requests).")
     retry_failed: bool = Field(True, description="On a re-run, retry records whose generation failed (finished records are always skipped).")
+    cpu_threads: CpuThreads = Field("auto", description=CPU_THREADS_HELP + " (local backends only); `--cpu-threads` overrides.")
 
     @field_validator("input", mode="before")
     @classmethod

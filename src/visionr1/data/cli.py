@@ -16,10 +16,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from visionr1.cli import app, console, fail
+from visionr1.cli_common import command_app, console, fail
 
-data_app = typer.Typer(help="Look at datasets the way the trainers will see them.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+app = command_app(help="Look at datasets the way the trainers will see them.", no_args_is_help=True)
 
 
 def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: list[str]):
@@ -69,7 +68,7 @@ def _clip(text: str, n: int = 600) -> str:
     return text if len(text) <= n else text[:n] + f" ... (+{len(text) - n} chars)"
 
 
-@data_app.command("inspect")
+@app.command("inspect")
 def inspect(
     source: Annotated[
         Path, typer.Argument(help="A recipe, a YAML file with one dataset section, or a data file/directory.")

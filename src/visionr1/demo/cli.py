@@ -1,4 +1,4 @@
-"""`visionr1 demo [RECIPE] [overrides] [--output-dir DIR] [--resume]` (registered on the main app)."""
+"""`visionr1 demo [RECIPE] [overrides] [--output-dir DIR] [--resume]` (composed into the main app by `visionr1/cli.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from visionr1.cli import app, console, fail
+from visionr1.cli_common import command_app, console, fail
+
+app = command_app()
 
 
 @app.command("demo")

@@ -104,9 +104,9 @@ class DemoRecipe(StrictModel):
     )
     eval: EvalSpec = Field(default_factory=EvalSpec, description="Held-out evaluation of every stage.")
     threads: int | Literal["auto"] | None = Field(
-        "auto", description="torch CPU threads. auto: every core not busy with other processes (1-minute load "
-        "average), at least 1: on a busy machine one thread is 3x faster for this tiny model (threads waiting for "
-        "a core cost more than they save), on an idle one all cores are 1.4x faster. null = torch's default.",
+        "auto", description="torch CPU threads, by the policy train and eval run use (visionr1.runtime). auto: the "
+        "cores other processes leave free (1-minute load average) less one for the process's own work, at least 1 "
+        "(measured on 2 cores: 2 threads 1.4-1.6x slower than 1 for GRPO at load 5-11). null = torch's default.",
     )
     progress: Literal["auto", "rich", "lines", "none"] = Field(
         "auto", description="Training progress: rich bars on a terminal (auto), a line per step, or none."

@@ -65,7 +65,7 @@ def main(recipe: DemoRecipe, output_dir: str | Path | None = None, resume: bool 
         cold = run_coldstart_step(recipe, run_dir, console)
 
     # --- 3. training: SFT, then PTST GRPO stages -----------------------------------------------------------------
-    train_recipe = recipe.training_recipe(run_dir, model_dir)
+    train_recipe = recipe.training_recipe(run_dir, model_dir).model_copy(update={"cpu_threads": threads})
     with _phase(phases, "train", console, "3/5 training: cold-start SFT, then GRPO with PTST"):
         from visionr1.training.runner import main as train
 
@@ -119,16 +119,10 @@ def _load() -> float:
 
 
 def cpu_threads(setting: int | str | None) -> int:
-    """Set torch's CPU threads (``auto``: the cores other processes leave free, at least 1); return the count."""
-    import os
+    """Set torch's CPU threads by the policy ``train`` and ``eval run`` use (:mod:`visionr1.runtime`)."""
+    from visionr1.runtime import apply_cpu_threads
 
-    import torch
-
-    if setting == "auto":
-        setting = max(1, (os.cpu_count() or 1) - round(_load()))
-    if setting is not None:
-        torch.set_num_threads(int(setting))
-    return torch.get_num_threads()
+    return apply_cpu_threads(setting)["torch_threads"]
 
 
 

@@ -1,4 +1,4 @@
-"""``visionr1 eval score`` and ``visionr1 eval run`` (registered on the main app by an import in cli.py)."""
+"""``visionr1 eval score`` and ``visionr1 eval run`` (composed into the main app by `visionr1/cli.py`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from visionr1.cli import app, console, fail
+from visionr1.cli_common import CpuThreadsOpt, command_app, console, fail, parse_cpu_threads
 
-eval_app = typer.Typer(help="Score and run the multimodal math benchmarks.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
+app = command_app(help="Score and run the multimodal math benchmarks.", no_args_is_help=True)
 
 BenchmarkOpt = Annotated[
     str,
@@ -51,7 +50,7 @@ def _judge(url: str | None, model: str | None, mode: str, key_env: str):
         fail(str(exc))
 
 
-@eval_app.command("score")
+@app.command("score")
 def score_cmd(
     benchmark: BenchmarkOpt,
     data: DataOpt,
@@ -85,7 +84,7 @@ def score_cmd(
     _report(summary, output)
 
 
-@eval_app.command("run")
+@app.command("run")
 def run_cmd(
     benchmark: BenchmarkOpt,
     model: Annotated[
@@ -118,6 +117,7 @@ def run_cmd(
     judge_model: JudgeModelOpt = None,
     judge_mode: JudgeModeOpt = "fallback",
     judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
+    cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
@@ -126,8 +126,11 @@ def run_cmd(
     from visionr1.evaluation.judge import JudgeError
     from visionr1.evaluation.records import EvalError
     from visionr1.evaluation.run import DecodingConfig, run_benchmark
+    from visionr1.runtime import apply_cpu_threads, summary_line
 
     judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
+    threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or "auto")
+    console.print(f"eval run: {summary_line(threads)}", highlight=False)
     try:
         decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
         with Progress(console=console, transient=True) as bar:

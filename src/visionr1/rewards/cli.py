@@ -26,8 +26,10 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from visionr1.cli import app, err_console, fail
+from visionr1.cli_common import command_app, err_console, fail
 from visionr1.rewards.scoring import TASKS
+
+app = command_app()
 
 
 def _check_record(obj: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""`visionr1 train RECIPE.yaml [overrides] [--output-dir DIR] [--dry-run]` (registered on the main app)."""
+"""`visionr1 train RECIPE.yaml [overrides] [--output-dir DIR] [--dry-run] [--cpu-threads N]` (composed into the main app by `visionr1/cli.py`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from typing import Annotated
 
 import typer
 
-from visionr1.cli import app, fail
+from visionr1.cli_common import CpuThreadsOpt, command_app, fail, parse_cpu_threads
 from visionr1.utils.io import OutputError, dumps_json, is_write_error, output_error
+
+app = command_app()
 
 
 @app.command("train")
@@ -32,6 +34,7 @@ def train(
     stage: Annotated[
         str | None, typer.Option("--stage", help="Train only this stage (the ones before it must be finished).")
     ] = None,
+    cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Run a recipe's stages (SFT, GRPO/PTST) in order, each in a process of its own (`launch:` in the recipe
     sets how many); re-running the same command resumes a killed run."""
@@ -39,6 +42,7 @@ def train(
     from visionr1.recipe import load_recipe
     from visionr1.training.plan import PlanError
 
+    threads = parse_cpu_threads(cpu_threads)
     saved = os.environ.get("VISIONR1_PLAN_WORLD_SIZE")
     if dry_run and num_processes:
         os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(num_processes)  # validate batch shapes for that many
@@ -51,6 +55,8 @@ def train(
             os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
         else:
             os.environ["VISIONR1_PLAN_WORLD_SIZE"] = saved
+    if threads is not None:
+        resolved = resolved.model_copy(update={"cpu_threads": threads})
     if dry_run:
         from visionr1.training.plan import plan_run
 
@@ -70,7 +76,8 @@ def train(
     # each stage in its own process(es), unless this already is one, or an external launcher started us
     launcher = None
     if stage is None and resolved.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
-        launcher = stage_launcher(resolved.launch, str(recipe), overrides or [], run_dir_of(resolved, output_dir))
+        child = [*(overrides or []), *([f"cpu_threads={threads}"] if threads is not None else [])]
+        launcher = stage_launcher(resolved.launch, str(recipe), child, run_dir_of(resolved, output_dir))
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
     except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:

@@ -44,6 +44,13 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _cpu_threads() -> dict[str, Any]:
+    """The CPU thread policy's decision for this process (see :mod:`visionr1.runtime`)."""
+    from visionr1.runtime import describe
+
+    return describe()
+
+
 def git_info(start: Path | None = None) -> dict[str, Any]:
     """Commit and dirty flag of the git checkout holding the visionr1 source (``None`` outside git)."""
     here = start or Path(__file__).resolve().parent
@@ -65,13 +72,14 @@ def git_info(start: Path | None = None) -> dict[str, Any]:
 def recipe_digest(recipe_dict: dict[str, Any]) -> str:
     """Stable hash of the parts of a resolved recipe that change what is trained.
 
-    ``output_dir`` (where), ``report_to`` and ``logging`` (what is watched) and ``launch`` (on how many
-    processes) are left out, so moving a run, turning on W&B or changing GPUs does not count as a different run.
+    ``output_dir`` (where), ``report_to`` and ``logging`` (what is watched), ``launch`` (on how many processes) and
+    ``cpu_threads`` (how fast) are left out, so moving a run, turning on W&B or changing GPUs or threads does not
+    count as a different run.
 
     >>> recipe_digest({"name": "a", "output_dir": "x"}) == recipe_digest({"name": "a", "output_dir": "y"})
     True
     """
-    keep = {k: v for k, v in recipe_dict.items() if k not in ("output_dir", "report_to", "logging", "launch")}
+    keep = {k: v for k, v in recipe_dict.items() if k not in ("output_dir", "report_to", "logging", "launch", "cpu_threads")}
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -129,10 +137,10 @@ class Manifest:
         self.save()
 
     def note_attempt(self, world_size: int) -> None:
-        """Record one invocation (first run or resume) with the code and packages it ran with."""
+        """Record one invocation (first run or resume) with the code, packages and CPU threads it ran with."""
         self.data["history"].append(
             {"started": now(), "command": [Path(sys.argv[0]).name, *sys.argv[1:]], "world_size": world_size,
-             "git": git_info(), "packages": package_versions()}
+             "git": git_info(), "packages": package_versions(), "cpu_threads": _cpu_threads()}
         )
         self.save()
 

@@ -59,6 +59,10 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
     stage by calling ``launcher(stage_name)`` (a process of its own, ``training.launch``) instead of here."""
     # --- 1. plan (for the processes the stages will run on) ------------------------------------------------------
     world_size = world_size_from_env()  # this process's launch
+    if not dry_run:
+        from visionr1.runtime import apply_cpu_threads, summary_line
+
+        log.info("CPU threads: %s", summary_line(apply_cpu_threads(recipe.cpu_threads)))  # recorded in the manifest
     stage_world = recipe.launch.num_processes if launcher is not None else world_size
     plan = plan_run(recipe, output_dir, stage_world)
     if dry_run:

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# GRPO speed on one H100/H200 in <= 8 minutes, nothing downloaded (see benchmarks/gpu/bench.py for what and how):
+#   bash benchmarks/gpu/run.sh                    # Qwen2.5-VL-3B: visionr1 vs bare TRL, transformers (+ vLLM colocate)
+#   bash benchmarks/gpu/run.sh --models 3b 7b --budget-s 1500     # more, without the 8-minute bound
+#   bash benchmarks/gpu/run.sh --cpu-smoke        # the same code paths on a CPU, tiny config, < 60 s
+# Results: results/gpu/<UTC time>/results.json and results.md (or --results DIR).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PY="${PYTHON:-python3}"
+if [ -x .venv/bin/python ]; then PY=.venv/bin/python; fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+# bench.py stops starting configurations at --budget-s (default 420 s); the timeout is the hard stop.
+exec timeout --signal=INT "${BENCH_TIMEOUT:-480}" "$PY" benchmarks/gpu/bench.py "$@"

@@ -1,0 +1,91 @@
+"""Interleaved A/B timing shared by ``threads.py`` and ``startup.py``.
+
+Why interleaved: the machine these run on is shared (other jobs come and go), so configurations measured one
+after the other would compare different loads. Round ``r`` runs every configuration once, in an order rotated
+by ``r`` (no configuration always goes first), and ratios are taken within a round, then summarised as a
+median with the min-max spread. The 1-minute load average is recorded before every run.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def load_average() -> float:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else 0.0
+
+
+def timed_run(cmd: Sequence[str], env: dict[str, str], cwd: str | None = None, timeout: float = 900) -> dict[str, Any]:
+    """Run ``cmd``; wall seconds, CPU seconds (user + system of the process tree: spinning or oversubscribed
+    threads show up here even when the wall time is set by other jobs' load), load average before, return code
+    (and the output tail on failure)."""
+    load = load_average()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    out = {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "load_before": load, "rc": proc.returncode}
+    if proc.returncode:
+        out["output_tail"] = (proc.stdout + proc.stderr)[-3000:]
+    return out
+
+
+def interleaved(configs: Sequence[str], rounds: int, run: Callable[[str, int], dict[str, Any]],
+                log: Callable[[str], None] = print) -> dict[str, list[dict[str, Any]]]:
+    """``run(config, round)`` for every config in every round, rotating the order each round."""
+    results: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+    for r in range(rounds):
+        order = list(configs[r % len(configs):]) + list(configs[: r % len(configs)])
+        for name in order:
+            res = run(name, r)
+            results[name].append(res)
+            log(f"round {r + 1}/{rounds} {name}: {res['seconds']:.2f} s (load before {res['load_before']})"
+                + ("" if res.get("rc", 0) == 0 else f"  FAILED rc={res['rc']}"))
+    return results
+
+
+def summarise(results: dict[str, list[dict[str, Any]]], baseline: str, key: str = "seconds") -> dict[str, dict[str, Any]]:
+    """Per config: median/min/max of ``key``, and the per-round ratio config/baseline (median, min, max)."""
+    out = {}
+    for name, runs in results.items():
+        vals = [r[key] for r in runs if r.get("rc", 0) == 0]
+        if not vals:
+            out[name] = {"failed": True}
+            continue
+        ratios = [
+            r[key] / b[key] for r, b in zip(runs, results[baseline], strict=True)
+            if r.get("rc", 0) == 0 and b.get("rc", 0) == 0 and b[key] > 0
+        ]
+        out[name] = {
+            "n": len(vals), "median": round(statistics.median(vals), 3), "min": round(min(vals), 3),
+            "max": round(max(vals), 3),
+            f"ratio_to_{baseline}": {
+                "median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3),
+                "max": round(max(ratios), 3),
+            } if ratios else None,
+            "load_before": [r["load_before"] for r in runs],
+        }
+    return out
+
+
+def markdown_table(summary: dict[str, dict[str, Any]], baseline: str, unit: str = "s") -> str:
+    """The summary as a markdown table (median, spread, ratio to the baseline, loads)."""
+    rows = [f"| configuration | median {unit} | min-max {unit} | ratio to {baseline} (median, min-max) | load before runs |",
+            "|---|---|---|---|---|"]
+    for name, s in summary.items():
+        if s.get("failed"):
+            rows.append(f"| {name} | failed | | | |")
+            continue
+        ratio = s[f"ratio_to_{baseline}"]
+        rtxt = f"{ratio['median']:.2f} ({ratio['min']:.2f}-{ratio['max']:.2f})" if ratio else "-"
+        rows.append(f"| {name} | {s['median']:.2f} | {s['min']:.2f}-{s['max']:.2f} | {rtxt} | "
+                    f"{', '.join(f'{x:.1f}' for x in s['load_before'])} |")
+    return "\n".join(rows)
