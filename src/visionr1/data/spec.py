@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 
 from visionr1.config.base import StrictModel
 
-Task = Literal["math", "choice", "count", "grounding", "free"]
+Task = Literal["math", "choice", "count", "grounding", "detection", "free"]
 DataFormat = Literal["geometry3k", "sharegpt", "mathvista", "jsonl", "video"]
 
 # Vision-R1's RL prompts carry no system prompt; the answer format lives in the user turn.
@@ -61,7 +61,7 @@ class DatasetSpec(StrictModel):
     split: str | None = Field(None, description="Split to read when the path holds several (e.g. train, test).")
     task: Task | None = Field(
         None,
-        description="Task of records that carry none (math | choice | count | grounding | free); "
+        description="Task of records that carry none (math | choice | count | grounding | detection | free); "
         "defaults: geometry3k math, sharegpt/video free; mathvista: from question_type.",
     )
     image_root: str | None = Field(
