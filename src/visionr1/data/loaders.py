@@ -30,6 +30,7 @@ from typing import Any
 from visionr1.data.errors import DataError, Where
 from visionr1.data.formats import FORMATS, Converted
 from visionr1.data.images import rescale_box
+from visionr1.data.render import render_into
 from visionr1.data.sources import RawRecord, Source, find_files, open_source
 from visionr1.data.spec import DatasetSpec
 
@@ -199,7 +200,10 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
             if isinstance(rec.fields, DataError):
                 raise rec.fields
             where = Where(rec.file, record_id, image_root or rec.file.parent)
-            rows.append(finish_sample(fmt.convert(rec.fields, where, spec), record_id, where))
+            conv = fmt.convert(rec.fields, where, spec)
+            if spec.render_question:  # R1-Vision: the question as an image (data/render.py)
+                conv = render_into(conv, spec.render, where, spec.max_pixels)
+            rows.append(finish_sample(conv, record_id, where))
         except DataError as exc:
             if not spec.skip_bad_records or not exc.record_level:
                 raise

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from visionr1.config.base import StrictModel
+from visionr1.data.render import RenderSpec
 
 Task = Literal["math", "choice", "count", "grounding", "detection", "free"]
 DataFormat = Literal["geometry3k", "sharegpt", "mathvista", "jsonl", "video"]
@@ -83,4 +84,9 @@ class DatasetSpec(StrictModel):
         True, description="Decode every image at load time so corrupt files fail here; false = headers only (faster)."
     )
     prompt: PromptSpec = Field(default_factory=PromptSpec, description="How questions become user turns.")
+    render_question: bool = Field(
+        False, description="R1-Vision: draw each question (LaTeX included, matplotlib mathtext) as an image "
+        "that takes its place in the prompt; see `visionr1 data render`.",
+    )
+    render: RenderSpec = Field(default_factory=RenderSpec, description="How questions are drawn (render_question).")
     video: VideoSpec = Field(default_factory=VideoSpec, description="Frame sampling for video records.")
