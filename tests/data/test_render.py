@@ -147,3 +147,17 @@ def test_data_render_command(tmp_path, fx):
     assert Image.open(tmp_path / "t" / "question.png").width == 300
     res = runner.invoke(app, ["data", "render", "--text", r"$\frac{1}{$", "--out", str(tmp_path / "t")])
     assert res.exit_code == 2 and "mathtext cannot lay out" in res.output
+
+
+def test_boxes_follow_their_own_image_when_the_question_image_comes_first(tmp_path, fx, spec):
+    """A ShareGPT-style prompt with the question before the figure: the question image goes first in the
+    prompt, yet the grounding box is rescaled by the figure's resize, not the question image's."""
+    fx.write_png(tmp_path / "images" / "big.png", (255, 0, 0), size=(400, 200))
+    rows = [{"id": "g", "task": "grounding", "question": "Box the square. <image>", "images": ["images/big.png"],
+             "solution": "[100, 50, 200, 100]"}]
+    path = str(fx.write_jsonl(tmp_path / "train.jsonl", rows))
+    row = load_samples(spec(format="jsonl", path=path, render_question=True, max_pixels=20_000,
+                            prompt={"template": "{question}"})).dataset[0]
+    assert [p["type"] for p in row["prompt"][0]["content"]] == ["image", "image"]
+    assert json.loads(row["metadata"])["rendered_question_image"] == 0
+    assert row["images"][1].size == (200, 100) and row["solution"] == "[50, 25, 100, 50]"

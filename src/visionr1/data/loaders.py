@@ -200,10 +200,10 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
             if isinstance(rec.fields, DataError):
                 raise rec.fields
             where = Where(rec.file, record_id, image_root or rec.file.parent)
-            conv = fmt.convert(rec.fields, where, spec)
+            row = finish_sample(fmt.convert(rec.fields, where, spec), record_id, where)
             if spec.render_question:  # R1-Vision: the question as an image (data/render.py)
-                conv = render_into(conv, spec.render, where, spec.max_pixels)
-            rows.append(finish_sample(conv, record_id, where))
+                row = render_into(row, spec.render, where, spec.max_pixels)
+            rows.append(row)
         except DataError as exc:
             if not spec.skip_bad_records or not exc.record_level:
                 raise

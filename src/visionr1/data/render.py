@@ -22,8 +22,9 @@ math, or packages), so some questions a real TeX renders fail here and are named
 from __future__ import annotations
 
 import io
+import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from PIL import Image
 
     from visionr1.data.errors import Where
-    from visionr1.data.formats import Converted
 
 
 class RenderSpec(StrictModel):
@@ -196,16 +196,15 @@ def render_question(question: str, spec: RenderSpec | None = None) -> Image.Imag
 # ------------------------------------------------------------------------------------- into a sample
 
 
-def render_into(conv: Converted, spec: RenderSpec, where: Where, max_pixels: int) -> Converted:
-    """``conv`` with its question replaced in the prompt by the rendered question image (the loader's hook
-    for ``render_question: true``). The image takes the question's place: the text before the question
-    stays before it, the rest of the template (instructions, options) after it."""
-    from dataclasses import replace
-
+def render_into(row: dict[str, Any], spec: RenderSpec, where: Where, max_pixels: int) -> dict[str, Any]:
+    """A finished canonical row with its question replaced in the prompt by the rendered question image (the
+    loader's hook for ``render_question: true``). The image takes the question's place: the text before the
+    question stays before it, the rest of the template (instructions, options) after it. It runs after the
+    row is finished, so grounding / detection boxes have already followed the record's own first image."""
     from visionr1.data.images import encode_frame
     from visionr1.data.prompts import image_part, text_part
 
-    question = conv.question.strip()
+    question = row["question"].strip()
     try:
         image = render_question(question, spec)
     except RenderError as exc:
@@ -213,7 +212,7 @@ def render_into(conv: Converted, spec: RenderSpec, where: Where, max_pixels: int
     except ValueError as exc:
         raise where.error("question", str(exc)) from None
     images_before = 0
-    for m_idx, message in enumerate(conv.prompt):
+    for m_idx, message in enumerate(row["prompt"]):
         for p_idx, part in enumerate(message["content"]):
             if part["type"] == "image":
                 images_before += 1
@@ -228,11 +227,11 @@ def render_into(conv: Converted, spec: RenderSpec, where: Where, max_pixels: int
             new_parts.append(image_part())
             new_parts += [text_part(after)] if after else []
             content = message["content"][:p_idx] + new_parts + message["content"][p_idx + 1 :]
-            prompt = [*conv.prompt[:m_idx], {**message, "content": content}, *conv.prompt[m_idx + 1 :]]
-            images = list(conv.images)
-            images.insert(images_before, encode_frame(image, max_pixels))
-            meta = {**conv.metadata, "rendered_question": True, "rendered_question_image": images_before}
-            return replace(conv, prompt=prompt, images=images, metadata=meta)
+            prompt = [*row["prompt"][:m_idx], {**message, "content": content}, *row["prompt"][m_idx + 1 :]]
+            images = list(row["images"])
+            images.insert(images_before, encode_frame(image, max_pixels).value)
+            meta = {**json.loads(row["metadata"]), "rendered_question": True, "rendered_question_image": images_before}
+            return {**row, "prompt": prompt, "images": images, "metadata": json.dumps(meta, ensure_ascii=False)}
     raise where.error(
         "question",
         "render_question: the question text is not in the prompt as one piece (an <image> placeholder inside "
