@@ -14,7 +14,7 @@ from visionr1.tasks.scene import COLORS, DIFFICULTIES, SHAPES, render
 from visionr1.tasks.synthetic import TASKS, make_synthetic, relation, sample_item
 
 CANONICAL_TASK = {"counting": "count", "arithmetic": "math", "choice": "choice", "grounding": "grounding",
-                  "spatial": "choice"}
+                  "spatial": "choice", "detection": "detection"}
 
 
 def _records(path):
@@ -109,12 +109,20 @@ def _recompute_box(rec):
     return "[" + ", ".join(map(str, o["box"])) + "]"
 
 
+def _recompute_detection(rec):
+    asked = re.match(r"Detect every (.+?) in the image\.", rec["question"]).group(1)
+    names = set(re.split(r", | and ", asked))
+    found = sorted((o for o in _objects(rec) if f"{o['color']} {o['shape']}" in names), key=lambda o: o["box"][:2])
+    return json.dumps([{"bbox_2d": o["box"], "label": f"{o['color']} {o['shape']}"} for o in found])
+
+
 RECOMPUTE = {
     "counting": lambda r: str(_recount(r)),
     "arithmetic": lambda r: str(_recompute_math(r)),
     "choice": _recompute_choice,
     "spatial": _recompute_choice,
     "grounding": _recompute_box,
+    "detection": _recompute_detection,
 }
 
 

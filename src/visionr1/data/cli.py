@@ -146,3 +146,59 @@ def inspect(
             console.print("[bold]completion[/]:")
             console.print(_clip(_prompt_text(row["completion"])), markup=False, highlight=False)
         console.print(f"metadata: {_clip(json.dumps(json.loads(row['metadata']), ensure_ascii=False), 300)}", markup=False, highlight=False)
+
+
+@app.command("render")
+def render(
+    source: Annotated[
+        Path | None, typer.Argument(help="A recipe, a dataset-section YAML or a data file/directory (or use --text).")
+    ] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides of the spec, e.g. render.width=448.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the PNGs (one per record: <id>.png).")] = Path("rendered"),
+    format: Annotated[str | None, typer.Option("--format", "-f", help="Data format when SOURCE is data.")] = None,
+    split: Annotated[str | None, typer.Option(help="Split to read (train, test, ...).")] = None,
+    limit: Annotated[int, typer.Option(help="Render at most this many records.")] = 5,
+    stage: Annotated[str | None, typer.Option(help="Recipe stage whose dataset to load (default: the first).")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="Render this question instead of a dataset's.")] = None,
+) -> None:
+    """Render questions (LaTeX included) as the images `render_question: true` puts in the prompt."""
+    from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.data.errors import DataError
+    from visionr1.data.loaders import load_samples
+    from visionr1.data.render import RenderError, RenderSpec, render_question
+    from visionr1.data.spec import DatasetSpec
+
+    out.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        args = ([str(source)] if source is not None else []) + (overrides or [])  # with --text all are overrides
+        try:
+            spec = parse_model(RenderSpec, apply_overrides({}, [o.removeprefix("render.") for o in args]), source="command line")
+            img = render_question(text, spec)
+        except (RenderError, ValueError, RecipeError) as exc:
+            fail(f"--text: {exc}")
+        img.save(out / "question.png")
+        console.print(f"{out / 'question.png'} ({img.width}x{img.height})", highlight=False)
+        return
+    if source is None:
+        fail("give SOURCE (a dataset) or --text QUESTION")
+    try:
+        if source.suffix in (".yaml", ".yml"):
+            dspec = _spec_from_yaml(source, stage, False, overrides or [])
+        else:
+            if format is None:
+                fail("--format is required when SOURCE is a data file or directory (or pass a recipe / spec YAML)")
+            raw: dict[str, Any] = {"format": format, "path": str(source), "split": split}
+            dspec = parse_model(DatasetSpec, apply_overrides(raw, overrides or []), source="command line")
+        dspec.render_question, dspec.limit = True, limit
+        ds = load_samples(dspec).dataset
+    except (DataError, RecipeError) as exc:
+        fail(str(exc))
+    table = Table(title=f"rendered questions -> {out}")
+    for col in ("id", "image", "size", "question"):
+        table.add_column(col, overflow="fold")
+    for row in ds:
+        img = row["images"][json.loads(row["metadata"])["rendered_question_image"]]
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in row["id"]) + ".png"
+        img.save(out / name)
+        table.add_row(row["id"], name, f"{img.width}x{img.height}", _clip(row["question"], 80))
+    console.print(table)

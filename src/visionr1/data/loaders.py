@@ -30,12 +30,13 @@ from typing import Any
 from visionr1.data.errors import DataError, Where
 from visionr1.data.formats import FORMATS, Converted
 from visionr1.data.images import rescale_box
+from visionr1.data.render import render_into
 from visionr1.data.sources import RawRecord, find_files, open_source
 from visionr1.data.spec import DatasetSpec
 
 log = logging.getLogger(__name__)
 
-TASKS = ("math", "choice", "count", "grounding", "free")
+TASKS = ("math", "choice", "count", "grounding", "detection", "free")
 COLUMNS = ("id", "task", "question", "prompt", "images", "solution", "choices", "completion", "metadata")
 
 
@@ -104,6 +105,8 @@ def finish_sample(conv: Converted, record_id: str, where: Where) -> dict[str, An
             meta.setdefault("original_solution", solution)
             meta.setdefault("original_image_size", list(first.original_size))
             solution = scaled
+    elif conv.task == "detection":
+        solution = _detection_solution(conv, solution, meta, where)
     try:
         metadata = json.dumps(meta, ensure_ascii=False, default=str)
     except (TypeError, ValueError) as exc:
@@ -119,6 +122,27 @@ def finish_sample(conv: Converted, record_id: str, where: Where) -> dict[str, An
         "completion": conv.completion,
         "metadata": metadata,
     }
+
+
+def _detection_solution(conv: Converted, solution: str, meta: dict[str, Any], where: Where) -> str:
+    """A detection record's gold box list, checked, and rescaled when its image was (rewards/detection.py)."""
+    from visionr1.rewards.detection import rescale_detections
+
+    if not conv.images:
+        raise where.error("images", "a detection record needs the image its boxes refer to")
+    first = conv.images[0]
+    scaled = rescale_detections(solution, first.original_size, first.size if first.resized else first.original_size)
+    if scaled is None:
+        raise where.error(
+            "solution",
+            'detection solution must be a JSON list of {"bbox_2d": [x1, y1, x2, y2], "label": "..."} '
+            f"(x2 > x1, y2 > y1; [] for none), got {solution[:200]!r}",
+        )
+    if first.resized:
+        meta.setdefault("original_solution", solution)
+        meta.setdefault("original_image_size", list(first.original_size))
+        return scaled
+    return solution
 
 
 def _record_id(rec: RawRecord, id_keys: tuple[str, ...]) -> str:
@@ -209,7 +233,10 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
                 raise rec.fields
             where = Where(rec.file, record_id, image_root or rec.file.parent, spec.allow_outside_root)
             conv = fmt.convert(rec.fields, where, spec)
-            rows.append(finish_sample(conv, record_id, where))
+            row = finish_sample(conv, record_id, where)
+            if spec.render_question:  # R1-Vision: the question as an image (data/render.py)
+                row = render_into(row, spec.render, where, spec.max_pixels)
+            rows.append(row)
             sizes += [(im.original_size, im.size) for im in conv.images]
         except DataError as exc:
             if not spec.skip_bad_records or not exc.record_level:

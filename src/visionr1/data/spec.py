@@ -10,8 +10,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from visionr1.config.base import StrictModel
+from visionr1.data.render import RenderSpec
 
-Task = Literal["math", "choice", "count", "grounding", "free"]
+Task = Literal["math", "choice", "count", "grounding", "detection", "free"]
 DataFormat = Literal["geometry3k", "sharegpt", "mathvista", "mathv", "jsonl", "video"]
 
 # The image budget when nothing sets one: 512 image tokens of 28x28 pixels (Qwen2/2.5-VL). In a recipe the
@@ -67,7 +68,7 @@ class DatasetSpec(StrictModel):
     split: str | None = Field(None, description="Split to read when the path holds several (e.g. train, test).")
     task: Task | None = Field(
         None,
-        description="Task of records that carry none (math | choice | count | grounding | free); "
+        description="Task of records that carry none (math | choice | count | grounding | detection | free); "
         "defaults: geometry3k math, sharegpt/video free; mathvista: from question_type.",
     )
     image_root: str | None = Field(
@@ -105,6 +106,11 @@ class DatasetSpec(StrictModel):
         True, description="Decode every image at load time so corrupt files fail here; false = headers only (faster)."
     )
     prompt: PromptSpec = Field(default_factory=PromptSpec, description="How questions become user turns.")
+    render_question: bool = Field(
+        False, description="R1-Vision: draw each question (LaTeX included, matplotlib mathtext) as an image "
+        "that takes its place in the prompt; see `visionr1 data render`.",
+    )
+    render: RenderSpec = Field(default_factory=RenderSpec, description="How questions are drawn (render_question).")
     video: VideoSpec = Field(default_factory=VideoSpec, description="Frame sampling for video records.")
 
     @property

@@ -1,8 +1,8 @@
 """Reward names -> functions, for recipes (``RewardSpec``: name, weight, kwargs) and the scoring CLI.
 
 A name is a registered reward (``format``, ``accuracy``, ``hard_format_result``, ``iou``, ``length``,
-``llm_judge``) or a plugin ``path/to/file.py:function`` (EasyR1 style) -- any function with the TRL reward
-signature. Bound kwargs are checked against the function's signature, so a typo fails when the recipe is
+``detection_map``, ``llm_judge``) or a plugin ``path/to/file.py:function`` (EasyR1 style) -- any function with
+the TRL reward signature. Bound kwargs are checked against the function's signature, so a typo fails when the recipe is
 loaded, naming the closest valid option, not in the middle of a run.
 
 A plugin is ordinary Python: building the rewards *imports the file*, which runs its top-level code with the
@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from visionr1.rewards.detection import detection_map_reward
 from visionr1.rewards.functions import (
     accuracy_reward,
     format_reward,
@@ -39,6 +40,7 @@ REWARDS: dict[str, Callable[..., list[float]]] = {
     "hard_format_result": hard_format_result_reward,
     "iou": iou_reward,
     "length": length_reward,
+    "detection_map": detection_map_reward,
 }
 ALL_NAMES = (*REWARDS, "llm_judge")
 DEFAULT_REWARDS = ("format", "accuracy", "hard_format_result")

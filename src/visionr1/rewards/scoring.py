@@ -4,8 +4,9 @@ tasks and cold-start filters all call this module, so a model is trained on exac
 Tasks (docs/CONTRACTS.md): ``math`` (equivalence, see mathcheck.py), ``choice`` (option letter or text, any
 usual form; naming two different options scores 0), ``count`` (integers, number words included),
 ``grounding`` (IoU of ``[x1, y1, x2, y2]`` or Qwen2.5-VL ``{"bbox_2d": [...]}`` boxes when it reaches 0.5,
-else 0 -- partial overlap is no credit; malformed or inverted boxes score 0), ``free`` (normalised, case-insensitive text). ``task=None`` is inferred from the data:
-choices given -> choice, a box as solution -> grounding, else math.
+else 0 -- partial overlap is no credit; malformed or inverted boxes score 0), ``detection`` (COCO mAP of a box
+list x VLM-R1's extra-box penalty, see detection.py), ``free`` (normalised, case-insensitive text).
+``task=None`` is inferred from the data: choices given -> choice, a box as solution -> grounding, else math.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
+from visionr1.rewards.detection import score_detection
 from visionr1.rewards.extract import completion_text, extract_answer
 from visionr1.rewards.mathcheck import MAX_ANSWER_CHARS, math_equal_many
 from visionr1.rewards.symbolic import DEFAULT_TIMEOUT_S
 
-TASKS = ("math", "choice", "count", "grounding", "free")
+TASKS = ("math", "choice", "count", "grounding", "detection", "free")
 IOU_THRESHOLD = 0.5
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
@@ -336,6 +338,8 @@ def score_answers(
                 scores[i] = float(parse_count(ans) == gold)
         elif task == "grounding":
             scores[i] = score_grounding(ans, sol)
+        elif task == "detection":
+            scores[i] = score_detection(ans, sol)
         else:
             scores[i] = float(normalize_text(ans) == normalize_text(str(sol)) and bool(normalize_text(ans)))
     if math_rows:
@@ -371,8 +375,8 @@ def completion_scores(
 
 
 def passes(score: float, task: str | None) -> bool:
-    """Whether a score counts as correct: IoU >= 0.5 for grounding, 1 otherwise."""
-    return score >= IOU_THRESHOLD if task == "grounding" else score >= 1.0
+    """Whether a score counts as correct: IoU >= 0.5 for grounding, penalised mAP >= 0.5 for detection, else 1."""
+    return score >= IOU_THRESHOLD if task in ("grounding", "detection") else score >= 1.0
 
 
 def correct_many(

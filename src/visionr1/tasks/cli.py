@@ -16,7 +16,7 @@ app = command_app()
 @app.command("make-synthetic")
 def make_synthetic_cmd(
     task: Annotated[
-        str, typer.Option("--task", help="counting | arithmetic | choice | grounding | spatial.")
+        str, typer.Option("--task", help="counting | arithmetic | choice | grounding | spatial | detection.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Directory for train.jsonl, test.jsonl and images/.")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of items (train + test).")] = 1000,

@@ -9,6 +9,7 @@ One task per peer idea (see docs/research.md):
 | `choice`     | `choice`      | most frequent colour/shape, largest object, count | option letter        | MathVista MC   |
 | `grounding`  | `grounding`   | the box of the described object                   | `"[x1, y1, x2, y2]"` | VLM-R1 (REC)   |
 | `spatial`    | `choice`      | where is object A relative to object B            | option letter        | VisualThinker  |
+| `detection`  | `detection`   | every box of the named categories (some absent)   | JSON box list        | VLM-R1 (OVD)   |
 
 `spatial` is multiple choice (options: to the left / to the right / above / below), so it is scored exactly
 and shares the `choice` scorer; the relation asked is always unambiguous (one axis dominates and the boxes do
@@ -32,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from visionr1.tasks import detection
 from visionr1.tasks.scene import (
     PLURALS,
     SHAPES,
@@ -46,7 +48,9 @@ from visionr1.tasks.scene import (
     where,
 )
 
-TASKS = ("counting", "arithmetic", "choice", "grounding", "spatial")
+TASKS = ("counting", "arithmetic", "choice", "grounding", "spatial", "detection")
+# The tiny tokenizer's corpus keeps the first five: adding a task must not change the tiny models' vocabulary.
+_CORPUS_TASKS = TASKS[:5]
 GENERATOR_VERSION = 1  # bump when the same seed would draw different items
 
 
@@ -339,6 +343,7 @@ _GENERATORS: dict[str, Callable[[random.Random, Difficulty], dict]] = {
     "choice": _choice,
     "grounding": _grounding,
     "spatial": _spatial,
+    "detection": detection.generate,  # tasks/detection.py
 }
 
 
@@ -421,7 +426,7 @@ def make_synthetic(
 def corpus_texts(per_task: int = 24) -> list[str]:
     """Texts of items of every task and difficulty (the tiny tokenizer's training corpus); deterministic."""
     texts = []
-    for task in TASKS:
+    for task in _CORPUS_TASKS:
         for level in ("easy", "medium", "hard"):
             for i in range(per_task):
                 item = sample_item(task, seed=1234, index=i, difficulty=level)

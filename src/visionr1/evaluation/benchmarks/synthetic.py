@@ -5,6 +5,11 @@ format (docs/CONTRACTS.md). Prompts are built by the data loader exactly as for 
 question is the RL question. An item is correct when ``rewards.scoring.is_correct`` says so (grounding:
 IoU >= 0.5); ``format`` is the rewards' format check (``<think>...</think><answer>...</answer>``) and
 ``hard_format_result`` both at once (Vision-R1's RL reward), so the numbers read like the training curves.
+
+Detection items (``task: detection``) add the detection metrics of ``rewards/detection.py``: ``detection_map``
+(COCO mAP@[.50:.95] over all detection items at once, as COCO evaluates a test set), ``detection_map_50`` /
+``_75``, and ``detection_reward`` (the mean per-item RL reward, mAP x VLM-R1's extra-box penalty); an item
+counts as correct when its reward is >= 0.5.
 """
 
 from __future__ import annotations
@@ -57,6 +62,20 @@ def _metadata(record: dict[str, Any]) -> dict[str, Any]:
     return meta if isinstance(meta, dict) else {}
 
 
+def _detection_metrics(pairs: list[tuple[Item, ItemResult]]) -> dict[str, float]:
+    """Dataset-level COCO mAP and the mean per-item reward over the detection items; {} when there are none."""
+    det = [(i, r) for i, r in pairs if i.record.get("task") == "detection"]
+    if not det:
+        return {}
+    from visionr1.rewards.detection import dataset_map
+
+    m = dataset_map([r.extracted for _, r in det], [i.record["solution"] for i, _ in det])
+    return {
+        "detection_map": m["map"], "detection_map_50": m["map_50"], "detection_map_75": m["map_75"],
+        "detection_reward": sum(r.info.get("detection_reward", 0.0) for _, r in det) / len(det),
+    }
+
+
 class Synthetic(Benchmark):
     name = "synthetic"
     id_field = "id"
@@ -100,6 +119,10 @@ class Synthetic(Benchmark):
         v = score_completion(response, r["solution"], r.get("task"), r.get("choices"))
         source = "answer_rules" if v["extracted"] is not None else "none"
         info = {"format": v["format"], "hard_format_result": v["hard"]}
+        if r.get("task") == "detection":
+            from visionr1.rewards.scoring import score_answer
+
+            info["detection_reward"] = score_answer(v["extracted"], r["solution"], "detection")
         return ItemResult(item.pid, v["extracted"], v["extracted"], v["correct"], source, info=info)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
@@ -109,6 +132,7 @@ class Synthetic(Benchmark):
             "metrics": {
                 "format": sum(bool(r.info.get("format")) for r in results) / n if n else 0.0,
                 "hard_format_result": sum(bool(r.info.get("hard_format_result")) for r in results) / n if n else 0.0,
+                **_detection_metrics(pairs),
             },
             "breakdowns": {
                 "task": accuracy_table((i.record.get("task"), r.correct) for i, r in pairs),

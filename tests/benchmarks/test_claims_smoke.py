@@ -1,0 +1,60 @@
+"""Smoke runs of the claim benchmarks (benchmarks/sft_vs_rl_ood.py, benchmarks/ptst_ablation.py) with their
+--smoke settings: every step (data, cold start, training arms, evaluation, summary, plot) runs on the tests'
+tiny model. They measure nothing; the real runs are by hand (README)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"visionr1_bench_{name}", BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ptst_arms_share_the_samples_x_length_budget():
+    ptst = _script("ptst_ablation")
+    for cfg in (ptst.FULL, ptst.SMOKE):
+        per_step, steps = {}, {}
+        for arm, (start, stages) in ptst.arms(cfg, Path("rl.jsonl")).items():
+            g = [s["grpo"] for s in stages]
+            per_step[arm] = {x["num_generations"] * x["max_completion_length"] *
+                             (x["per_device_train_batch_size"] // x["num_generations"]) for x in g}
+            steps[arm] = sum(x["max_steps"] for x in g)
+            assert start == ("base" if arm == "zero" else "ci")
+        assert len(set().union(*per_step.values())) == 1 and len(set(steps.values())) == 1, (per_step, steps)
+        lengths = [s["grpo"]["max_completion_length"] for s in ptst.arms(cfg, Path("x"))["ptst"][1]]
+        assert lengths[1] == 2 * lengths[0]  # short x many -> long x few
+
+
+@pytest.mark.slow
+def test_sft_vs_rl_ood_smoke(tiny_model_dir, tmp_path):
+    mod = _script("sft_vs_rl_ood")
+    summary = mod.main(["--smoke", "--out", str(tmp_path), "--start-model", str(tiny_model_dir)])
+    run = summary["per_seed"][0]
+    assert set(run["results"]) == {"start", "sft", "grpo"}
+    assert all(set(r) == {"id", "ood-colour", "ood-count"} for r in run["results"].values())
+    cfg = mod.SMOKE  # the same training items for both arms
+    assert run["steps"]["sft"] * cfg["sft_batch"] == cfg["arm_items"] == run["steps"]["grpo"] * cfg["grpo_prompts"]
+    assert json.loads((tmp_path / "summary.json").read_text())["claim"].keys() >= {"rl_better_ood", "sft_not_worse_id"}
+    assert (tmp_path / "seed-0" / "train-grpo" / "grpo" / "final").is_dir()
+
+
+@pytest.mark.slow
+def test_ptst_ablation_smoke(tiny_model_dir, tmp_path):
+    mod = _script("ptst_ablation")
+    summary = mod.main(["--smoke", "--out", str(tmp_path), "--start-model", str(tiny_model_dir)])
+    assert list(summary["stats"]) == ["base", "ci", "ptst-1", "ptst-2", "long", "zero"]
+    curves = summary["per_seed"][0]["curves"]
+    assert set(curves) == {"ptst", "long", "zero"} and all(curves.values())
+    assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "summary.json").is_file()
+    cold = (tmp_path / "seed-0" / "coldstart" / "cold_start.jsonl").read_text()
+    assert "Wait" in cold  # the reflective cold start
