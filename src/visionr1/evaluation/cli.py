@@ -103,6 +103,10 @@ def run_cmd(
     judge_model: JudgeModelOpt = None,
     judge_mode: JudgeModeOpt = "fallback",
     judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
+    strategy: Annotated[str, typer.Option(
+        help="Inference-time strategy NAME[:key=value,...]: single | staged | beam:width=4,select=logprob|judge | "
+             "best-of-n:n=4,select=logprob|judge|oracle | vote:n=4 | caption-first; any: step_judge=true "
+             "(docs/inference.md).")] = "single",
 ) -> None:
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
@@ -111,22 +115,26 @@ def run_cmd(
     from visionr1.evaluation.judge import JudgeError
     from visionr1.evaluation.records import EvalError
     from visionr1.evaluation.run import DecodingConfig, run_benchmark
+    from visionr1.evaluation.strategies import parse_strategy
 
     judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
     try:
+        plan = parse_strategy(strategy)
         decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("generating", total=None)
             summary = run_benchmark(
                 benchmark, model, data, output, decoding, limit=limit, backend=backend, dtype=dtype, device=device,
                 template=template, image_root=image_root, max_pixels=max_pixels, judge=judge,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=lambda done, total: bar.update(task, completed=done, total=total), strategy=plan,
             )
     except (EvalError, DataError, JudgeError, FileNotFoundError, ImportError) as exc:
         fail(str(exc))
     if summary.get("resumed_from"):
         console.print(f"resumed: {summary['resumed_from']} responses were already in {output / 'predictions.jsonl'}")
     _report(summary, output)
+    if summary.get("strategy", {}).get("upper_bound"):
+        console.print(f"[yellow]{summary['strategy']['note']}[/]")
 
 
 def _report(summary: dict, output: Path) -> None:
