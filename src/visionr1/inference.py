@@ -13,7 +13,7 @@ sampling differs in detail from transformers' and a silent switch would change n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +178,7 @@ class Candidate:
     sum_logprob: float | None  # sum over the new tokens of log p(token | everything before) under the model
     mean_logprob: float | None  # sum_logprob / num_tokens: the length-fair score best-of-n and beam rank by
     stop: str | None = None  # "eos", the stop string that ended it, or None (truncated)
+    token_ids: list[int] = field(default_factory=list, repr=False)  # the new tokens (not written to logs)
 
 
 class TokenLogprobs:
@@ -304,7 +305,8 @@ def generate_candidates(
                 if cut is not None:  # a stop string can end inside a token: keep the text up to it
                     text = text[: text.find(stop) + len(stop)]
                 total = float(sum(lp[:length]))
-                group.append(Candidate(text, length, stop is None, total, total / length if length else None, stop))
+                group.append(Candidate(text, length, stop is None, total, total / length if length else None, stop,
+                                       row[:length]))
             out.append(group)
     return out
 
@@ -348,6 +350,6 @@ def generate_candidates_vllm(
             stop = "eos" if c.finish_reason == "stop" and not isinstance(c.stop_reason, str) else c.stop_reason
             group.append(Candidate(c.text, k, c.finish_reason == "length", total,
                                    total / k if total is not None and k else None,
-                                   None if c.finish_reason == "length" else stop))
+                                   None if c.finish_reason == "length" else stop, list(c.token_ids)))
         result.append(group)
     return result
