@@ -13,7 +13,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def loaded(tiny_model_dir):
-    return load_model_and_processor(tiny_model_dir, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: one thread is faster than two fighting over a busy machine
+    yield load_model_and_processor(tiny_model_dir, device="cpu")
+    torch.set_num_threads(threads)
 
 
 def _prompts():
