@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 DEMO_MAX_PIXELS = 12544  # recipes/demo.yaml: model.max_pixels
 
 
-def train_demo(seed: int, out: Path) -> tuple[Path, Path]:
-    """The demo's final checkpoint and held-out file for ``seed`` (trained by ``visionr1 demo`` if missing)."""
-    final, heldout = out / "train" / "grpo-2" / "final", out / "data" / "test.jsonl"
+def train_demo(seed: int, out: Path, stage: str = "grpo-2") -> tuple[Path, Path]:
+    """The demo's ``stage`` checkpoint and held-out file for ``seed`` (trained by ``visionr1 demo`` if missing)."""
+    final, heldout = out / "train" / stage / "final", out / "data" / "test.jsonl"
     if not (final / "config.json").is_file():
         cmd = [sys.executable, "-m", "visionr1", "demo", str(REPO / "recipes" / "demo.yaml"), f"seed={seed}",
                "progress=lines", "--output-dir", str(out)]
@@ -168,6 +168,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--batch-size", type=int, default=64, help="sequences per generate call")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "inference-strategies")
+    ap.add_argument("--stage", default="grpo-2", help="the demo checkpoint to measure: sft | grpo-1 | grpo-2")
+    ap.add_argument("--model", type=Path, default=None, help="measure this checkpoint (one seed) instead of training")
+    ap.add_argument("--data", type=Path, default=None, help="its held-out jsonl (with --model)")
     ap.add_argument("--smoke", action="store_true", help="untrained test-size model, 3 items, N in {1, 2}, one seed")
     args = ap.parse_args(argv)
     if args.smoke:
@@ -180,12 +183,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     points: list[dict[str, Any]] = []
     for seed in args.seeds:
         seed_dir = args.out / f"seed-{seed}"
-        model, data = smoke_model(seed_dir) if args.smoke else train_demo(seed, seed_dir / "demo")
+        if args.smoke:
+            model, data = smoke_model(seed_dir)
+        elif args.model is not None:
+            if args.data is None or len(args.seeds) != 1:
+                raise SystemExit("--model needs --data and exactly one --seeds value")
+            model, data = args.model, args.data
+        else:
+            model, data = train_demo(seed, seed_dir / "demo", args.stage)
         points += measure_seed(seed, model, data, seed_dir, args.ns, args.max_new_tokens, args.limit,
                                args.batch_size)
 
     table = aggregate(points)
-    result = {"smoke": args.smoke, "seeds": args.seeds, "ns": args.ns, "limit": args.limit,
+    result = {"smoke": args.smoke, "model": str(args.model) if args.model else f"demo {args.stage}", "seeds": args.seeds, "ns": args.ns, "limit": args.limit,
               "max_new_tokens": args.max_new_tokens, "points": points, "table": table}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
