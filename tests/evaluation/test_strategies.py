@@ -39,7 +39,7 @@ def test_spec_parsing_and_recorded_config():
     assert (beam.name, beam.n, beam.select, beam.stages, beam.stage_tokens) == ("beam", 8, "judge", "think-answer", 64)
     assert beam.to_json() == {"name": "beam", "n": 8, "select": "judge", "stages": "think-answer",
                               "stage_tokens": 64, "step_judge": False}
-    assert parse_strategy("caption-first:prefix=<think>\\nI see").prefix == "<think>\nI see"
+    assert parse_strategy("caption-first:prefix=<think>\\nJe vois l'écran").prefix == "<think>\nJe vois l'écran"
     with pytest.raises(EvalError, match="need sampling"):
         parse_strategy("vote:n=4").check(0.0, None)
     with pytest.raises(EvalError, match="--judge-url"):

@@ -173,7 +173,7 @@ def _convert(spec: str, key: str, raw: str, typ: str) -> Any:
             return int(raw)
         except ValueError:
             raise EvalError(f"--strategy {spec!r}: {key}={raw!r}: expected an integer") from None
-    return raw.encode().decode("unicode_escape") if key == "prefix" else raw
+    return raw.replace("\\n", "\n").replace("\\t", "\t") if key == "prefix" else raw  # a shell-typed \n
 
 
 # ----------------------------------------------------------------------------------------------------------
