@@ -324,7 +324,7 @@ def _candidates(generator: Any, prompts: Sequence[Any], images: Sequence[Any], p
         return generate_candidates(generator.model, generator.processor, prompts, images, prefixes, n,
                                    max_new_tokens, d.temperature, d.top_p, stop, batch_size=d.batch_size)
     except ValueError as exc:
-        raise EvalError(f"--strategy: {exc}") from None
+        raise EvalError(f"--strategy: generation failed: {exc}") from None
 
 
 def _cand_json(c: Any, info: ItemInfo, text: str | None = None) -> dict[str, Any]:
