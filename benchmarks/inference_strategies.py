@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "max_new_tokens": args.max_new_tokens, "points": points, "table": table}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2) + "\n")
-    title = (f"demo model, synthetic counting, {len(args.seeds)} seed(s)"
+    what = "/".join(args.model.parts[-3:]) if args.model else f"demo {args.stage}"
+    title = (f"{what}, synthetic counting, {len(args.seeds)} seed(s) ({result['seeds_vary']})"
              + (f", first {args.limit} held-out items" if args.limit else "") + (" [SMOKE]" if args.smoke else ""))
     plot(table, args.out / "accuracy_vs_tokens.png", title)
     print(f"{'strategy':<22}{'N':>3}{'accuracy %':>16}{'tokens/item':>13}")
