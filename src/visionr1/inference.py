@@ -13,7 +13,7 @@ sampling differs in detail from transformers' and a silent switch would change n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,3 +162,194 @@ def generate_vllm(
         Generation(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
         for o in outputs
     ]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Candidates: several samples per prompt, their log-probs, continuing from a prefix, stopping at a string
+# (the inference-time strategies of visionr1.evaluation.strategies)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Candidate:
+    text: str  # the new text (after the prefix), special tokens removed; ends with the stop string if one hit
+    num_tokens: int  # new tokens generated (end-of-sequence token included when there is one)
+    truncated: bool  # True when neither an end-of-sequence token nor a stop string came before the limit
+    sum_logprob: float | None  # sum over the new tokens of log p(token | everything before) under the model
+    mean_logprob: float | None  # sum_logprob / num_tokens: the length-fair score best-of-n and beam rank by
+    stop: str | None = None  # "eos", the stop string that ended it, or None (truncated)
+    token_ids: list[int] = field(default_factory=list, repr=False)  # the new tokens (not written to logs)
+
+
+class TokenLogprobs:
+    """A logits processor that records, step by step, log p(chosen token) under the model's own distribution.
+
+    Why a processor and not ``output_scores``/``output_logits``: those keep a (batch, vocab) tensor per new
+    token, 16K x 152K floats per row for Vision-R1's limits; this keeps one step's. It is merged before the
+    sampling warpers (transformers appends temperature / top-k / top-p after user processors), so the log-prob
+    is the model's at temperature 1, not the truncated sampling distribution's -- what "mean token log-prob
+    under the model" means in LlamaV-o1's beam search and in best-of-n. At step t the processor sees the token
+    sampled at step t-1 as the last input id; the last token's log-prob is read in :meth:`finish`.
+    """
+
+    def __init__(self) -> None:
+        self.prev: Any = None
+        self.values: list[Any] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if self.prev is not None:
+            self.values.append(self.prev.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.prev = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, new_tokens: Any) -> Any:
+        """(batch, new_len) log-probs of ``new_tokens`` (the generated ids, shape (batch, new_len))."""
+        import torch
+
+        if self.prev is not None and len(self.values) < new_tokens.shape[1]:
+            self.values.append(self.prev.gather(1, new_tokens[:, -1:].to(self.prev.device)).squeeze(1))
+        if not self.values:
+            return torch.zeros(new_tokens.shape[0], 0)
+        return torch.stack(self.values, 1)[:, : new_tokens.shape[1]].cpu()
+
+
+def _stop_cut(tokenizer: Any, row: list[int], stops: Sequence[str]) -> tuple[int, str] | None:
+    """The fewest tokens of ``row`` whose text holds one of ``stops`` (binary search over decoded prefixes),
+    and that stop string; None when no stop string is in the row's text."""
+    full = tokenizer.decode(row, skip_special_tokens=True)
+    if not any(s in full for s in stops):
+        return None
+    lo, hi = 1, len(row)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if any(s in tokenizer.decode(row[:mid], skip_special_tokens=True) for s in stops):
+            hi = mid
+        else:
+            lo = mid + 1
+    text = tokenizer.decode(row[:lo], skip_special_tokens=True)
+    hit = min((s for s in stops if s in text), key=text.find)
+    return lo, hit
+
+
+def generate_candidates(
+    model: Any,
+    processor: Any,
+    prompts: Sequence[list[dict[str, Any]]],
+    images: Sequence[Sequence[Any]],
+    prefixes: Sequence[str] | None = None,
+    n: int = 1,
+    max_new_tokens: int = 16384,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    stop_strings: Sequence[str] | None = None,
+    batch_size: int = 8,
+) -> list[list[Candidate]]:
+    """``n`` candidates per prompt (in order), each continuing the assistant turn after ``prefixes[i]``.
+
+    ``prefixes``: text placed after the chat template's opened assistant turn (a staged answer's earlier
+    sections, a prefilled ``<think>``); the candidate's text is what comes after it. ``stop_strings``: a
+    candidate ends once its text holds one of them (kept at its end), e.g. a stage's closing tag.
+    ``temperature == 0`` decodes greedily and then ``n`` must be 1 (n equal candidates would waste compute).
+    ``batch_size`` counts sequences (prompts x n) per ``model.generate`` call.
+    """
+    import torch
+    from transformers import LogitsProcessorList
+
+    if len(prompts) != len(images):
+        raise ValueError(f"{len(prompts)} prompts but {len(images)} image lists")
+    prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
+    if len(prefixes) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(prefixes)} prefixes")
+    if n < 1 or batch_size < 1 or max_new_tokens < 1:
+        raise ValueError("n, batch_size and max_new_tokens must be >= 1")
+    if temperature <= 0 and n > 1:
+        raise ValueError(f"{n} candidates per prompt need sampling: set a temperature > 0 (or n = 1)")
+    processor.tokenizer.padding_side = "left"
+    tok = processor.tokenizer
+    eos, pad = _eos_ids(model, processor), _pad_id(model, processor)
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+        "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+    stops = [s for s in (stop_strings or []) if s]
+    extra: dict[str, Any] = {"stop_strings": stops, "tokenizer": tok} if stops else {}
+    per_call = max(1, batch_size // n)
+    out: list[list[Candidate]] = []
+    texts = [t + p for t, p in zip(prompt_texts(processor, prompts), prefixes, strict=True)]
+    for start in range(0, len(prompts), per_call):
+        flat = [img for imgs in images[start : start + per_call] for img in imgs]
+        inputs = processor(
+            text=texts[start : start + per_call], images=flat or None, padding=True, return_tensors="pt"
+        ).to(model.device)
+        recorder = TokenLogprobs()
+        with torch.inference_mode():
+            sequences = model.generate(
+                **inputs, max_new_tokens=max_new_tokens, pad_token_id=pad, num_return_sequences=n,
+                logits_processor=LogitsProcessorList([recorder]), **sampling, **extra,
+            )
+            new = sequences[:, inputs["input_ids"].shape[1] :]
+            logprobs = recorder.finish(new).tolist()
+        rows = new.tolist()
+        for i in range(0, len(rows), n):
+            group = []
+            for row, lp in zip(rows[i : i + n], logprobs[i : i + n], strict=True):
+                at_eos = next((j for j, t in enumerate(row) if t in eos), None)
+                cut = _stop_cut(tok, row if at_eos is None else row[:at_eos], stops) if stops else None
+                if cut is not None:
+                    length, stop = cut
+                elif at_eos is not None:
+                    length, stop = at_eos + 1, "eos"
+                else:
+                    length, stop = len(row), None
+                text = tok.decode(row[:length], skip_special_tokens=True)
+                if cut is not None:  # a stop string can end inside a token: keep the text up to it
+                    text = text[: text.find(stop) + len(stop)]
+                total = float(sum(lp[:length]))
+                group.append(Candidate(text, length, stop is None, total, total / length if length else None, stop,
+                                       row[:length]))
+            out.append(group)
+    return out
+
+
+def generate_candidates_vllm(
+    llm: Any,
+    processor: Any,
+    prompts: Sequence[list[dict[str, Any]]],
+    images: Sequence[Sequence[Any]],
+    prefixes: Sequence[str] | None = None,
+    n: int = 1,
+    max_new_tokens: int = 16384,
+    temperature: float = 0.6,
+    top_p: float = 0.95,
+    stop_strings: Sequence[str] | None = None,
+) -> list[list[Candidate]]:
+    """Like :func:`generate_candidates`, through vLLM (untested here: no vLLM on the CI machine). vLLM's
+    ``cumulative_logprob`` is the sampled tokens' log-prob; recent versions report it from the raw logits
+    (``logprobs_mode="raw_logprobs"``), matching :class:`TokenLogprobs`."""
+    from vllm import SamplingParams
+
+    if temperature <= 0 and n > 1:
+        raise ValueError(f"{n} candidates per prompt need sampling: set a temperature > 0 (or n = 1)")
+    params = SamplingParams(
+        n=n, max_tokens=max_new_tokens, temperature=max(temperature, 0.0), top_p=top_p if temperature > 0 else 1.0,
+        stop=list(stop_strings or []) or None, include_stop_str_in_output=True, logprobs=0,
+    )
+    prefixes = list(prefixes) if prefixes is not None else [""] * len(prompts)
+    requests = []
+    for text, prefix, imgs in zip(prompt_texts(processor, prompts), prefixes, images, strict=True):
+        req: dict[str, Any] = {"prompt": text + prefix}
+        if imgs:
+            req["multi_modal_data"] = {"image": list(imgs)}
+        requests.append(req)
+    result = []
+    for o in llm.generate(requests, params, use_tqdm=False):
+        group = []
+        for c in o.outputs:
+            k = len(c.token_ids)
+            total = c.cumulative_logprob
+            stop = "eos" if c.finish_reason == "stop" and not isinstance(c.stop_reason, str) else c.stop_reason
+            group.append(Candidate(c.text, k, c.finish_reason == "length", total,
+                                   total / k if total is not None and k else None,
+                                   None if c.finish_reason == "length" else stop, list(c.token_ids)))
+        result.append(group)
+    return result

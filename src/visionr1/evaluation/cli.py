@@ -118,6 +118,10 @@ def run_cmd(
     judge_mode: JudgeModeOpt = "fallback",
     judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
     cpu_threads: CpuThreadsOpt = None,
+    strategy: Annotated[str, typer.Option(
+        help="Inference-time strategy NAME[:key=value,...]: single | staged | beam:width=4,select=logprob|judge | "
+             "best-of-n:n=4,select=logprob|judge|oracle | vote:n=4 | caption-first; any: step_judge=true "
+             "(docs/inference.md).")] = "single",
 ) -> None:
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
@@ -126,19 +130,21 @@ def run_cmd(
     from visionr1.evaluation.judge import JudgeError
     from visionr1.evaluation.records import EvalError
     from visionr1.evaluation.run import DecodingConfig, run_benchmark
+    from visionr1.evaluation.strategies import parse_strategy
     from visionr1.runtime import apply_cpu_threads, summary_line
 
     judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
     threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or "auto")
     console.print(f"eval run: {summary_line(threads)}", highlight=False)
     try:
+        plan = parse_strategy(strategy)
         decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("generating", total=None)
             summary = run_benchmark(
                 benchmark, model, data, output, decoding, limit=limit, backend=backend, dtype=dtype, device=device,
                 template=template, image_root=image_root, max_pixels=max_pixels, skip_bad=skip_bad, judge=judge,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=lambda done, total: bar.update(task, completed=done, total=total), strategy=plan,
             )
     except (EvalError, DataError, JudgeError, FileNotFoundError, ImportError) as exc:
         fail(str(exc))
@@ -149,6 +155,8 @@ def run_cmd(
     if summary.get("skipped_bad_records"):
         console.print(f"[yellow]warning:[/] {len(summary['skipped_bad_records'])} records skipped (--skip-bad), scored as wrong")
     _report(summary, output)
+    if summary.get("strategy", {}).get("upper_bound"):
+        console.print(f"[yellow]{summary['strategy']['note']}[/]")
 
 
 def _report(summary: dict, output: Path) -> None:

@@ -140,7 +140,8 @@ def _check_resume(config_path: Path, config: dict[str, Any]) -> None:
         return
     def settings(cfg: dict[str, Any]) -> dict[str, Any]:  # what changes the experiment (not the batch size)
         decoding = {k: v for k, v in (cfg.get("decoding") or {}).items() if k != "batch_size"}
-        return {**{k: cfg.get(k) for k in RESUME_KEYS}, **{f"decoding.{k}": v for k, v in decoding.items()}}
+        return {**{k: cfg.get(k) for k in RESUME_KEYS}, **{f"decoding.{k}": v for k, v in decoding.items()},
+                "strategy": cfg.get("strategy") or {"name": "single", "step_judge": False}}
 
     old, new = settings(json.loads(config_path.read_text(encoding="utf-8"))), settings(config)
     changed = [k for k in new if old.get(k) != new[k]]
@@ -201,6 +202,7 @@ def run_benchmark(
     skip_bad: bool = False,
     judge: LLMJudge | None = None,
     progress: Any = None,
+    strategy: Any = None,
 ) -> dict[str, Any]:
     """Generate the missing responses for ``data`` (first ``limit`` records), then score them all.
 
@@ -211,10 +213,12 @@ def run_benchmark(
     Returns the summary (also in ``output_dir/summary.json``), with generation statistics added:
     ``generated_this_run``, ``resumed_from``, ``mean_completion_tokens``, ``truncated_rate`` and, when
     something was generated, ``tokens_per_second`` / ``samples_per_second``. ``progress(done, total)`` is
-    called after each batch.
+    called after each batch. ``strategy``: an inference-time strategy (``evaluation.strategies``;
+    default ``single``, one response per item).
     """
     from visionr1.data.budget import saved_processor_budget
     from visionr1.data.spec import DEFAULT_TEMPLATE
+    from visionr1.evaluation.strategies import StrategyConfig, run_strategy, strategy_summary
     from visionr1.training.loading import resolve_model_path
 
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
@@ -222,6 +226,8 @@ def run_benchmark(
     template = template or DEFAULT_TEMPLATE
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    strategy = strategy or StrategyConfig()
+    strategy.check(decoding.temperature, judge)
     items = bench.load(Path(data), for_generation=True)
     if limit is not None:
         items = items[:limit]
@@ -235,7 +241,7 @@ def run_benchmark(
         "benchmark": bench.name, "model": str(model), "model_files": model_files(model_dir), "data": str(data),
         "decoding": asdict(decoding), "template": template, "backend": backend, "dtype": dtype, "limit": limit,
         "max_pixels": budget_max, "min_pixels": saved_min, "image_root": str(root.resolve()) if root else None,
-        **_environment(),
+        "strategy": strategy.to_json(), **_environment(),
     }
     config_path, pred_path = out / "run_config.json", out / "predictions.jsonl"
     _check_resume(config_path, config)
@@ -267,17 +273,21 @@ def run_benchmark(
                 chunk = todo[start : start + step]
                 samples = bench.samples(chunk, template, budget_max, root)
                 t0 = time.perf_counter()
-                gens = generator([s.prompt for s in samples], [s.images for s in samples])
+                if strategy.name == "single" and not strategy.step_judge:
+                    gens = generator([s.prompt for s in samples], [s.images for s in samples])
+                    rows = [
+                        {"pid": s.pid, "response": g.text, "num_tokens": g.num_tokens, "truncated": g.truncated}
+                        for s, g in zip(samples, gens, strict=True)
+                    ]
+                else:  # an inference-time strategy: candidates, the kept one, tokens spent (strategies.py)
+                    rows = run_strategy(strategy, generator, bench, chunk, samples, judge)
                 seconds += time.perf_counter() - t0
-                rows = [
-                    {"pid": s.pid, "response": g.text, "num_tokens": g.num_tokens, "truncated": g.truncated,
-                     "record_digest": digests[s.pid]}
-                    for s, g in zip(samples, gens, strict=True)
-                ]
+                for r in rows:  # what the resume check compares the record with
+                    r["record_digest"] = digests[r["pid"]]
                 _append(fh, rows)
                 done.update({r["pid"]: r for r in rows})
                 generated += len(rows)
-                new_tokens += sum(g.num_tokens for g in gens)
+                new_tokens += sum(r["num_tokens"] for r in rows)
                 if progress is not None:
                     progress(len(items) - len(todo) - len(skipped) + generated, len(items))
 
@@ -292,6 +302,7 @@ def run_benchmark(
         "decoding": asdict(decoding),
         "mean_completion_tokens": _mean(r.get("num_tokens") for r in rows),
         "truncated_rate": _mean(float(bool(r.get("truncated"))) for r in rows),
+        **strategy_summary(strategy, rows),
     }
     if generated:
         stats.update({"generation_seconds": seconds, "tokens_per_second": new_tokens / seconds,
