@@ -235,7 +235,7 @@ def load_samples(spec: DatasetSpec) -> LoadResult:
             conv = fmt.convert(rec.fields, where, spec)
             row = finish_sample(conv, record_id, where)
             if spec.render_question:  # R1-Vision: the question as an image (data/render.py)
-                row = render_into(row, spec.render, where, spec.max_pixels)
+                row = render_into(row, spec.render, where, spec.image_max_pixels)
             rows.append(row)
             sizes += [(im.original_size, im.size) for im in conv.images]
         except DataError as exc:
