@@ -242,3 +242,16 @@ def test_resume_refuses_what_changes_a_response(tmp_path, fake_generator):
     (tmp_path / "images").symlink_to(tmp_path / "mathv" / "images")
     with pytest.raises(EvalError, match=rf"1 responses answer records that differ from --data now \(e.g. {rows[2]['id']}\)"):
         run_benchmark("mathvision", model, changed, out, decoding)
+
+
+def test_records_without_question_text_are_an_error_not_an_empty_prompt(tmp_path):
+    """A geometry3k-style file (``problem``, not ``question``) given as MATH-V data used to give empty prompts."""
+    from visionr1.evaluation.benchmarks import get_benchmark
+    from visionr1.evaluation.records import EvalError
+
+    data = tmp_path / "test.jsonl"
+    data.write_text('{"id": "1", "problem": "What is 2+2?", "answer": "4", "options": []}\n')
+    bench = get_benchmark("mathvision")
+    items = bench.load(data, for_generation=True)
+    with pytest.raises(EvalError, match="record 1: no question text"):
+        bench.samples(items, "{question}", 50176, None)

@@ -165,7 +165,11 @@ class Benchmark:
         out = []
         for item in items:
             images = load_item_images(item, self.image_fields, max_pixels, image_root)
-            text = render_template(template, self.question(item), self.choices(item))
+            question = self.question(item)
+            if not question.strip():  # e.g. geometry3k's `problem` column read as this benchmark's data
+                raise EvalError(f"{item.file}: record {item.pid}: no question text (fields: {sorted(item.record)[:12]}); "
+                                f"is this {self.name} data in its published format?")
+            text = render_template(template, question, self.choices(item))
             out.append(Sample(item.pid, user_prompt(text, len(images)), images))
         return out
 
