@@ -20,7 +20,7 @@ from typing import Any
 
 from visionr1.coldstart.config import LocalBackendSpec, OpenAIBackendSpec, OracleBackendSpec
 from visionr1.config.base import RecipeError
-from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, api_key_from_env
+from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, ChatReply, api_key_from_env
 
 __all__ = ["RETRYABLE_STATUS", "GenRequest", "Generation", "GenerationError", "build_backend"]
 
@@ -39,15 +39,9 @@ class GenRequest:
     solution: str = ""
 
 
-@dataclass
-class Generation:
-    text: str
-    reasoning: str | None = None  # a server's separate reasoning_content (DeepSeek-R1 API, vLLM reasoning parser)
-    finish_reason: str | None = None
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    attempts: int = 1
-    latency_s: float = 0.0
+# What every backend returns: the shared client's reply (text, reasoning, finish reason, token counts,
+# attempts, latency); the local and oracle backends fill in what they know.
+Generation = ChatReply
 
 
 class GenerationError(Exception):
@@ -118,9 +112,7 @@ class OpenAIBackend:
             r = await self._chat.complete(body)
         except ChatError as exc:
             raise GenerationError(exc.reason, exc.detail, exc.attempts) from None
-        return Generation(text=r.text, reasoning=r.reasoning, finish_reason=r.finish_reason,
-                          prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-                          attempts=r.attempts, latency_s=r.latency_s)
+        return r
 
     async def aclose(self) -> None:
         await self._chat.aclose()
