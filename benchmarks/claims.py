@@ -8,6 +8,7 @@ branching two arms from the same start is two runs whose ``model.path`` is that 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import statistics
@@ -24,6 +25,24 @@ def setup() -> int:
 
     _quiet_libraries()
     return cpu_threads("auto")
+
+
+def run_seeds(doc: str, default_out: Path, full: dict[str, Any], smoke: dict[str, Any], one_seed: Any,
+              argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any], list[int], list[Any]]:
+    """The command line both claim scripts share (``--seeds``, ``--out``, ``--smoke``, ``--start-model``), then
+    ``one_seed(seed, out_dir, cfg, console, start_model)`` per seed; returns (args, cfg, seeds, results)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Default: 0 1 2 (smoke: 0).")
+    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--smoke", action="store_true", help="Tiny settings: proves every step runs, measures nothing.")
+    parser.add_argument("--start-model", type=Path, default=None, help="Base checkpoint instead of a new random one.")
+    args = parser.parse_args(argv)
+    cfg = smoke if args.smoke else full
+    seeds = args.seeds if args.seeds is not None else ([0] if args.smoke else [0, 1, 2])
+    console = Console(highlight=False)
+    setup()
+    per_seed = [one_seed(s, args.out / f"seed-{s}", cfg, console, args.start_model) for s in seeds]
+    return args, cfg, seeds, per_seed
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -20,7 +20,6 @@ Here, per seed:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -119,17 +118,8 @@ def plot_curves(per_seed: list[dict], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Default: 0 1 2 (smoke: 0).")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "claims" / "ptst")
-    parser.add_argument("--smoke", action="store_true", help="Tiny settings: proves every step runs, measures nothing.")
-    parser.add_argument("--start-model", type=Path, default=None, help="Base checkpoint instead of a new random one.")
-    args = parser.parse_args(argv)
-    cfg = SMOKE if args.smoke else FULL
-    seeds = args.seeds if args.seeds is not None else ([0] if args.smoke else [0, 1, 2])
+    args, cfg, seeds, per_seed = claims.run_seeds(__doc__, REPO / "runs" / "claims" / "ptst", FULL, SMOKE, one_seed, argv)
     console = Console(highlight=False)
-    claims.setup()
-    per_seed = [one_seed(s, args.out / f"seed-{s}", cfg, console, args.start_model) for s in seeds]
     names = list(per_seed[0]["results"])
     stats = {n: {k: claims.mean_std([r["results"][n][k] for r in per_seed])
                  for k in ("accuracy", "mean_completion_tokens", "truncated_rate")} for n in names}

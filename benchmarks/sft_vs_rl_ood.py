@@ -20,7 +20,6 @@ Prints mean ± std over seeds and whether the claim's two halves hold (OOD: grpo
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -106,17 +105,8 @@ def summarize(per_seed: list[dict]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Default: 0 1 2 (smoke: 0).")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "claims" / "sft-vs-rl")
-    parser.add_argument("--smoke", action="store_true", help="Tiny settings: proves every step runs, measures nothing.")
-    parser.add_argument("--start-model", type=Path, default=None, help="Start from this checkpoint instead of a new random one.")
-    args = parser.parse_args(argv)
-    cfg = SMOKE if args.smoke else FULL
-    seeds = args.seeds if args.seeds is not None else ([0] if args.smoke else [0, 1, 2])
+    args, cfg, seeds, per_seed = claims.run_seeds(__doc__, REPO / "runs" / "claims" / "sft-vs-rl", FULL, SMOKE, one_seed, argv)
     console = Console(highlight=False)
-    claims.setup()
-    per_seed = [one_seed(s, args.out / f"seed-{s}", cfg, console, args.start_model) for s in seeds]
     summary = {"settings": cfg, "smoke": args.smoke, "seeds": seeds, **summarize(per_seed), "per_seed": per_seed}
 
     table = Table(title="held-out accuracy (%), mean ± std over seeds " + " ".join(map(str, seeds)))
