@@ -25,6 +25,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from visionr1.utils.io import atomic_write_text
+
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -112,9 +114,7 @@ def trim_logs(run_dir: Path, stage: str, last_step: int, files: tuple[str, ...])
                 continue
             keep.append(line)
         if dropped > before:
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text("".join(keep))
-            os.replace(tmp, path)
+            atomic_write_text(path, "".join(keep), f"{name} without the rows of {stage} after step {last_step}")
     return dropped
 
 

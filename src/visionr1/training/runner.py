@@ -101,7 +101,7 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
                 _train_here(recipe, i, run_dir, manifest, prepared[i], is_main)
                 release()
         # evaluation: by the parent after the stage's processes are gone, or here when this is a single process
-        wants_eval = st.eval_dataset is not None and done_or_trained(run_dir, st) and not manifest.stage(st.name).get("eval")
+        wants_eval = st.eval_dataset is not None and final_dir(run_dir, st).is_dir() and not manifest.stage(st.name).get("eval")
         if wants_eval and is_main and not child and (stage is None or stage == st.name):
             if world_size > 1:
                 log.warning("stage %s: evaluating on the main process only; the others wait (prefer one process "
@@ -179,10 +179,6 @@ def _only(recipe: Recipe, name: str, done: list[bool], source: str) -> list[int]
                         f"{'is' if len(missing) == 1 else 'are'} not finished. Fix: run `--stage {missing[0]}` first, "
                         "or run all stages (no --stage)")
     return [] if done[i] else [i]
-
-
-def done_or_trained(run_dir: Path, stage: Any) -> bool:
-    return final_dir(run_dir, stage).is_dir()
 
 
 def _barrier(world_size: int) -> None:
