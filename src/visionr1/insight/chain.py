@@ -226,7 +226,7 @@ def brief(line: str, words: int = 8) -> str:
     >>> brief("First I read the numbers in the image: the green number is 6; the red number is 7.")
     'First I read the numbers in the image'
     >>> brief("2. The blue square on the left does not count.")
-    'The blue square on the left does not count'
+    'The blue square on the left does not...'
     """
     clause = re.split(r"[.:;]\s", _ENUM_RE.sub("", line).strip() + " ", maxsplit=1)[0].strip().rstrip(".")
     parts = clause.split()

@@ -19,7 +19,14 @@ from visionr1.coldstart.config import (
     SyntheticInput,
     _validate_tagged,
 )
-from visionr1.config.base import StrictModel, SubPathError, apply_overrides, load_yaml_with_includes, parse_model, resolve_path
+from visionr1.config.base import (
+    StrictModel,
+    SubPathError,
+    apply_overrides,
+    load_yaml_with_includes,
+    parse_model,
+    resolve_path,
+)
 from visionr1.data.spec import DatasetSpec
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
