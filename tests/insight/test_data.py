@@ -139,3 +139,20 @@ def test_shipped_recipes_load():
         load_insight_recipe(path)
     recipe = load_recipe(REPO / "recipes" / "insight-v" / "sft_tiny.yaml")
     assert recipe.stages[0].dataset.format == "sharegpt"
+
+
+def test_eval_prompts_are_the_prompts_the_agents_were_trained_on(tmp_path):
+    """``eval run --strategy insight-v`` builds the summary agent's turn from the reasoner's response: it must be
+    the very turn the summary set was written with for that chain (and the reasoner's turn likewise)."""
+    from visionr1.insight.prompts import chain_for_summary, reasoner_text, summary_text
+
+    report = run_insight_data(oracle("input.task=choice", "input.n=4"), tmp_path)
+    reasoner = {it["id"].split("#")[0]: it for it in json.loads(Path(report["files"]["reasoner_sft"]).read_text())}
+    summary = {it["id"]: it for it in json.loads(Path(report["files"]["summary_sft"]).read_text())}
+    recs = records(tmp_path)
+    for rid, item in reasoner.items():
+        rec = recs[rid]
+        user, response = (m["content"] for m in item["messages"])
+        assert user == "<image>" + reasoner_text(rec["question"], rec["choices"])
+        expected = "<image>" + summary_text(rec["question"], rec["choices"], chain_for_summary(response))
+        assert summary[f"{rid}#summary-correct"]["messages"][0]["content"] == expected
