@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,7 +36,15 @@ from rich.console import Console
 
 from visionr1.coldstart.backends import Generation, GenerationError, GenRequest, build_backend
 from visionr1.coldstart.config import RUNTIME_FIELDS, OracleBackendSpec
-from visionr1.coldstart.pipeline import _fp, _lock, _metadata, _write_run_info, load_input, save_images
+from visionr1.coldstart.pipeline import (
+    _answer_text,
+    _fp,
+    _lock,
+    _metadata,
+    _write_run_info,
+    load_input,
+    save_images,
+)
 from visionr1.coldstart.report import ORACLE_NOTE
 from visionr1.coldstart.store import JsonlLog, write_atomic
 from visionr1.config.base import RecipeError
@@ -68,8 +77,6 @@ def parse_score(text: str) -> int | None:
     >>> parse_score("85"), parse_score("Score: 7/100"), parse_score("great"), parse_score("250")
     (85, 7, None, None)
     """
-    import re
-
     m = re.search(r"-?\d+", text or "")
     return int(m.group()) if m and 1 <= int(m.group()) <= 100 else None
 
@@ -281,8 +288,6 @@ class Runner:
 
     async def assess(self, sample: dict, entry: dict, chains: list[dict]) -> None:
         """Coarse: the answer filter; fine: the scoring agent's 1-100; the best chain is kept."""
-        from visionr1.coldstart.pipeline import _answer_text
-
         valid = [c for c in chains if c["status"] == "ok"]
         right = [c for c in valid if c["correct"]]
         if not right:
