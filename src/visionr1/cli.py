@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "recipe": "visionr1.cli:recipe_app",
     "data": "visionr1.data.cli:app",
     "eval": "visionr1.evaluation.cli:app",
+    "insight": "visionr1.insight.cli:app",
 }
 
 

@@ -18,8 +18,8 @@ from visionr1.cli import COMMANDS, app
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 # `visionr1 --help` as it was before the commands became lazy (names and order).
-LISTED = ["coldstart", "demo", "make-tiny-model", "make-synthetic", "score-rewards", "train", "recipe", "data", "eval"]
-GROUPS = {"recipe": ["explain", "check"], "data": ["inspect"], "eval": ["score", "run"]}
+LISTED = ["coldstart", "demo", "make-tiny-model", "make-synthetic", "score-rewards", "train", "recipe", "data", "eval", "insight"]
+GROUPS = {"recipe": ["explain", "check"], "data": ["inspect"], "eval": ["score", "run"], "insight": ["data"]}
 
 
 def _fresh(code: str) -> dict:

@@ -120,8 +120,11 @@ def run_cmd(
     cpu_threads: CpuThreadsOpt = None,
     strategy: Annotated[str, typer.Option(
         help="Inference-time strategy NAME[:key=value,...]: single | staged | beam:width=4,select=logprob|judge | "
-             "best-of-n:n=4,select=logprob|judge|oracle | vote:n=4 | caption-first; any: step_judge=true "
+             "best-of-n:n=4,select=logprob|judge|oracle | vote:n=4 | caption-first | insight-v; any: step_judge=true "
              "(docs/inference.md).")] = "single",
+    summary_model: Annotated[str | None, typer.Option(
+        "--summary-model", help="insight-v: the summary agent's checkpoint (or tiny:FAMILY/SIZE); default: --model "
+        "plays both roles with the two prompts.")] = None,
 ) -> None:
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
@@ -138,6 +141,10 @@ def run_cmd(
     console.print(f"eval run: {summary_line(threads)}", highlight=False)
     try:
         plan = parse_strategy(strategy)
+        if summary_model is not None:
+            if plan.name != "insight-v":
+                raise EvalError(f"--summary-model is for --strategy insight-v (the summary agent), not {plan.name}")
+            plan.summary_model = summary_model
         decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("generating", total=None)

@@ -107,7 +107,7 @@ def _environment() -> dict[str, Any]:
 
 # What shapes a response, besides the record itself (the batch size and the data file's path do not).
 RESUME_KEYS = ("benchmark", "model", "model_files", "template", "backend", "dtype", "max_pixels", "min_pixels",
-               "image_root")
+               "image_root", "summary_model_files")
 
 
 def record_digest(record: dict[str, Any]) -> str:
@@ -232,6 +232,8 @@ def run_benchmark(
     if limit is not None:
         items = items[:limit]
     model_dir = Path(resolve_model_path(str(model)))
+    summary_dir = (Path(resolve_model_path(strategy.summary_model))
+                   if strategy.name == "insight-v" and strategy.summary_model else None)
     saved_min, saved_max = saved_processor_budget(model_dir)
     budget_max = max_pixels or saved_max or DEFAULT_MAX_PIXELS
     root = Path(image_root) if image_root else None
@@ -242,6 +244,7 @@ def run_benchmark(
         "decoding": asdict(decoding), "template": template, "backend": backend, "dtype": dtype, "limit": limit,
         "max_pixels": budget_max, "min_pixels": saved_min, "image_root": str(root.resolve()) if root else None,
         "strategy": strategy.to_json(), **_environment(),
+        **({"summary_model_files": model_files(summary_dir)} if summary_dir else {}),
     }
     config_path, pred_path = out / "run_config.json", out / "predictions.jsonl"
     _check_resume(config_path, config)
@@ -263,10 +266,15 @@ def run_benchmark(
     generated, new_tokens, seconds = 0, 0, 0.0
     if todo:
         generator = Generator(model_dir, decoding, backend, dtype, device)
+        # insight-v's summary agent: a second model, unless it is the reasoner's own checkpoint
+        summarizer = (Generator(summary_dir, decoding, backend, dtype, device)
+                      if summary_dir is not None and summary_dir.resolve() != model_dir.resolve() else None)
         if max_pixels is not None and backend == "transformers":
             from visionr1.data.budget import apply_budget
 
-            apply_budget(generator.processor, None, max_pixels)  # one budget: the processor's = the resize
+            for g in (generator, summarizer):
+                if g is not None:
+                    apply_budget(g.processor, None, max_pixels)  # one budget: the processor's = the resize
         step = decoding.batch_size if backend == "transformers" else max(decoding.batch_size, 64)
         with pred_path.open("a", encoding="utf-8") as fh:
             for start in range(0, len(todo), step):
@@ -280,7 +288,7 @@ def run_benchmark(
                         for s, g in zip(samples, gens, strict=True)
                     ]
                 else:  # an inference-time strategy: candidates, the kept one, tokens spent (strategies.py)
-                    rows = run_strategy(strategy, generator, bench, chunk, samples, judge)
+                    rows = run_strategy(strategy, generator, bench, chunk, samples, judge, summarizer)
                 seconds += time.perf_counter() - t0
                 for r in rows:  # what the resume check compares the record with
                     r["record_digest"] = digests[r["pid"]]

@@ -8,6 +8,7 @@
 | ``best-of-n``   | ``n`` samples, keep one                                     | n=4, select=logprob (judge, oracle)     |
 | ``vote``        | ``n`` samples, majority answer (self-consistency)           | n=4                                     |
 | ``caption-first``| describe the image at the start of the thinking (R1-Vision)| prefix                                  |
+| ``insight-v``   | a reasoning agent's chain, then a summary agent's verdict   | summary_tokens (``--summary-model``)    |
 
 Every strategy also takes ``step_judge=true`` (step-level scores from the judge, see step_judge.py).
 
@@ -16,6 +17,12 @@ One scorer: the response a strategy keeps is scored by the benchmark exactly lik
 ``0.5`` are one vote). ``best-of-n`` with ``select=oracle`` picks a candidate the benchmark's own scorer
 marks correct: it reads the ground truth, so its accuracy is an upper bound (pass@n), labelled so in
 ``summary.json`` -- never a result to compare with the others.
+
+``insight-v`` (Insight-V, arXiv 2411.14432): the reasoning agent (``--model``) writes a structured chain for
+the question; the summary agent (``--summary-model``, default the same model with its own prompt) reads the
+question and the chain's steps, says ``Verdict: correct | flawed`` and answers. The summary agent's response is
+what is scored; the reasoner's own answer is scored too (``reasoner_correct``) so ``summary.json`` shows both
+accuracies. The prompts are the ones the SFT sets of ``visionr1 insight data`` were written with.
 
 Where we depart from LlamaV-o1: its beam search keeps one stage candidate out of N judged by the model itself
 in a comparison prompt; ``beam`` keeps the best by mean token log-prob under the model (no extra prompt) or by
@@ -36,7 +43,7 @@ from typing import Any
 
 from visionr1.evaluation.records import EvalError
 
-STRATEGIES = ("single", "staged", "beam", "best-of-n", "vote", "caption-first")
+STRATEGIES = ("single", "staged", "beam", "best-of-n", "vote", "caption-first", "insight-v")
 SELECTORS = ("logprob", "judge", "oracle")
 
 # What each strategy reads; any other option given to it is an error (a typo must not pass silently).
@@ -47,6 +54,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "best-of-n": ("n", "select", "step_judge"),
     "vote": ("n", "step_judge"),
     "caption-first": ("prefix", "step_judge"),
+    "insight-v": ("summary_tokens", "summary_model", "step_judge"),
 }
 _SPELLINGS = {"beam_width": "width"}  # accepted spellings of an option (after "-" -> "_")
 _FIELDS = {"width": "n"}  # option -> StrategyConfig field
@@ -90,6 +98,8 @@ class StrategyConfig:
     stage_tokens: int | None = None  # staged, beam: most new tokens per stage (default: --max-new-tokens)
     prefix: str = "<think>\nThe image shows"  # caption-first: how the assistant turn starts
     step_judge: bool = False  # score every reasoning step with the judge (needs --judge-url/--judge-model)
+    summary_model: str | None = None  # insight-v: the summary agent's checkpoint (None: the --model itself)
+    summary_tokens: int | None = None  # insight-v: most new tokens of the summary agent (default: --max-new-tokens)
 
     def __post_init__(self) -> None:
         if self.name not in STRATEGIES:
@@ -105,6 +115,10 @@ class StrategyConfig:
             raise EvalError(f"--strategy {self.name}: stages={self.stages!r}; choose one of {', '.join(STAGE_SCHEMES)}")
         if self.stage_tokens is not None and self.stage_tokens < 1:
             raise EvalError(f"--strategy {self.name}: stage_tokens must be >= 1")
+        if self.summary_tokens is not None and self.summary_tokens < 1:
+            raise EvalError(f"--strategy {self.name}: summary_tokens must be >= 1")
+        if self.summary_model is not None and self.name != "insight-v":
+            raise EvalError(f"--summary-model is for --strategy insight-v (the summary agent); {self.name} has none")
 
     @property
     def samples(self) -> int:
@@ -333,14 +347,17 @@ def _cand_json(c: Any, info: ItemInfo, text: str | None = None) -> dict[str, Any
 
 
 def run_strategy(cfg: StrategyConfig, generator: Any, bench: Any, items: Sequence[Any], samples: Sequence[Any],
-                 judge: Any = None) -> list[dict[str, Any]]:
+                 judge: Any = None, summary: Any = None) -> list[dict[str, Any]]:
     """One predictions.jsonl row per item: ``pid, response`` (what is scored), ``num_tokens`` (every token the
-    strategy generated for the item), ``truncated`` (the kept candidate's), ``strategy`` and its log."""
+    strategy generated for the item), ``truncated`` (the kept candidate's), ``strategy`` and its log.
+    ``summary``: insight-v's summary agent (a second loaded model; None: ``generator`` plays both roles)."""
     infos = [item_info(bench, it) for it in items]
     limit = generator.decoding.max_new_tokens
     prompts = [s.prompt for s in samples]
     images = [s.images for s in samples]
-    if cfg.name in ("staged", "beam"):
+    if cfg.name == "insight-v":
+        rows = _insight_v(cfg, generator, summary or generator, bench, items, prompts, images, infos)
+    elif cfg.name in ("staged", "beam"):
         rows = _staged(cfg, generator, prompts, images, infos, judge)
     else:
         prefixes = [""] * len(prompts)
@@ -384,6 +401,47 @@ def _choose(cfg: StrategyConfig, bench: Any, item: Any, info: ItemInfo, prefix: 
     return {"pid": info.pid, "response": texts[chosen], "num_tokens": sum(c.num_tokens for c in group),
             "truncated": group[chosen].truncated, "strategy": cfg.name, "chosen": chosen,
             "chosen_tokens": group[chosen].num_tokens, "candidates": cands, **row}
+
+
+def with_user_text(prompt: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """A copy of ``prompt`` whose last user message says ``text`` (its images kept, its text replaced)."""
+    msgs = [dict(m) for m in prompt]
+    for m in reversed(msgs):
+        if m.get("role") == "user":
+            content = m.get("content")
+            parts = [] if isinstance(content, str) else [dict(p) for p in content if p.get("type") != "text"]
+            m["content"] = parts + [{"type": "text", "text": text}]
+            return msgs
+    raise EvalError("prompt has no user message to put the agent's prompt into")
+
+
+def _insight_v(cfg: StrategyConfig, reasoner: Any, summarizer: Any, bench: Any, items: Sequence[Any],
+               prompts: list[Any], images: list[Any], infos: list[ItemInfo]) -> list[dict[str, Any]]:
+    """The reasoning agent's chain for the whole chunk, then the summary agent's verdict and answer."""
+    from visionr1.evaluation.benchmarks import ScoringContext
+    from visionr1.insight.chain import count_steps, parse_verdict
+    from visionr1.insight.prompts import chain_for_summary, reasoner_text, summary_text
+
+    n = len(prompts)
+    asks = [with_user_text(p, reasoner_text(i.question, i.choices)) for p, i in zip(prompts, infos, strict=True)]
+    chains = [g[0] for g in _candidates(reasoner, asks, images, [""] * n, 1, reasoner.decoding.max_new_tokens)]
+    reviews = [with_user_text(p, summary_text(i.question, i.choices, chain_for_summary(c.text)))
+               for p, i, c in zip(prompts, infos, chains, strict=True)]
+    limit = cfg.summary_tokens or summarizer.decoding.max_new_tokens
+    finals = [g[0] for g in _candidates(summarizer, reviews, images, [""] * n, 1, limit)]
+    rows = []
+    for item, info, chain, final in zip(items, infos, chains, finals, strict=True):
+        rows.append({
+            "pid": info.pid, "response": final.text, "num_tokens": chain.num_tokens + final.num_tokens,
+            "truncated": final.truncated, "strategy": cfg.name,
+            "chain": chain.text, "chain_steps": count_steps(chain.text), "chain_tokens": chain.num_tokens,
+            "chain_truncated": chain.truncated, "reasoner_answer": answer_of(chain.text, info),
+            "reasoner_correct": bool(bench.score(item, chain.text, ScoringContext(None)).correct),
+            "verdict": parse_verdict(final.text), "answer": answer_of(final.text, info),
+            "final_correct": bool(bench.score(item, final.text, ScoringContext(None)).correct),
+            "summary_tokens": final.num_tokens,
+        })
+    return rows
 
 
 def _staged(cfg: StrategyConfig, generator: Any, prompts: list[Any], images: list[Any], infos: list[ItemInfo],
@@ -444,6 +502,26 @@ def _scored_response(scheme: str, text: str, sections: dict[str, str]) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _insight_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The reasoner alone vs. the pair: the reasoner's accuracy (the pair's is the benchmark's ``accuracy``), the
+    verdicts, and how often the verdict was right about the chain (``correct`` on a right chain, ``flawed`` on a
+    wrong one)."""
+    from collections import Counter
+
+    rs = [r for r in rows if "reasoner_correct" in r]
+    judged = [r for r in rs if r.get("verdict") is not None]
+    verdicts = Counter(str(r.get("verdict")) for r in rs)
+    return {
+        "reasoner_accuracy": sum(r["reasoner_correct"] for r in rs) / len(rs) if rs else None,
+        "final_accuracy": sum(r["final_correct"] for r in rs) / len(rs) if rs else None,
+        "summary_changed_answer": sum(r["final_correct"] != r["reasoner_correct"] for r in rs) if rs else 0,
+        "verdicts": dict(verdicts.most_common()),
+        "verdict_right_rate": (sum((r["verdict"] == "correct") == r["reasoner_correct"] for r in judged) / len(judged)
+                               if judged else None),
+        "mean_chain_steps": sum(r.get("chain_steps") or 0 for r in rs) / len(rs) if rs else None,
+    }
+
+
 def strategy_summary(cfg: StrategyConfig, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``summary.json["strategy"]`` (and ``["step_judge"]``): tokens per item, candidates, the upper-bound
     label of the oracle."""
@@ -460,6 +538,8 @@ def strategy_summary(cfg: StrategyConfig, rows: Sequence[dict[str, Any]]) -> dic
     if cfg.name == "vote":
         shares = [max((g["count"] for g in r.get("votes", [])), default=0) / cfg.n for r in rows if "votes" in r]
         out["strategy"]["mean_majority_share"] = sum(shares) / len(shares) if shares else None
+    if cfg.name == "insight-v":
+        out["strategy"].update(_insight_summary(rows))
     if cfg.name in ("staged", "beam"):
         closed = [s["closed"] for r in rows for s in r.get("stages", [])]
         out["strategy"]["stages_closed_by_model"] = sum(closed) / len(closed) if closed else None
