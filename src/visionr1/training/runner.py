@@ -1,4 +1,4 @@
-"""`visionr1 train`: run a recipe's stages in order — cold-start SFT, then GRPO stages (PTST) — resumably.
+"""`visionr1 train`: run a recipe's stages in order — cold-start SFT, GRPO stages (PTST), iterative DPO — resumably.
 
 The story of a run, top to bottom in :func:`main`:
 1. plan: resolve every stage's settings (``--dry-run`` stops here and needs neither model nor data);
