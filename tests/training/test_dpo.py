@@ -101,6 +101,37 @@ def test_score_samples_is_the_weighted_sum_with_the_row_columns():
     assert got == pytest.approx([2.0 - 0.5, 0.0 - 0.7])
 
 
+@pytest.fixture
+def judge_server():
+    """tests/rewards/test_judge_cli.py's OpenAI-style judge on loopback: CORRECT when the answer holds the reference."""
+    import threading
+
+    from tests.rewards.test_judge_cli import FakeOpenAI, QuietServer
+
+    FakeOpenAI.active = FakeOpenAI.max_active = FakeOpenAI.requests = 0
+    FakeOpenAI.failed_once = set()
+    srv = QuietServer(("127.0.0.1", 0), FakeOpenAI)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1", FakeOpenAI
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_a_scoring_agent_ranks_the_samples(judge_server):
+    from visionr1.rewards.registry import build_reward_funcs
+
+    url, handler = judge_server
+    funcs = build_reward_funcs([{"name": "llm_judge", "kwargs": {"base_url": url, "model": "judge", "backoff": 0.01}}])
+    rows = [{"prompt": [], "solution": "red cube", "task": "free", "question": "What is it?"}] * 2
+    texts = ["<think>t</think><answer>a blue ball</answer>", "<think>t</think><answer>a big red cube</answer>",
+             "<think>t</think><answer>the red cube, surely</answer>", "<think>t</think><answer>green</answer>"]
+    for _ in range(2):  # twice: each call runs and closes its own client
+        rewards = score_samples(funcs, texts, rows, 2, [[1]] * 4)
+        assert rewards == [0.0, 1.0, 1.0, 0.0]
+        assert best_and_worst(rewards[:2]) == (1, 0) and best_and_worst(rewards[2:]) == (0, 1)
+    assert handler.requests == 8  # every verdict came from the agent
+
+
 def _png(path: Path, size: tuple[int, int], color=(200, 30, 30)) -> str:
     from PIL import Image
 

@@ -190,10 +190,24 @@ def score_samples(reward_funcs: Any, completions: list[str], rows: list[dict[str
     conv = [[{"role": "assistant", "content": t}] for t in completions]
     total = [0.0] * len(completions)
     for func, weight in zip(reward_funcs.funcs, reward_funcs.weights, strict=True):
-        values = func(conv, prompts=prompts, completion_ids=completion_ids, **kwargs)
+        values = _call_reward(func, conv, prompts=prompts, completion_ids=completion_ids, **kwargs)
         total = [t + weight * (float(v) if v is not None and math.isfinite(float(v)) else 0.0)
                  for t, v in zip(total, values, strict=True)]
     return total
+
+
+def _call_reward(func: Any, completions: list[Any], **kwargs: Any) -> list[Any]:
+    """One reward on a batch. Async rewards (``llm_judge``: a scoring agent behind an OpenAI-compatible endpoint)
+    go through their synchronous ``score`` when they have one (it closes its client with its event loop), else
+    run on an event loop of their own."""
+    import inspect
+
+    from visionr1.utils.chat import run_sync
+
+    if inspect.iscoroutinefunction(type(func).__call__) and hasattr(func, "score"):
+        return func.score(completions, **kwargs)
+    out = func(completions, **kwargs)
+    return run_sync(lambda: out) if inspect.isawaitable(out) else out
 
 
 def sampled_pairs(run: StageRun, iteration: int, start: str, steps_before: int = 0) -> Any:
