@@ -118,7 +118,7 @@ def _finish(run: StageRun, records: list[dict[str, Any]]) -> dict[str, Any]:
     last = iteration_dir(run.run_dir, stage, stage.iterations) / FINAL
     record: dict[str, Any] = {
         "global_step": sum(int(r["global_step"]) for r in records),
-        "iterations": records,
+        "iterations": [{**r, "status": "done"} for r in records],
         "final_dir": str(run.stage_dir / FINAL),
         "distributed_type": records[-1].get("distributed_type"),
         "num_processes": records[-1].get("num_processes"),

@@ -84,7 +84,7 @@ def runner_defaults(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
 
 def stage_values(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
     """The values passed to the stage's TRL config: runner defaults, then the recipe section on top."""
-    section = {"sft": getattr(stage, "sft", None), "grpo": getattr(stage, "grpo", None), "dpo": getattr(stage, "dpo", None)}[stage.type]
+    section = getattr(stage, stage.type)  # the sft: / grpo: / dpo: section
     values = {**runner_defaults(recipe, stage), **section, "report_to": list(recipe.report_to) or "none"}
     if isinstance(stage, GRPOStage):
         values["reward_weights"] = [r.weight for r in stage.rewards]
@@ -221,9 +221,6 @@ def check_stage_settings(recipe: Recipe, stage: AnyStage, world_size: int) -> li
         if values.get("precompute_ref_log_probs"):
             problems.append("dpo.precompute_ref_log_probs is not supported by TRL for image data. Fix: remove it "
                             "(the reference model is a frozen copy of the iteration's start weights)")
-        if stage.pairs_file is not None and not Path(stage.pairs_file).is_file():
-            problems.append(f"pairs_file {stage.pairs_file} does not exist. Fix: point pairs_file at a JSONL of "
-                            "prompt/chosen/rejected/images records")
     elif isinstance(stage, GRPOStage):
         if (msg := generation_batch_problem(values, world_size)) is not None:
             problems.append(msg + " (every prompt's completions must land in the same batch)")
