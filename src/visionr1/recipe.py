@@ -5,7 +5,8 @@ cold-start SFT (possibly a curriculum of several SFT stages), then GRPO stages. 
 Thinking Suppression Training (PTST) is simply several GRPO stages whose ``max_completion_length`` grows while
 ``num_generations`` shrinks (4K x 16 -> 8K x 8).
 
-The ``sft:`` and ``grpo:`` sections pass straight through to TRL's ``SFTConfig`` / ``GRPOConfig``. They are
+The ``sft:``, ``grpo:`` and ``dpo:`` sections pass straight through to TRL's ``SFTConfig`` / ``GRPOConfig`` /
+``DPOConfig``. They are
 validated by building those configs (not by copying TRL's fields here), so every TRL option is available and
 a typo is caught with a suggestion.
 """
@@ -303,7 +304,47 @@ class GRPOStage(_StageBase):
         return v
 
 
-Stage = Annotated[SFTStage | GRPOStage, Field(discriminator="type")]
+class DPOSampling(StrictModel):
+    """How an iteration of a DPO stage samples its responses (``inference.generate_candidates``)."""
+
+    max_new_tokens: int = Field(512, ge=1, description="Token limit of a sampled response.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature (> 0: the K responses must differ).")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling.")
+    batch_size: int = Field(8, ge=1, description="Sequences (prompts x K) per generate call.")
+
+
+class DPOStage(_StageBase):
+    type: Literal["dpo"] = Field("dpo", description="Iterative DPO (TRL DPOTrainer) on pairs the model samples itself, or on a pairs file.")
+    dataset: DatasetSpec | None = Field(None, description="Prompts to sample from (with solutions for the rewards); not with pairs_file.")
+    pairs_file: str | None = Field(None, description="JSONL of preference pairs (TRL format: prompt, chosen, rejected, images as paths relative to the file); skips sampling.")
+    iterations: int = Field(1, ge=1, description="Sample -> pair -> train rounds, each from the previous round's weights.")
+    samples_per_prompt: int = Field(4, ge=2, description="K responses sampled per prompt; the best and the worst by reward become a pair.")
+    prompts_per_iteration: int | None = Field(None, ge=1, description="Prompts each iteration samples, the next slice of the run's prompt stream; default: the whole dataset every iteration.")
+    sampling: DPOSampling = Field(default_factory=DPOSampling, description="Sampling of the K responses.")
+    rewards: list[RewardSpec] = Field(
+        default_factory=lambda: [RewardSpec(name="hard_format_result")], min_length=1,
+        description="Rewards ranking the K responses (weighted sum); `llm_judge` makes a scoring agent rank them.",
+    )
+    dpo: dict[str, Any] = Field(default_factory=dict, description="Passed to trl.DPOConfig (beta, loss_type, learning_rate, max_steps, max_length, ...).")
+
+    @field_validator("dpo")
+    @classmethod
+    def _check_dpo(cls, v: dict[str, Any]) -> dict[str, Any]:
+        v = coerce_numbers("dpo", v)
+        check_trl_section("dpo", v, "dpo")
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DPOStage:
+        if (self.dataset is None) == (self.pairs_file is None):
+            raise ValueError("give either dataset (prompts the model samples from) or pairs_file (fixed pairs), not both or neither")
+        if self.pairs_file is not None and self.iterations != 1:
+            raise ValueError(f"pairs_file gives fixed pairs, so iterations must be 1 (got {self.iterations}). Fix: drop "
+                             "iterations, or use dataset: to sample new pairs in every iteration")
+        return self
+
+
+Stage = Annotated[SFTStage | GRPOStage | DPOStage, Field(discriminator="type")]
 
 
 class LoggingSpec(StrictModel):
@@ -470,6 +511,8 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
             file, sep, func = reward.name.rpartition(":")
             if sep and file.endswith(".py"):  # plugin reward file.py:function, relative to the recipe
                 reward.name = f"{fix(file) if file.startswith('.') or (base / file).exists() else file}:{func}"
+        if getattr(stage, "pairs_file", None):
+            stage.pairs_file = fix(stage.pairs_file)
         for ds in (stage.dataset, stage.eval_dataset):
             if ds is not None:
                 ds.path = fix(ds.path)
@@ -478,6 +521,6 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
 
 
 __all__ = [
-    "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
+    "DPOStage", "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
     "build_trl_config", "load_recipe",
 ]

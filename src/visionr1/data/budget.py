@@ -121,7 +121,7 @@ def plan_image_budget(recipe: Any, sample_data: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = budget.describe()
     if sample_data:
         out["stages"] = {
-            stage.name: dataset_token_report(stage.dataset, budget) for stage in recipe.stages
+            stage.name: dataset_token_report(stage.dataset, budget) for stage in recipe.stages if stage.dataset
         }
     return out
 

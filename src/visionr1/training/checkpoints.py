@@ -91,10 +91,11 @@ class StrictResumeMixin:
         raise_on_missing(load_result, "checkpoint")
 
 
-def trim_logs(run_dir: Path, stage: str, last_step: int, files: tuple[str, ...]) -> int:
+def trim_logs(run_dir: Path, stage: str, last_step: int, files: tuple[str, ...], iteration: int | None = None) -> int:
     """Drop the rows of ``stage`` logged after ``last_step`` (the checkpoint the stage resumes from, 0 for a
     fresh start): training repeats those steps and logs them again. Rewrites each file atomically; returns
-    the number of rows dropped. Rows of other stages and non-JSON lines are kept as they are."""
+    the number of rows dropped. Rows of other stages and non-JSON lines are kept as they are. ``iteration``
+    (DPO, whose iterations each count steps from 0): only that iteration's training rows."""
     dropped = 0
     for name in files:
         path = Path(run_dir) / name
@@ -109,7 +110,9 @@ def trim_logs(run_dir: Path, stage: str, last_step: int, files: tuple[str, ...])
                 keep.append(line)
                 continue
             step = row.get("step") if isinstance(row, dict) else None
-            if isinstance(row, dict) and row.get("stage") == stage and isinstance(step, int) and step > last_step:
+            mine = isinstance(row, dict) and row.get("stage") == stage and (
+                iteration is None or (row.get("iteration") == iteration and row.get("kind") != "pairs"))
+            if mine and isinstance(step, int) and step > last_step:
                 dropped += 1
                 continue
             keep.append(line)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.recipe import (
+    DPOStage,
     GRPOStage,
     Recipe,
     SFTStage,
@@ -28,6 +29,8 @@ from visionr1.rewards.registry import check_reward_specs
 from visionr1.training.loading import TINY_PREFIX, looks_local
 
 FINAL = "final"
+AnyStage = SFTStage | GRPOStage | DPOStage
+CONFIG_CLASS = {"sft": "SFTConfig", "grpo": "GRPOConfig", "dpo": "DPOConfig"}
 
 
 class PlanError(ValueError):
@@ -43,13 +46,18 @@ def run_dir_of(recipe: Recipe, output_dir: str | os.PathLike | None = None) -> P
     return Path(output_dir or recipe.output_dir or Path("runs") / recipe.name).expanduser().resolve()
 
 
-def stage_dir(run_dir: Path, stage: SFTStage | GRPOStage) -> Path:
+def stage_dir(run_dir: Path, stage: AnyStage) -> Path:
     return run_dir / stage.name
 
 
-def final_dir(run_dir: Path, stage: SFTStage | GRPOStage) -> Path:
+def final_dir(run_dir: Path, stage: AnyStage) -> Path:
     """Where a finished stage's weights (and processor) live; the next stage starts from here."""
     return stage_dir(run_dir, stage) / FINAL
+
+
+def iteration_dir(run_dir: Path, stage: DPOStage, iteration: int) -> Path:
+    """``RUN_DIR/<stage>/iter-<i>``: one DPO iteration's pairs, checkpoints and ``final/`` weights."""
+    return stage_dir(run_dir, stage) / f"iter-{iteration}"
 
 
 def start_path(recipe: Recipe, index: int, run_dir: Path) -> str:
@@ -57,7 +65,7 @@ def start_path(recipe: Recipe, index: int, run_dir: Path) -> str:
     return recipe.model.path if index == 0 else str(final_dir(run_dir, recipe.stages[index - 1]))
 
 
-def runner_defaults(recipe: Recipe, stage: SFTStage | GRPOStage) -> dict[str, Any]:
+def runner_defaults(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
     """TRL settings visionr1 picks unless the recipe's section sets them: log every step (metrics.jsonl and
     the PTST plot are per step), checkpoint every 50 steps keeping two (resume after a kill), rich or line
     progress instead of tqdm. Vision datasets keep their image columns."""
@@ -69,24 +77,27 @@ def runner_defaults(recipe: Recipe, stage: SFTStage | GRPOStage) -> dict[str, An
         "disable_tqdm": True,
         "run_name": f"{recipe.name}/{stage.name}",
     }
-    if stage.type == "sft":
+    if stage.type in ("sft", "dpo"):
         out["remove_unused_columns"] = False
     return out
 
 
-def stage_values(recipe: Recipe, stage: SFTStage | GRPOStage) -> dict[str, Any]:
+def stage_values(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
     """The values passed to the stage's TRL config: runner defaults, then the recipe section on top."""
-    section = stage.sft if stage.type == "sft" else stage.grpo
+    section = getattr(stage, stage.type)  # the sft: / grpo: / dpo: section
     values = {**runner_defaults(recipe, stage), **section, "report_to": list(recipe.report_to) or "none"}
     if isinstance(stage, GRPOStage):
         values["reward_weights"] = [r.weight for r in stage.rewards]
     return values
 
 
-def stage_config(recipe: Recipe, stage: SFTStage | GRPOStage, run_dir: Path, check_only: bool = False, world_size: int = 1):
-    """The real ``SFTConfig`` / ``GRPOConfig`` of a stage (output_dir = the stage directory)."""
+def stage_config(recipe: Recipe, stage: AnyStage, run_dir: Path, check_only: bool = False, world_size: int = 1,
+                 iteration: int | None = None):
+    """The real ``SFTConfig`` / ``GRPOConfig`` / ``DPOConfig`` of a stage (output_dir = the stage directory, or
+    a DPO ``iteration``'s directory)."""
+    out = stage_dir(run_dir, stage) if iteration is None else iteration_dir(run_dir, stage, iteration)
     return build_trl_config(
-        stage.type, stage_values(recipe, stage), output_dir=str(stage_dir(run_dir, stage)), seed=recipe.seed,
+        stage.type, stage_values(recipe, stage), output_dir=str(out), seed=recipe.seed,
         check_only=check_only, world_size=world_size,
     )
 
@@ -118,11 +129,11 @@ def plan_run(
             "starts_from": start_path(recipe, i, run_dir),
             "output_dir": str(stage_dir(run_dir, stage)),
             "final_dir": str(final_dir(run_dir, stage)),
-            "dataset": stage.dataset.model_dump(mode="json"),
+            "dataset": stage.dataset.model_dump(mode="json") if stage.dataset else None,
             "eval_dataset": stage.eval_dataset.model_dump(mode="json") if stage.eval_dataset else None,
             "freeze": stage.freeze if stage.freeze is not None else recipe.model.freeze,
             "lora": recipe.model.lora.model_dump(mode="json") if recipe.model.lora else None,
-            "trl_config_class": "SFTConfig" if stage.type == "sft" else "GRPOConfig",
+            "trl_config_class": CONFIG_CLASS[stage.type],
             "trl_config": config,
         }
         if isinstance(stage, GRPOStage):
@@ -136,6 +147,19 @@ def plan_run(
                 "generation_batch_size": gen,
                 "prompts_per_generation": gen // config["num_generations"] if gen % config["num_generations"] == 0 else None,
                 "generation_batch_from": how,
+            }
+        if isinstance(stage, DPOStage):
+            check_reward_specs(stage.rewards)
+            entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
+            entry["dpo"] = {
+                "iterations": stage.iterations,
+                "pairs": "from pairs_file" if stage.pairs_file else
+                         f"best vs worst of {stage.samples_per_prompt} samples per prompt, by reward",
+                "pairs_file": stage.pairs_file,
+                "prompts_per_iteration": stage.prompts_per_iteration or "the whole dataset",
+                "sampling": stage.sampling.model_dump(mode="json"),
+                "iteration_dirs": [str(iteration_dir(run_dir, stage, k)) for k in range(1, stage.iterations + 1)],
+                "final_is": "the last iteration's final weights",
             }
         stages.append(entry)
     return {
@@ -189,11 +213,15 @@ def check_model_path(path: str) -> str | None:
     return None
 
 
-def check_stage_settings(recipe: Recipe, stage: SFTStage | GRPOStage, world_size: int) -> list[str]:
+def check_stage_settings(recipe: Recipe, stage: AnyStage, world_size: int) -> list[str]:
     """Problems visible from the recipe and the process count alone."""
     problems: list[str] = []
     values = stage_values(recipe, stage)
-    if isinstance(stage, GRPOStage):
+    if isinstance(stage, DPOStage):
+        if values.get("precompute_ref_log_probs"):
+            problems.append("dpo.precompute_ref_log_probs is not supported by TRL for image data. Fix: remove it "
+                            "(the reference model is a frozen copy of the iteration's start weights)")
+    elif isinstance(stage, GRPOStage):
         if (msg := generation_batch_problem(values, world_size)) is not None:
             problems.append(msg + " (every prompt's completions must land in the same batch)")
         if values.get("use_vllm"):
@@ -212,14 +240,15 @@ def check_stage_settings(recipe: Recipe, stage: SFTStage | GRPOStage, world_size
     return problems
 
 
-def check_dataset(stage: SFTStage | GRPOStage, dataset: Any, which: str) -> list[str]:
+def check_dataset(stage: AnyStage, dataset: Any, which: str) -> list[str]:
     """Columns a stage needs: GRPO rewards compare against ``solution``; SFT learns ``completion``."""
     problems = []
     where = f"{which} ({stage.dataset.format} {stage.dataset.path if which == 'dataset' else stage.eval_dataset.path})"
     if len(dataset) == 0:
         return [f"{where}: no records; check the path, split and limit"]
     cols = set(dataset.column_names)
-    needed = ["prompt", "images", "solution"] if stage.type == "grpo" or which == "eval_dataset" else ["prompt", "images", "completion"]
+    rl = stage.type in ("grpo", "dpo") or which == "eval_dataset"
+    needed = ["prompt", "images", "solution"] if rl else ["prompt", "images", "completion"]
     missing = [c for c in needed if c not in cols]
     if missing:
         return [f"{where}: missing column(s) {missing}"]
@@ -229,7 +258,7 @@ def check_dataset(stage: SFTStage | GRPOStage, dataset: Any, which: str) -> list
     bad = [ids[i] for i, v in enumerate(values) if v is None or (isinstance(v, str | list) and len(v) == 0)]
     if bad:
         fix = (
-            "GRPO rewards compare each completion with the record's solution: give every record an answer "
+            "the rewards compare each completion with the record's solution: give every record an answer "
             "(geometry3k: `answer`, jsonl: `solution`) or drop those records"
             if key == "solution"
             else "SFT needs an assistant turn per record: use sharegpt data with a gpt/assistant reply, or "

@@ -31,17 +31,20 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in read_metrics(metrics_path) if r.get("kind") == "train"]
+    metrics = read_metrics(metrics_path)
+    rows = [r for r in metrics if r.get("kind") == "train"]
+    sampled = [r for r in metrics if r.get("kind") == "pairs"]  # DPO: one row per iteration's sampling
     if not rows:
         return None
     # A resumed stage logs some steps twice (those after its last checkpoint): keep the latest of each.
-    latest: dict[tuple[int, int], dict[str, Any]] = {}
+    # DPO iterations each count their steps from 0.
+    latest: dict[tuple[int, int, int], dict[str, Any]] = {}
     for r in rows:
-        latest[(r["stage_index"], r["step"])] = r
+        latest[(r["stage_index"], r.get("iteration") or 0, r["step"])] = r
     rows = [latest[k] for k in sorted(latest)]
 
     fig, (ax_r, ax_l) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    ax_loss = None  # SFT loss gets its own scale (right axis): it would flatten rewards in [0, 1]
+    ax_loss = None  # SFT / DPO loss gets its own scale (right axis): it would flatten rewards in [0, 1]
     stages: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         stages.setdefault(r["stage_index"], []).append(r)
@@ -66,10 +69,19 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
         acc = [(r["run_step"], r["accuracy"]) for r in srows if r.get("accuracy") is not None]
         if acc:
             ax_r.plot(*zip(*acc, strict=True), "x--", color=color, ms=4, alpha=0.7, label=f"{first['stage']} accuracy")
-        loss = [(r["run_step"], r["loss"]) for r in srows if first.get("stage_type") == "sft" and r.get("loss") is not None]
+        if first.get("stage_type") == "dpo":
+            pair_acc = [(r["run_step"], r["rewards/accuracies"]) for r in srows if r.get("rewards/accuracies") is not None]
+            if pair_acc:
+                ax_r.plot(*zip(*pair_acc, strict=True), "x--", color=color, ms=4, alpha=0.7,
+                          label=f"{first['stage']} pair accuracy")
+            mean = [(r["run_step"], r["dpo/mean_reward"]) for r in sampled if r.get("stage_index") == first["stage_index"]]
+            if mean:
+                ax_r.plot(*zip(*mean, strict=True), "D", color=color, ms=5, label=f"{first['stage']} sampled reward")
+        loss = [(r["run_step"], r["loss"]) for r in srows if first.get("stage_type") in ("sft", "dpo") and r.get("loss") is not None]
         if loss:
             ax_loss = ax_loss or ax_r.twinx()
-            ax_loss.plot(*zip(*loss, strict=True), "s:", color=color, ms=3, label=f"{first['stage']} SFT loss")
+            ax_loss.plot(*zip(*loss, strict=True), "s:", color=color, ms=3,
+                         label=f"{first['stage']} {first['stage_type'].upper()} loss")
 
         mean_len = [(r["run_step"], r["completions/mean_length"]) for r in srows if r.get("completions/mean_length") is not None]
         if mean_len:
@@ -83,7 +95,7 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
 
     ax_r.set_ylabel("reward / accuracy")
     if ax_loss is not None:
-        ax_loss.set_ylabel("SFT loss (dotted)")
+        ax_loss.set_ylabel("SFT / DPO loss (dotted)")
         ax_loss.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.1, 0.0))
     ax_l.set_ylim(bottom=0)
     ax_r.grid(alpha=0.3)

@@ -1,4 +1,4 @@
-"""`visionr1 train`: run a recipe's stages in order — cold-start SFT, then GRPO stages (PTST) — resumably.
+"""`visionr1 train`: run a recipe's stages in order — cold-start SFT, GRPO stages (PTST), iterative DPO — resumably.
 
 The story of a run, top to bottom in :func:`main`:
 1. plan: resolve every stage's settings (``--dry-run`` stops here and needs neither model nor data);
@@ -126,6 +126,7 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
 
 def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepared: Prepared, is_main: bool) -> None:
     """Train stage ``i`` in this process (resuming from its last checkpoint) and record it in the manifest."""
+    from visionr1.training.dpo import train_dpo
     from visionr1.training.grpo import train_grpo
     from visionr1.training.loading import resolve_model_path
     from visionr1.training.sft import train_sft
@@ -141,11 +142,13 @@ def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepa
     )
     _banner(run, is_main)
     if is_main:
-        # the steps after the checkpoint are trained (and logged) again: their old rows go
-        trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
+        # the steps after the checkpoint are trained (and logged) again: their old rows go (DPO: per iteration)
+        if stage.type != "dpo":
+            trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
         manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
+        run.report = lambda **fields: manifest.update_stage(stage.name, **fields)
     try:
-        result = {"sft": train_sft, "grpo": train_grpo}[stage.type](run)
+        result = {"sft": train_sft, "grpo": train_grpo, "dpo": train_dpo}[stage.type](run)
     except BaseException as exc:
         if is_main:
             manifest.update_stage(stage.name, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -249,7 +252,7 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     for i in pending:
         stage = recipe.stages[i]
         problems += [(stage.name, m) for m in check_stage_settings(recipe, stage, world_size)]
-        if stage.type == "grpo":
+        if stage.type == "grpo" or (stage.type == "dpo" and not stage.pairs_file):
             try:
                 from visionr1.rewards.registry import build_reward_funcs
 
@@ -267,6 +270,13 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
                 continue
             loaded[which] = result
             problems += [(stage.name, m) for m in check_dataset(stage, result.dataset, which)]
+        if getattr(stage, "pairs_file", None):
+            from visionr1.training.dpo import DPOError, load_pairs
+
+            try:
+                prepared[i] = Prepared(train=load_pairs(stage.pairs_file))
+            except DPOError as exc:
+                problems.append((stage.name, f"pairs_file: {exc}"))
         if "dataset" in loaded:
             prepared[i] = Prepared(
                 train=loaded["dataset"].dataset,
@@ -323,7 +333,7 @@ def _mark_finished(manifest: Manifest, recipe: Recipe, run_dir: Path, done: list
 def _data_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
     """Where stage ``index`` continues the prompt stream of its dataset (``training.data_order``)."""
     stage = recipe.stages[index]
-    if stage.type != "grpo":
+    if stage.type not in ("grpo", "dpo") or stage.dataset is None:
         return 0
     earlier = [manifest.stage(s.name).get("data_order") for s in recipe.stages[:index]]
     return stage_offset(earlier, dataset_key(stage.dataset.model_dump(mode="json")))
@@ -346,6 +356,9 @@ def _banner(run: Any, is_main: bool) -> None:
     if stage.type == "grpo":
         v = stage.grpo
         what += f"  (max_completion_length {v.get('max_completion_length', 512)}, num_generations {v.get('num_generations', 8)})"
+    if stage.type == "dpo":
+        what += f"  ({stage.iterations} iteration(s), " + (
+            "pairs from file)" if stage.pairs_file else f"{stage.samples_per_prompt} samples per prompt)")
     resume = f", resuming from {Path(run.resume_from).name}" if run.resume_from else ""
     Console(highlight=False).rule(f"[bold]{what}[/]")
     Console(highlight=False).print(f"starts from {run.start_path}{resume}; {len(run.train_dataset)} training samples")
@@ -365,8 +378,9 @@ def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eva
 
         eval_dataset = load_samples(stage.eval_dataset).dataset
     values = stage_values(recipe, stage)
+    limit = stage.sampling.max_new_tokens if stage.type == "dpo" else values.get("max_completion_length", 1024)
     scores = evaluate_samples(
-        str(final_dir(run_dir, stage)), eval_dataset, max_new_tokens=int(values.get("max_completion_length", 1024)),
+        str(final_dir(run_dir, stage)), eval_dataset, max_new_tokens=int(limit),
         output_dir=stage_dir(run_dir, stage) / "eval",
     )
     step = int(manifest.stage(stage.name).get("global_step") or 0)

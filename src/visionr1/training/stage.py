@@ -1,4 +1,4 @@
-"""What SFT and GRPO stages share: their context, their callbacks, and how a finished stage saves its weights.
+"""What SFT, GRPO and DPO stages share: their context, their callbacks, and how a finished stage saves its weights.
 
 A stage's final weights go to ``RUN_DIR/<stage>/final`` (model + processor), written to ``final.tmp`` first and
 renamed when complete: the rename is what marks a stage finished, so a kill can never leave a half-written
@@ -15,11 +15,12 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionr1.recipe import GRPOStage, Recipe, SFTStage
+from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage
 from visionr1.training.callbacks import MetricsLogger, StageInfo, progress_callbacks
 from visionr1.training.loading import load_model, load_processor, merge_lora_into
 
@@ -27,7 +28,7 @@ from visionr1.training.loading import load_model, load_processor, merge_lora_int
 @dataclass
 class StageRun:
     recipe: Recipe
-    stage: SFTStage | GRPOStage
+    stage: SFTStage | GRPOStage | DPOStage
     index: int
     run_dir: Path
     stage_dir: Path
@@ -36,7 +37,8 @@ class StageRun:
     step_offset: int  # optimizer steps of the stages before this one (for run-wide step numbers)
     train_dataset: Any
     eval_dataset: Any = None
-    data_offset: int = 0  # GRPO: where this stage's slice of the run's prompt stream starts (training.data_order)
+    data_offset: int = 0  # GRPO, DPO: where this stage's slice of the run's prompt stream starts (training.data_order)
+    report: Callable[..., None] | None = None  # DPO: records per-iteration state in the manifest (main process)
 
     @property
     def freeze(self) -> list[str]:
