@@ -359,7 +359,7 @@ def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eva
     predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens.
     Recorded in the manifest (``eval``), so a run cut short here evaluates again on the next run."""
     from visionr1.evaluation import evaluate_samples
-    from visionr1.training.callbacks import append_jsonl
+    from visionr1.utils.io import append_jsonl
 
     stage = recipe.stages[index]
     if eval_dataset is None:
