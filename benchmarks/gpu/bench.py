@@ -268,7 +268,7 @@ def run_one(a: dict[str, Any]) -> dict[str, Any]:
         from visionr1.training.plan import stage_config
 
         stage = recipe.stages[0]
-        config = stage_config(recipe, stage, run_dir)  # the GRPOConfig visionr1 would train with
+        config = stage_config(recipe, stage, run_dir, world_size=1)  # the GRPOConfig visionr1 would train with
         dtype = torch.bfloat16 if a["device"] == "cuda" else torch.float32
         model = AutoModelForImageTextToText.from_pretrained(a["model_dir"], dtype=dtype,
                                                             attn_implementation=a["attn"])

@@ -143,12 +143,15 @@ def recipe_check(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. stages.0.grpo.max_steps=10")] = None,
 ) -> None:
-    """Validate a recipe (includes and overrides applied) and print it resolved, as JSON."""
+    """Validate a recipe (includes and overrides applied; each stage's TRL config built for launch.num_processes)
+    and print it resolved, as JSON."""
     from visionr1.config.base import RecipeError
     from visionr1.recipe import load_recipe
+    from visionr1.training.plan import PlanError, plan_run
 
     try:
         resolved = load_recipe(recipe, overrides or [])
-    except RecipeError as exc:
+        plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
+    except (RecipeError, PlanError) as exc:
         fail(str(exc))
     print(json.dumps(resolved.model_dump(mode="json"), indent=2))

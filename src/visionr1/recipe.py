@@ -6,19 +6,18 @@ Thinking Suppression Training (PTST) is simply several GRPO stages whose ``max_c
 ``num_generations`` shrinks (4K x 16 -> 8K x 8).
 
 The ``sft:``, ``grpo:`` and ``dpo:`` sections pass straight through to TRL's ``SFTConfig`` / ``GRPOConfig`` /
-``DPOConfig``. They are
-validated by building those configs (not by copying TRL's fields here), so every TRL option is available and
-a typo is caught with a suggestion.
+``DPOConfig``. Loading a recipe checks their keys and types against those dataclasses' fields (not copies of them here), so every TRL
+option is available and a typo is caught with a suggestion; it builds no TRL config, so it has no side effects
+(a ``TrainingArguments`` sets up accelerate's device state). The planner (``visionr1.training.plan``) builds
+each stage's config once, for an explicit number of processes, and reports what TRL rejects there.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import difflib
+import enum
 import functools
-import os
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -81,12 +80,9 @@ class RewardSpec(StrictModel):
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments bound to the reward function.")
 
 
-def _trl_config_fields(kind: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(_trl_config_class(kind))}
-
-
 @functools.cache
-def _trl_config_class(kind: str) -> type:
+def trl_config_class(kind: str) -> type:
+    """TRL's config dataclass for a stage kind (``sft``, ``grpo``, ``dpo``); imported on first use."""
     if kind == "sft":
         from trl import SFTConfig
 
@@ -102,8 +98,17 @@ def _trl_config_class(kind: str) -> type:
     raise KeyError(kind)
 
 
+@functools.cache
+def _trl_fields(kind: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(trl_config_class(kind))}
+
+
 # Fields the runner owns: setting them in a recipe section would be silently overwritten, so we refuse them.
 _RUNNER_OWNED = {"output_dir", "seed", "resume_from_checkpoint", "report_to"}
+
+
+def _allowed_types(t: Any) -> set:
+    return {t} if isinstance(t, type) else set(getattr(t, "__args__", ()))
 
 
 def coerce_numbers(kind: str, values: dict[str, Any]) -> dict[str, Any]:
@@ -114,13 +119,12 @@ def coerce_numbers(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     >>> coerce_numbers("sft", {"learning_rate": "1e-4", "max_steps": "10", "lr_scheduler_type": "cosine"})
     {'learning_rate': 0.0001, 'max_steps': 10, 'lr_scheduler_type': 'cosine'}
     """
-    types = {f.name: f.type for f in dataclasses.fields(_trl_config_class(kind))}
+    fields = _trl_fields(kind)
     out = dict(values)
     for key, value in values.items():
-        t = types.get(key)
-        if not isinstance(value, str) or t is None:
+        if not isinstance(value, str) or key not in fields:
             continue
-        allowed = {t} if isinstance(t, type) else set(getattr(t, "__args__", ()))
+        allowed = _allowed_types(fields[key].type)
         if str in allowed or not allowed & {int, float}:
             continue
         try:
@@ -130,137 +134,40 @@ def coerce_numbers(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _choices(field: dataclasses.Field) -> list[str] | None:
+    """The values a string field of a TRL config accepts, where its type says so cheaply: an ``Enum | str``
+    field (``lr_scheduler_type``, ``optim``, ``save_strategy``) or ``metadata["choices"]``."""
+    for t in _allowed_types(field.type):
+        if isinstance(t, type) and issubclass(t, enum.Enum):
+            return [str(m.value) for m in t]
+    choices = field.metadata.get("choices")
+    return [str(c) for c in choices] if choices else None
+
+
 def check_trl_section(kind: str, values: dict[str, Any], where: str) -> None:
-    """Validate a pass-through section by building the TRL config it will become."""
-    fields = _trl_config_fields(kind)
-    for key in values:
+    """Check a pass-through section (``where``: ``sft``, ``grpo``, ...) against the fields of the TRL config it
+    will become, without building that config: unknown keys (with the closest valid one), runner-owned keys,
+    booleans and the choices of enum-like fields. What TRL checks across fields (``__post_init__``) is checked
+    when the planner builds the config (``visionr1.training.plan``), for the processes the stage runs on."""
+    fields = _trl_fields(kind)
+    cls = trl_config_class(kind).__name__
+    for key, value in values.items():
         if key in _RUNNER_OWNED:
             raise SubPathError(key, "set by visionr1 itself (use the recipe's top-level fields instead)")
         if key not in fields:
             close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else f"; see the fields of trl.{_trl_config_class(kind).__name__}"
+            hint = f"; did you mean {close[0]}?" if close else f"; see the fields of trl.{cls}"
             raise SubPathError(key, f"unknown key{hint}")
-    world_size = validation_world_size()
-    try:
-        build_trl_config(kind, values, output_dir="/tmp/visionr1-validate", seed=0, check_only=True, world_size=world_size)
-    except (TypeError, ValueError) as exc:
-        msg = " ".join(str(exc).split()).rstrip(".")
-        fix = generation_batch_problem(values, world_size) if kind == "grpo" else None
-        fix = f". Fix: {fix.split('. Fix: ', 1)[1]}" if fix and ". Fix: " in fix else ""
-        raise ValueError(f"rejected by trl.{_trl_config_class(kind).__name__}: {msg}{fix}") from None
-
-
-def generation_batch(values: dict[str, Any], world_size: int) -> tuple[int, str]:
-    """TRL's generation batch size for these GRPO values on ``world_size`` processes, and how it is made up.
-
-    >>> generation_batch({"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}, 2)
-    (16, 'per_device_train_batch_size (2) x processes (2) x steps_per_generation (4)')
-    """
-    per_device = int(values.get("per_device_train_batch_size", 8))
-    if values.get("generation_batch_size") is not None:
-        return int(values["generation_batch_size"]), f"generation_batch_size ({values['generation_batch_size']})"
-    steps = int(values.get("steps_per_generation") or values.get("gradient_accumulation_steps", 1))
-    how = f"per_device_train_batch_size ({per_device}) x processes ({world_size}) x steps_per_generation ({steps})"
-    return per_device * world_size * steps, how
-
-
-def generation_batch_problem(values: dict[str, Any], world_size: int) -> str | None:
-    """Why a GRPO section's batches cannot be formed on ``world_size`` processes (with the fix), or None.
-
-    Every prompt's ``num_generations`` completions must land in one generation batch, and the generation
-    batch must split evenly into per-process batches.
-
-    >>> print(generation_batch_problem({"per_device_train_batch_size": 3, "num_generations": 2}, 1))
-    generation batch 3 = per_device_train_batch_size (3) x processes (1) x steps_per_generation (1) is not divisible by num_generations (2). Fix: set per_device_train_batch_size to a multiple of 2 (e.g. 4), or choose num_generations dividing 3
-    """
-    import math
-
-    k = int(values.get("num_generations", 8))
-    per_device = int(values.get("per_device_train_batch_size", 8))
-    gen, how = generation_batch(values, world_size)
-    if values.get("generation_batch_size") is not None and gen % (per_device * world_size):
-        return (
-            f"generation_batch_size ({gen}) is not divisible by per_device_train_batch_size x processes "
-            f"({per_device} x {world_size}). Fix: set generation_batch_size to a multiple of {per_device * world_size}"
-            f" and of num_generations ({k}), or drop it (then it is per_device_train_batch_size x processes x "
-            "steps_per_generation)"
-        )
-    if gen % k == 0:
-        return None
-    if values.get("generation_batch_size") is not None:
-        fix = f"set generation_batch_size to a multiple of {math.lcm(k, per_device * world_size)}"
-    else:
-        steps = gen // (per_device * world_size)
-        need = k // math.gcd(k, world_size * steps)
-        fix = (
-            f"set per_device_train_batch_size to a multiple of {need} (e.g. {per_device + (-per_device) % need}), "
-            f"or choose num_generations dividing {gen}"
-        )
-    return f"generation batch {gen} = {how} is not divisible by num_generations ({k}). Fix: {fix}"
-
-
-def validation_world_size() -> int:
-    """Processes a recipe is validated for: ``VISIONR1_PLAN_WORLD_SIZE`` (``--dry-run --num-processes``), else
-    this launch's ``WORLD_SIZE``, else 1. Batch shapes valid only on more processes are checked again, with
-    the real count, before training starts."""
-    return int(os.environ.get("VISIONR1_PLAN_WORLD_SIZE") or os.environ.get("WORLD_SIZE") or 1)
-
-
-def build_trl_config(
-    kind: str, values: dict[str, Any], output_dir: str, seed: int, check_only: bool = False, world_size: int = 1
-):
-    """Build TRL's config for a stage.
-
-    ``check_only`` builds it only to validate (recipe loading, ``--dry-run``): on a machine without a GPU,
-    bf16/fp16 requests are validated but dropped (a 7B recipe must dry-run on a laptop), and the build runs as a
-    single CPU process. That matters under ``accelerate launch``: building a ``TrainingArguments`` sets up the
-    distributed state, and a CPU config would open a gloo process group that the real (NCCL) run then inherits.
-    To validate batch shapes for ``world_size`` processes in that single process, per-device batch sizes are
-    scaled by ``world_size`` for the build and restored after (TRL derives the generation batch from them).
-    """
-    cls = _trl_config_class(kind)
-    kwargs = dict(values)
-    kwargs.setdefault("report_to", "none")
-    if not check_only:
-        return cls(output_dir=output_dir, seed=seed, **kwargs)
-    kwargs.pop("bf16", None)
-    kwargs.pop("fp16", None)
-    kwargs["use_cpu"] = True
-    scaled = {}
-    if world_size > 1:
-        for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
-            default = next(f.default for f in dataclasses.fields(cls) if f.name == key)
-            scaled[key] = kwargs.get(key, default)
-            kwargs[key] = scaled[key] * world_size
-    with _single_process_env(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        config = cls(output_dir=output_dir, seed=seed, **kwargs)
-    for key, value in scaled.items():
-        setattr(config, key, value)
-    return config
-
-
-_DISTRIBUTED_ENV = (
-    "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "NODE_RANK",
-    "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_USE_FSDP",
-)
-
-
-@contextlib.contextmanager
-def _single_process_env():
-    """Hide the launcher's distributed variables while a validation-only config is built, then forget the
-    accelerate state that build created, so the real config of the run sets it up afresh."""
-    saved = {k: os.environ.pop(k) for k in _DISTRIBUTED_ENV if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
-        try:
-            from accelerate.state import AcceleratorState
-
-            AcceleratorState._reset_state(reset_partial_state=True)
-        except Exception:  # noqa: BLE001 - accelerate internals moved: nothing to forget then
-            pass
+        if value is None:
+            continue
+        allowed = _allowed_types(fields[key].type)
+        if allowed and allowed <= {bool, type(None)} and not isinstance(value, bool):
+            raise SubPathError(key, f"expected true or false, got {value!r}")
+        choices = _choices(fields[key])
+        if choices and isinstance(value, str) and value not in choices:
+            close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise SubPathError(key, f"{value!r} is not a {cls}.{key}; {hint}choose from {choices}")
 
 
 class _StageBase(StrictModel):
@@ -451,25 +358,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     except ValueError as exc:
         raise RecipeError(f"{path}: stages: {exc}") from None
     data = apply_overrides(data, [_stage_name_to_index(o, data, path) for o in overrides])
-    launch = data.get("launch") if isinstance(data, dict) else None
-    processes = launch.get("num_processes") if isinstance(launch, dict) else None
-    with _validation_world_size(processes):  # batch shapes are checked for the processes each stage runs on
-        recipe = parse_model(Recipe, data, source=str(path))
+    recipe = parse_model(Recipe, data, source=str(path))
     return _resolve_paths(recipe, path.resolve().parent)
-
-
-@contextlib.contextmanager
-def _validation_world_size(processes: Any):
-    """Validate for ``launch.num_processes`` unless a launch (``WORLD_SIZE``) or ``--dry-run --num-processes``
-    already says how many processes there are."""
-    if not isinstance(processes, int) or processes < 1 or "VISIONR1_PLAN_WORLD_SIZE" in os.environ or "WORLD_SIZE" in os.environ:
-        yield
-        return
-    os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(processes)
-    try:
-        yield
-    finally:
-        os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
 
 
 def _drop_disabled_stages(data: Any) -> Any:
@@ -522,5 +412,5 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
 
 __all__ = [
     "DPOStage", "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
-    "build_trl_config", "load_recipe",
+    "check_trl_section", "coerce_numbers", "load_recipe", "trl_config_class",
 ]

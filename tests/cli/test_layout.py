@@ -102,3 +102,23 @@ def test_make_synthetic_moved_to_the_tasks_package():
 def test_a_typo_still_gets_a_suggestion():
     result = CliRunner().invoke(app, ["trian"])
     assert result.exit_code == 2 and "Did you mean 'train'?" in result.output
+
+
+# Names that once meant different things in different modules (issue 14, item 5); each now has one definition.
+ONE_MEANING = ["LLMJudge", "JudgeError", "Generation", "RawRecord", "parse_box", "TASKS", "format_choices",
+               "strip_thinking", "atomic_write_text", "package_versions", "git_info"]
+
+
+def test_shared_names_are_defined_once():
+    import ast
+
+    defined: dict[str, list[str]] = {name: [] for name in ONE_MEANING}
+    for path in sorted((SRC / "visionr1").rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            names = [node.name] if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) else [
+                t.id for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)]
+            for name in names:
+                if name in defined:
+                    defined[name].append(str(path.relative_to(SRC)))
+    assert {n: where for n, where in defined.items() if len(where) > 1} == {}
+    assert all(defined[n] for n in ONE_MEANING), defined  # and each still exists

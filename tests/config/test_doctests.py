@@ -1,8 +1,14 @@
 import doctest
 
 import visionr1.config.base
+import visionr1.recipe
 
 
 def test_config_doctests():
     result = doctest.testmod(visionr1.config.base)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_recipe_doctests():
+    result = doctest.testmod(visionr1.recipe)
+    assert result.attempted >= 2 and result.failed == 0

@@ -14,7 +14,7 @@ from PIL import Image
 
 from visionr1.data import DataError
 from visionr1.data.errors import Where
-from visionr1.data.images import fit_max_pixels, parse_box, prepare_image, rescale_box
+from visionr1.data.images import fit_max_pixels, parse_pixel_box, prepare_image, rescale_box
 from visionr1.data.prompts import answer_from_response, content_parts, render_template, strip_placeholders
 from visionr1.data.spec import DatasetSpec
 from visionr1.data.video import num_frames_to_sample, sample_indices
@@ -44,7 +44,7 @@ def test_fit_max_pixels_properties(w, h, max_pixels):
 @given(st.lists(st.integers(0, 4000), min_size=4, max_size=4))
 def test_box_round_trip(xs):
     text = "[" + ", ".join(map(str, xs)) + "]"
-    assert parse_box(text) == tuple(float(x) for x in xs)
+    assert parse_pixel_box(text) == tuple(float(x) for x in xs)
     assert rescale_box(text, (100, 50), (100, 50)) == text
 
 

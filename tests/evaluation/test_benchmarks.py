@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from visionr1.evaluation.judge import JudgeConfig, LLMJudge
+from visionr1.evaluation.judge import EvalJudge, JudgeConfig
 from visionr1.evaluation.score import score_predictions
 
 
@@ -68,7 +68,7 @@ def test_mathverse_official_llm_stages(tmp_path, fixtures):
 
     data = fixtures.json(tmp_path / "testmini.json", [MATHVERSE[5]])
     preds = fixtures.predictions(tmp_path / "p.jsonl", {"6": "about half a metre, 50 cm"})
-    judge = LLMJudge(JudgeConfig("http://judge.local/v1", "m", mode="official"), transport=httpx.MockTransport(handler))
+    judge = EvalJudge(JudgeConfig("http://judge.local/v1", "m", mode="official"), transport=httpx.MockTransport(handler))
     summary = score_predictions("mathverse", data, preds, tmp_path / "out", judge=judge)
     assert summary["correct"] == 1
     assert summary["scoring"]["method"] == "llm" and summary["scoring"]["judged_by"] == {"rules": 0, "llm": 1}
@@ -345,7 +345,7 @@ def test_fallback_judge_gets_the_last_resorts(tmp_path, fixtures):
         asked.append(1)
         return httpx.Response(200, json={"choices": [{"message": {"content": "null"}}]})
 
-    judge = LLMJudge(JudgeConfig("http://judge.local/v1", "gpt-4", mode="fallback"), transport=httpx.MockTransport(handler))
+    judge = EvalJudge(JudgeConfig("http://judge.local/v1", "gpt-4", mode="fallback"), transport=httpx.MockTransport(handler))
     summary = score_predictions("mathverse", data, preds, judge=judge)
     assert asked == [1] and summary["scoring"]["last_resorts"] == {"kept": 0, "sent_to_llm": 1}
     assert summary["scoring"]["extraction"]["llm"] == 1 and summary["correct"] == 0

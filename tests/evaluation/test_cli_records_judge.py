@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from visionr1.cli import app
-from visionr1.evaluation.judge import JudgeConfig, JudgeError, LLMJudge
+from visionr1.evaluation.judge import EvalJudge, JudgeConfig, JudgeError
 from visionr1.evaluation.records import EvalError, read_predictions, read_records, read_resumable_jsonl
 
 RECORD = {
@@ -85,13 +85,13 @@ def test_judge_retries_server_errors_then_fails_clearly(monkeypatch):
             return httpx.Response(503)
         return httpx.Response(200, json={"choices": [{"message": {"content": " B "}}]})
 
-    judge = LLMJudge(JudgeConfig("http://j/v1", "m", api_key_env="MY_JUDGE_KEY"), transport=httpx.MockTransport(flaky))
+    judge = EvalJudge(JudgeConfig("http://j/v1", "m", api_key_env="MY_JUDGE_KEY"), transport=httpx.MockTransport(flaky))
     assert judge.complete("q") == "B" and judge.calls == 1 and calls[-1] == "Bearer sk-test"
 
-    denied = LLMJudge(JudgeConfig("http://j/v1", "m"), transport=httpx.MockTransport(lambda r: httpx.Response(401, text="no key")))
+    denied = EvalJudge(JudgeConfig("http://j/v1", "m"), transport=httpx.MockTransport(lambda r: httpx.Response(401, text="no key")))
     with pytest.raises(JudgeError, match="HTTP 401"):
         denied.complete("q")
-    down = LLMJudge(JudgeConfig("http://j/v1", "m", max_retries=1), transport=httpx.MockTransport(lambda r: httpx.Response(500)))
+    down = EvalJudge(JudgeConfig("http://j/v1", "m", max_retries=1), transport=httpx.MockTransport(lambda r: httpx.Response(500)))
     with pytest.raises(JudgeError, match="gave up after 2 tries"):
         down.complete("q")
 
@@ -105,3 +105,15 @@ def test_judge_retries_server_errors_then_fails_clearly(monkeypatch):
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.failed == 0 and result.attempted > 0
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])  # json.dumps escapes the others
+def test_resume_reads_responses_holding_line_separators(tmp_path, separator):
+    """Before: predictions are written with ensure_ascii=False, and the resume reader split them with
+    str.splitlines, which also breaks at U+2028, U+2029 and NEL: a response holding one was "not valid JSON"
+    and the run refused to resume."""
+    path = tmp_path / "predictions.jsonl"
+    rows = [{"pid": "1", "response": f"x = 3{separator}so 4"}, {"pid": "2", "response": "plain"}]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8", newline="")
+    assert read_resumable_jsonl(path) == rows
+    assert [obj for _, obj in read_predictions(path)] == rows

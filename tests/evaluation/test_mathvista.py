@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from visionr1.evaluation.benchmarks.mathvista import normalize_extracted_answer
-from visionr1.evaluation.judge import JudgeConfig, LLMJudge
+from visionr1.evaluation.judge import EvalJudge, JudgeConfig
 from visionr1.evaluation.score import score_predictions
 
 CHOICES = ["3/11", "8/11", "6/11", "3/5"]
@@ -144,7 +144,7 @@ def test_last_resort_answer_goes_to_the_llm_only_when_configured(tmp_path, fixtu
         prompts.append(body["messages"][0]["content"])
         return httpx.Response(200, json={"choices": [{"message": {"content": "3"}}]})
 
-    judge = LLMJudge(JudgeConfig("http://judge.local/v1", "gpt-4", mode="fallback"), transport=httpx.MockTransport(handler))
+    judge = EvalJudge(JudgeConfig("http://judge.local/v1", "gpt-4", mode="fallback"), transport=httpx.MockTransport(handler))
     summary = score_predictions("mathvista", data, preds, judge=judge)
     assert summary["correct"] == 1
     assert summary["scoring"]["items_needing_llm"] == 1 and summary["scoring"]["method"] == "rules + llm fallback"

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from visionr1.evaluation.judge import JudgeConfig, LLMJudge
+from visionr1.evaluation.judge import EvalJudge, JudgeConfig
 from visionr1.evaluation.step_judge import judge_steps, reasoning_text, split_steps, summarize_steps
 from visionr1.evaluation.strategies import ItemInfo
 
@@ -53,7 +53,7 @@ def judge():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), FakeJudgeServer)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    j = LLMJudge(JudgeConfig(base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", model="judge", mode="off",
+    j = EvalJudge(JudgeConfig(base_url=f"http://127.0.0.1:{srv.server_address[1]}/v1", model="judge", mode="off",
                              max_retries=0))
     yield j
     j.close()

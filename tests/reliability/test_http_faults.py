@@ -15,9 +15,8 @@ from visionr1.coldstart import load_coldstart_recipe, run_coldstart
 from visionr1.coldstart.backends import GenerationError, GenRequest, OpenAIBackend
 from visionr1.coldstart.config import OpenAIBackendSpec
 from visionr1.coldstart.store import JsonlLog
-from visionr1.evaluation.judge import JudgeConfig
+from visionr1.evaluation.judge import EvalJudge, JudgeConfig
 from visionr1.evaluation.judge import JudgeError as EvalJudgeError
-from visionr1.evaluation.judge import LLMJudge as EvalJudge
 from visionr1.rewards.judge import JudgeError, LLMJudge
 
 SECRET = "sk-live-0123456789abcdefGHIJ"

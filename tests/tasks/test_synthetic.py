@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from visionr1.tasks.scene import COLORS, DIFFICULTIES, SHAPES, render
-from visionr1.tasks.synthetic import TASKS, make_synthetic, relation, sample_item
+from visionr1.tasks.synthetic import SYNTHETIC_TASKS, make_synthetic, relation, sample_item
 
 CANONICAL_TASK = {"counting": "count", "arithmetic": "math", "choice": "choice", "grounding": "grounding",
                   "spatial": "choice", "detection": "detection"}
@@ -26,7 +26,7 @@ def datasets(tmp_path_factory):
     """Every task at every difficulty, 12 items each (2 in test)."""
     root = tmp_path_factory.mktemp("synthetic")
     out = {}
-    for task in TASKS:
+    for task in SYNTHETIC_TASKS:
         for level in DIFFICULTIES:
             d = make_synthetic(task, 12, seed=3, out_dir=root / f"{task}-{level}", difficulty=level, test_fraction=1 / 6)
             out[task, level] = (d, _records(d / "train.jsonl") + _records(d / "test.jsonl"))
@@ -129,7 +129,7 @@ RECOMPUTE = {
 # ----------------------------------------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", SYNTHETIC_TASKS)
 def test_answers_are_consistent_with_the_scene(task, datasets):
     for level in DIFFICULTIES:
         for rec in datasets[task, level][1]:
@@ -137,7 +137,7 @@ def test_answers_are_consistent_with_the_scene(task, datasets):
             assert rec["metadata"]["reasoning"].endswith(f"So the answer is {rec['solution']}."), rec["id"]
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", SYNTHETIC_TASKS)
 def test_records_follow_the_jsonl_contract_and_images_match_the_scene(task, datasets):
     for level in DIFFICULTIES:
         root, records = datasets[task, level]
@@ -171,7 +171,7 @@ def test_records_follow_the_jsonl_contract_and_images_match_the_scene(task, data
 
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path):
-    for task in TASKS:
+    for task in SYNTHETIC_TASKS:
         a = make_synthetic(task, 5, seed=11, out_dir=tmp_path / f"{task}-a", difficulty="medium")
         b = make_synthetic(task, 5, seed=11, out_dir=tmp_path / f"{task}-b", difficulty="medium")
         c = make_synthetic(task, 5, seed=12, out_dir=tmp_path / f"{task}-c", difficulty="medium")

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from visionr1.cli import app
-from visionr1.recipe import generation_batch_problem, load_recipe
-from visionr1.training.plan import PlanError, check_stage_settings, plan_run
+from visionr1.recipe import load_recipe
+from visionr1.training.plan import PlanError, check_stage_settings, generation_batch_problem, plan_run
 from visionr1.training.runner import main
 
 from .conftest import REPO, TINY
@@ -84,12 +84,32 @@ def test_stage_that_needs_more_processes_fails_with_fix(tmp_path):
     assert len(problems) == 1 and "processes (4 x 2)" in problems[0] and "Fix:" in problems[0]
 
 
-def test_recipe_load_error_for_indivisible_batch_gives_fix():
-    from visionr1.config.base import RecipeError
+def test_indivisible_batch_loads_but_dry_run_rejects_it_with_the_fix():
+    """TRL's own check (its __post_init__), reached through the planner: the recipe loads, --dry-run fails."""
+    recipe = load_recipe(TINY / "grpo.yaml", ["stages.0.grpo.num_generations=3"])
+    with pytest.raises(PlanError) as err:
+        plan_run(recipe, "/tmp/x", world_size=1)
+    assert "stages[0].grpo.num_generations: rejected by trl.GRPOConfig" in str(err.value)
+    assert "Fix: set per_device_train_batch_size" in str(err.value)
+    res = CliRunner().invoke(app, ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.num_generations=3", "--dry-run"])
+    assert res.exit_code == 2 and str(TINY / "grpo.yaml") in res.output and "rejected by trl.GRPOConfig" in res.output
 
-    with pytest.raises(RecipeError) as err:
-        load_recipe(TINY / "grpo.yaml", ["stages.0.grpo.num_generations=3"])
-    assert "rejected by trl.GRPOConfig" in str(err.value) and "Fix: set per_device_train_batch_size" in str(err.value)
+
+def test_dry_run_checks_batches_for_the_processes_asked(tmp_path):
+    """A generation batch of 4 fits one process of 4 but not two: --num-processes 2 must say so, and name the
+    field and the fix; the same recipe plans on one process."""
+    args = ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.generation_batch_size=4",
+            "stages.0.grpo.per_device_train_batch_size=4", "stages.0.grpo.num_generations=4", "--dry-run",
+            "-o", str(tmp_path / "run")]
+    one = CliRunner().invoke(app, [*args, "--num-processes", "1"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["stages"][0]["ptst"]["generation_batch_size"] == 4
+    two = CliRunner().invoke(app, [*args, "--num-processes", "2"])
+    assert two.exit_code == 2, two.output
+    assert f"{TINY / 'grpo.yaml'}: the run cannot start" in two.output
+    assert "stages[0].grpo.generation_batch_size: rejected by trl.GRPOConfig" in two.output
+    assert "Fix: set generation_batch_size to a multiple of 8" in two.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_unrunnable_stages_fail_before_training_with_all_reasons(tmp_path, tiny_data):

@@ -1,6 +1,6 @@
 """Generation backends of the cold-start steps: OpenAI-compatible HTTP, local transformers, oracle.
 
-Every backend takes a :class:`GenRequest` and returns a :class:`Generation`, or raises :class:`GenerationError`
+Every backend takes a :class:`GenRequest` and returns the shared client's :class:`ChatReply`, or raises :class:`GenerationError`
 with a short reason code (``timeout``, ``http_500``, ``connection_error``, ``bad_response``,
 ``response_too_large``, ...). The pipeline records that reason for the record and goes on: a failing record
 never stops a run.
@@ -22,7 +22,7 @@ from visionr1.coldstart.config import LocalBackendSpec, OpenAIBackendSpec, Oracl
 from visionr1.config.base import RecipeError
 from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, ChatReply, api_key_from_env
 
-__all__ = ["RETRYABLE_STATUS", "GenRequest", "Generation", "GenerationError", "build_backend"]
+__all__ = ["RETRYABLE_STATUS", "ChatReply", "GenRequest", "GenerationError", "build_backend"]
 
 
 @dataclass
@@ -37,11 +37,6 @@ class GenRequest:
     top_p: float = 1.0
     metadata: dict[str, Any] = field(default_factory=dict)  # the record's metadata (the oracle reads it)
     solution: str = ""
-
-
-# What every backend returns: the shared client's reply (text, reasoning, finish reason, token counts,
-# attempts, latency); the local and oracle backends fill in what they know.
-Generation = ChatReply
 
 
 class GenerationError(Exception):
@@ -106,7 +101,7 @@ class OpenAIBackend:
             "top_p": req.top_p,
         }
 
-    async def generate(self, req: GenRequest) -> Generation:
+    async def generate(self, req: GenRequest) -> ChatReply:
         body = await self.body(req)
         try:
             r = await self._chat.complete(body)
@@ -144,7 +139,7 @@ class LocalBackend:
 
         self._model, self._processor = load_model_and_processor(self.spec.model, dtype=self.spec.dtype, device=self.spec.device)
 
-    async def generate(self, req: GenRequest) -> Generation:
+    async def generate(self, req: GenRequest) -> ChatReply:
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._run())
@@ -176,7 +171,7 @@ class LocalBackend:
                     if not fut.done():
                         fut.set_result(gen)
 
-    def _generate_batch(self, reqs: list[GenRequest]) -> list[Generation]:
+    def _generate_batch(self, reqs: list[GenRequest]) -> list[ChatReply]:
         from visionr1.inference import generate
 
         if self._model is None:
@@ -195,7 +190,7 @@ class LocalBackend:
         latency = time.monotonic() - start
         # prompt tokens are not reported by visionr1.inference: left None (the report says so)
         return [
-            Generation(text=o.text, finish_reason="length" if o.truncated else "stop",
+            ChatReply(text=o.text, finish_reason="length" if o.truncated else "stop",
                        completion_tokens=o.num_tokens, latency_s=latency)
             for o in outs
         ]
@@ -229,7 +224,7 @@ class OracleBackend:
     def __init__(self, name: str, spec: OracleBackendSpec) -> None:
         self.name, self.spec = name, spec
 
-    async def generate(self, req: GenRequest) -> Generation:
+    async def generate(self, req: GenRequest) -> ChatReply:
         md = req.metadata or {}
         desc, reasoning = md.get("description"), md.get("reasoning")
         if not desc or not reasoning:
@@ -248,7 +243,7 @@ class OracleBackend:
                 for i in range(self._reflections(req.record_id))
             )
             text = f"<think>\n{thinking}\n</think>\n\nFinal Answer: {req.solution}"
-        return Generation(text=text, finish_reason="stop", attempts=1)
+        return ChatReply(text=text, finish_reason="stop", attempts=1)
 
     def _reflections(self, record_id: str) -> int:
         """How many re-checks this record's thinking gets: uniform in 0..max_reflections, fixed by the id."""

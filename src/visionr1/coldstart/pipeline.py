@@ -45,7 +45,7 @@ from visionr1.coldstart.config import (
 )
 from visionr1.coldstart.filters import judge
 from visionr1.coldstart.store import JsonlLog, write_atomic
-from visionr1.coldstart.templates import format_choices, render
+from visionr1.coldstart.templates import choices_block, render
 from visionr1.config.base import RecipeError
 
 
@@ -179,7 +179,7 @@ class Runner:
             entry.update(task=sample["task"], question=sample["question"], solution=sample["solution"],
                          choices=sample.get("choices"), metadata=metadata)
             entry["images"] = await asyncio.to_thread(save_images, self.out, rid, sample["images"])
-            ctx = {"question": sample["question"], "choices": format_choices(sample.get("choices")),
+            ctx = {"question": sample["question"], "choices": choices_block(sample.get("choices")),
                    "answer": _answer_text(sample["solution"], sample.get("choices"))}
             results = {}
             for step in STEPS:
@@ -335,7 +335,7 @@ def _lock(out: Path):
 
 def _write_run_info(out: Path, recipe: ColdstartRecipe, templates: dict[str, str]) -> None:
     """Guideline 10: the resolved recipe, templates, package versions and git commit of the latest invocation."""
-    from visionr1.training.manifest import git_info, package_versions
+    from visionr1.utils.provenance import git_info, package_versions
 
     info = {"recipe": recipe.model_dump(mode="json"), "templates": templates, "versions": package_versions(),
             "git": git_info(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -16,7 +16,7 @@ from rich.table import Table
 from visionr1.coldstart.config import OutputSpec
 from visionr1.coldstart.filters import REFLECTION_WORDS, count_reflections
 from visionr1.coldstart.store import write_atomic
-from visionr1.coldstart.templates import format_choices, render
+from visionr1.coldstart.templates import choices_block, render
 from visionr1.utils.io import dumps_json, output_error
 
 SHAREGPT_FILE = "sharegpt.json"
@@ -28,7 +28,7 @@ ORACLE_NOTE = (
 
 
 def user_text(rec: dict[str, Any], spec: OutputSpec) -> str:
-    return render(spec.user_template, question=rec["question"], choices=format_choices(rec.get("choices")))
+    return render(spec.user_template, question=rec["question"], choices=choices_block(rec.get("choices")))
 
 
 def sharegpt_item(rec: dict[str, Any], spec: OutputSpec) -> dict[str, Any]:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from visionr1.data.prompts import format_choices
+
 # What each placeholder holds.
 PLACEHOLDERS = {
     "question": "the raw question text",
-    "choices": "the options as '\\nChoices:\\n(A) ...', or empty when the question has none",
+    "choices": "the options as '\\nChoices:\\nA. ...', or empty when the question has none",
     "answer": "the ground-truth answer (for choice questions: the option letter)",
     "pseudo_cot": "step 1's output (caption + step-by-step reasoning)",
     "description": "step 2's output (the detailed / formal description or caption)",
@@ -72,14 +74,13 @@ def render(template: str, **values: str) -> str:
     return _PLACEHOLDER_RE.sub(lambda m: str(values.get(m.group(1), "")), template)
 
 
-def format_choices(choices: list[str] | None) -> str:
-    """Options as a lettered list appended to a question.
+def choices_block(choices: list[str] | None) -> str:
+    """The ``{choices}`` of a cold-start template: the options as the training prompts letter them
+    (:func:`visionr1.data.prompts.format_choices`), after a ``Choices:`` line, or empty.
 
-    >>> format_choices(["red", "blue"])
-    '\\nChoices:\\n(A) red\\n(B) blue'
-    >>> format_choices(None)
+    >>> choices_block(["red", "blue"])
+    '\\nChoices:\\nA. red\\nB. blue'
+    >>> choices_block(None)
     ''
     """
-    if not choices:
-        return ""
-    return "\nChoices:\n" + "\n".join(f"({chr(ord('A') + i)}) {c}" for i, c in enumerate(choices))
+    return f"\nChoices:\n{format_choices(choices)}" if choices else ""

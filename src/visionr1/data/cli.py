@@ -54,16 +54,6 @@ def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: li
     return spec, None
 
 
-def _prompt_text(messages: list[dict] | None) -> str:
-    if not messages:
-        return ""
-    lines = []
-    for m in messages:
-        body = "".join("[image]" if p["type"] == "image" else (p["text"] or "") for p in m["content"])
-        lines.append(f"{m['role']}: {body}")
-    return "\n".join(lines)
-
-
 def _clip(text: str, n: int = 600) -> str:
     return text if len(text) <= n else text[:n] + f" ... (+{len(text) - n} chars)"
 
@@ -92,6 +82,7 @@ def inspect(
     from visionr1.data.budget import ImageBudget, format_stats, patch_factor, token_stats
     from visionr1.data.errors import DataError
     from visionr1.data.loaders import load_samples
+    from visionr1.data.prompts import messages_text
     from visionr1.data.spec import DatasetSpec
 
     model = None
@@ -140,11 +131,11 @@ def inspect(
         console.rule(f"{row['id']} ({row['task']})")
         console.print(f"[bold]images[/]: {len(row['images'])} ({sizes})", highlight=False)
         console.print("[bold]prompt[/]:")
-        console.print(_clip(_prompt_text(row["prompt"])), markup=False, highlight=False)
+        console.print(_clip(messages_text(row["prompt"], media="[{}]")), markup=False, highlight=False)
         console.print(f"solution: {row['solution']!r}   choices: {row['choices']}", markup=False, highlight=False)
         if row["completion"]:
             console.print("[bold]completion[/]:")
-            console.print(_clip(_prompt_text(row["completion"])), markup=False, highlight=False)
+            console.print(_clip(messages_text(row["completion"], media="[{}]")), markup=False, highlight=False)
         console.print(f"metadata: {_clip(json.dumps(json.loads(row['metadata']), ensure_ascii=False), 300)}", markup=False, highlight=False)
 
 

@@ -258,12 +258,13 @@ _NUMBER = r"-?\d+(?:\.\d+)?"
 _BOX_RE = re.compile(rf"^\s*\[\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*,\s*({_NUMBER})\s*\]\s*$")
 
 
-def parse_box(text: str) -> tuple[float, float, float, float] | None:
-    """``"[x1, y1, x2, y2]"`` -> four floats, or None when the text is not such a box.
+def parse_pixel_box(text: str) -> tuple[float, float, float, float] | None:
+    """A dataset's pixel box ``"[x1, y1, x2, y2]"`` (exactly that, any order of corners) -> four floats, or None
+    when the text is not such a box. (A model's answer is read by :func:`visionr1.rewards.scoring.parse_box`.)
 
-    >>> parse_box("[10, 20.5, 30, 40]")
+    >>> parse_pixel_box("[10, 20.5, 30, 40]")
     (10.0, 20.5, 30.0, 40.0)
-    >>> parse_box("12") is None
+    >>> parse_pixel_box("12") is None
     True
     """
     m = _BOX_RE.match(text)
@@ -279,7 +280,7 @@ def rescale_box(text: str, original: tuple[int, int], size: tuple[int, int]) -> 
     >>> rescale_box("[100, 50, 200, 100]", (400, 200), (200, 100))
     '[50, 25, 100, 50]'
     """
-    box = parse_box(text)
+    box = parse_pixel_box(text)
     if box is None:
         return None
     sx, sy = size[0] / original[0], size[1] / original[1]

@@ -33,10 +33,10 @@ from visionr1.data.images import rescale_box
 from visionr1.data.render import render_into
 from visionr1.data.sources import RawRecord, find_files, open_source
 from visionr1.data.spec import DatasetSpec
+from visionr1.rewards.scoring import TASKS  # the task column names the scorer that grades the record
 
 log = logging.getLogger(__name__)
 
-TASKS = ("math", "choice", "count", "grounding", "detection", "free")
 COLUMNS = ("id", "task", "question", "prompt", "images", "solution", "choices", "completion", "metadata")
 
 

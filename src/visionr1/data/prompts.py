@@ -37,6 +37,34 @@ def image_part() -> Part:
     return {"type": "image", "text": None}
 
 
+def messages_text(messages: Any, media: str = "<{}>") -> str:
+    """Plain text of a conversational prompt or completion, one ``role: text`` line per message; image and
+    video parts become ``media`` filled with their type. A string is returned as it is.
+
+    >>> messages_text([{"role": "user", "content": [image_part(), text_part("Count.")]},
+    ...                {"role": "assistant", "content": "3"}])
+    'user: <image>Count.\\nassistant: 3'
+    >>> messages_text([{"role": "user", "content": [image_part(), text_part("Box it.")]}], media="[{}]")
+    'user: [image]Box it.'
+    """
+    if isinstance(messages, str):
+        return messages
+    out = []
+    for m in messages or []:
+        content = m.get("content")
+        if isinstance(content, str):
+            out.append(f"{m.get('role')}: {content}")
+            continue
+        pieces = []
+        for part in content or []:
+            if part.get("type") == "text":
+                pieces.append(part.get("text") or "")
+            elif part.get("type") in ("image", "video"):
+                pieces.append(media.format(part["type"]))
+        out.append(f"{m.get('role')}: {''.join(pieces)}")
+    return "\n".join(out)
+
+
 def format_choices(choices: list[str] | None) -> str:
     """Lettered options, one a line.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.data.errors import DataError
+from visionr1.utils.io import iter_jsonl
 
 _CHUNK = 256  # parquet rows fetched per read: large enough to amortise, small enough for image bytes
 
@@ -135,36 +136,6 @@ def read_json_records(files: list[Path]) -> ListSource:
         else:
             src.records += _read_json(f)
     return src
-
-
-def iter_jsonl(path: Path):
-    """``(line number, object | None, problem | None)`` for each non-blank line of a JSONL file.
-
-    Each line is decoded on its own, so one line of invalid UTF-8 (a truncated multi-byte character, a
-    Latin-1 export) is one bad line with its line number, not a ``UnicodeDecodeError`` that sinks the file.
-    The problem texts name the line; callers add the file. Shared by the loaders and ``score-rewards``.
-    """
-    with Path(path).open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield lineno, None, (
-                    f"line {lineno} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                    "re-encode the file as UTF-8 or fix that line"
-                )
-                continue
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield lineno, None, f"line {lineno} is not valid JSON: {exc}"
-                continue
-            if not isinstance(value, dict):
-                yield lineno, None, f"line {lineno} is a JSON {type(value).__name__}, expected an object"
-                continue
-            yield lineno, value, None
 
 
 def _read_jsonl(f: Path) -> list[RawRecord]:

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from visionr1.demo.config import EvalSpec
+from visionr1.utils.io import iter_jsonl
 
 _MEANS = ("accuracy", "format", "hard_format_result", "mean_completion_tokens", "truncated_rate")
 
@@ -112,9 +113,8 @@ def pass_at_k(pass_dirs: list[Path]) -> float | None:
         return None
     right: dict[str, bool] = {}
     for d in pass_dirs:
-        for line in (d / "predictions.jsonl").read_text(encoding="utf-8").split("\n"):
-            if not line.strip():
-                continue
-            row = json.loads(line)
+        for _, row, problem in iter_jsonl(d / "predictions.jsonl"):
+            if problem is not None:
+                raise ValueError(f"{d / 'predictions.jsonl'}: {problem}")
             right[row["pid"]] = right.get(row["pid"], False) or bool(row["correct"])
     return sum(right.values()) / len(right) if right else None

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from visionr1.demo.config import DemoRecipe
+from visionr1.utils.io import iter_jsonl
 
 PLOT_FILE = "report.png"
 
@@ -222,8 +223,7 @@ def _examples(run_dir: Path, stage: str, k: int) -> list[dict[str, Any]]:
     path = run_dir / "eval" / stage / "sample-0" / "predictions.jsonl"
     if k == 0 or not path.is_file():
         return []
-    # split on newlines only: completions may hold other line-separator characters (str.splitlines splits on them)
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()][:k]
+    return [row for _, row, problem in iter_jsonl(path) if problem is None][:k]
 
 
 def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> str:

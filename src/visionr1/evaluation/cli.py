@@ -42,10 +42,10 @@ def _judge(url: str | None, model: str | None, mode: str, key_env: str):
         return None
     if not url or not model:
         fail("--judge-url and --judge-model go together (or leave both out to score by rules only)")
-    from visionr1.evaluation.judge import JudgeConfig, LLMJudge
+    from visionr1.evaluation.judge import EvalJudge, JudgeConfig
 
     try:
-        return LLMJudge(JudgeConfig(base_url=url, model=model, mode=mode, api_key_env=key_env))  # type: ignore[arg-type]
+        return EvalJudge(JudgeConfig(base_url=url, model=model, mode=mode, api_key_env=key_env))  # type: ignore[arg-type]
     except ValueError as exc:
         fail(str(exc))
 

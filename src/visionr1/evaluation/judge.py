@@ -18,14 +18,10 @@ from typing import Literal
 
 import httpx
 
-from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, api_key_from_env
+from visionr1.utils.chat import RETRYABLE_STATUS, ChatClient, ChatError, JudgeError, api_key_from_env
 
 JudgeMode = Literal["off", "fallback", "official"]
 JUDGE_MODES = ("off", "fallback", "official")
-
-
-class JudgeError(RuntimeError):
-    """The judge endpoint failed after its retries; the message names the endpoint and the status."""
 
 
 @dataclass
@@ -51,7 +47,7 @@ async def _blocking_sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-class LLMJudge:
+class EvalJudge:
     """A small synchronous client: one prompt in, the completion text out. Requests go through the shared
     :class:`visionr1.utils.chat.ChatClient` (total deadline, body cap, retries on 429/5xx, redacted errors)."""
 

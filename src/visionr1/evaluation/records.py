@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from visionr1.utils.io import iter_jsonl
+
 DATA_SUFFIXES = (".json", ".jsonl", ".parquet")
 
 
@@ -26,7 +28,7 @@ class EvalError(ValueError):
 
 
 @dataclass
-class RawRecord:
+class PublishedRecord:
     """One record as published, with where it came from."""
 
     data: dict[str, Any]
@@ -57,7 +59,7 @@ def clean_value(value: Any) -> Any:
     return value
 
 
-def _records_from_json(path: Path) -> Iterator[RawRecord]:
+def _records_from_json(path: Path) -> Iterator[PublishedRecord]:
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -66,31 +68,22 @@ def _records_from_json(path: Path) -> Iterator[RawRecord]:
         for i, rec in enumerate(obj):
             if not isinstance(rec, dict):
                 raise EvalError(f"{path}: record {i} is a {type(rec).__name__}, expected an object")
-            yield RawRecord(rec, path, i)
+            yield PublishedRecord(rec, path, i)
     elif isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
         for i, (key, rec) in enumerate(obj.items()):
-            yield RawRecord(rec, path, i, key=str(key))
+            yield PublishedRecord(rec, path, i, key=str(key))
     else:
         raise EvalError(f"{path}: expected a list of records or an object of records keyed by id")
 
 
-def _records_from_jsonl(path: Path) -> Iterator[RawRecord]:
-    with path.open(encoding="utf-8") as fh:
-        n = 0
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(rec, dict):
-                raise EvalError(f"{path}: line {lineno}: expected a JSON object, got {type(rec).__name__}")
-            yield RawRecord(rec, path, n)
-            n += 1
+def _records_from_jsonl(path: Path) -> Iterator[PublishedRecord]:
+    for n, (_lineno, rec, problem) in enumerate(iter_jsonl(path)):
+        if problem is not None:
+            raise EvalError(f"{path}: {problem}")
+        yield PublishedRecord(rec, path, n)
 
 
-def _records_from_parquet(path: Path, skip_columns: Collection[str]) -> Iterator[RawRecord]:
+def _records_from_parquet(path: Path, skip_columns: Collection[str]) -> Iterator[PublishedRecord]:
     import pyarrow.parquet as pq
 
     try:
@@ -100,12 +93,12 @@ def _records_from_parquet(path: Path, skip_columns: Collection[str]) -> Iterator
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise EvalError(f"{path}: not a readable parquet file ({exc})") from None
     for i, rec in enumerate(table.to_pylist()):
-        yield RawRecord({k: clean_value(v) for k, v in rec.items()}, path, i)
+        yield PublishedRecord({k: clean_value(v) for k, v in rec.items()}, path, i)
 
 
-def read_records(path: Path, skip_columns: Collection[str] = ()) -> list[RawRecord]:
+def read_records(path: Path, skip_columns: Collection[str] = ()) -> list[PublishedRecord]:
     """Every record under ``path`` in file order. ``skip_columns`` are not read from parquet files."""
-    out: list[RawRecord] = []
+    out: list[PublishedRecord] = []
     for file in data_files(path):
         suffix = file.suffix.lower()
         if suffix == ".json":
@@ -125,21 +118,14 @@ def read_predictions(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise EvalError(f"{path}: predictions file not found")
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalError(f"{path}: line {lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(obj, dict):
-                raise EvalError(f"{path}: line {lineno}: expected an object with an id and \"response\"")
-            if "response" not in obj:
-                raise EvalError(f"{path}: line {lineno}: no \"response\" field (keys: {sorted(obj)})")
-            if obj["response"] is not None and not isinstance(obj["response"], str):
-                raise EvalError(f"{path}: line {lineno}: \"response\" must be a string or null")
-            out.append((lineno, obj))
+    for lineno, obj, problem in iter_jsonl(path):
+        if problem is not None:
+            raise EvalError(f"{path}: {problem} (each line: an object with an id and \"response\")")
+        if "response" not in obj:
+            raise EvalError(f"{path}: line {lineno}: no \"response\" field (keys: {sorted(obj)})")
+        if obj["response"] is not None and not isinstance(obj["response"], str):
+            raise EvalError(f"{path}: line {lineno}: \"response\" must be a string or null")
+        out.append((lineno, obj))
     return out
 
 
@@ -159,11 +145,8 @@ def read_resumable_jsonl(path: Path) -> list[dict[str, Any]]:
         with path.open("r+b") as fh:
             fh.truncate(end)
     out = []
-    for lineno, line in enumerate(raw[:end].decode("utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise EvalError(f"{path}: line {lineno}: not valid JSON ({exc.msg}); remove the line to resume") from None
+    for _lineno, obj, problem in iter_jsonl(path):
+        if problem is not None:
+            raise EvalError(f"{path}: {problem}; remove the line to resume")
+        out.append(obj)
     return out

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,7 +30,7 @@ from typing import Any
 
 from visionr1.evaluation.benchmarks import Benchmark, get_benchmark
 from visionr1.evaluation.benchmarks.synthetic import score_completion
-from visionr1.evaluation.judge import LLMJudge
+from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_resumable_jsonl
 from visionr1.evaluation.score import score_predictions
 
@@ -88,21 +87,9 @@ class Generator:
 
 def _environment() -> dict[str, Any]:
     """Package versions and the git commit, recorded with every run (style guide rule 10)."""
-    from importlib.metadata import PackageNotFoundError, version
+    from visionr1.utils.provenance import git_info, package_versions
 
-    versions = {}
-    for pkg in ("visionr1", "torch", "transformers", "trl", "vllm"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10
-        ).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"versions": versions, "git_commit": commit}
+    return {"versions": package_versions(), "git_commit": git_info()["commit"]}
 
 
 # What shapes a response, besides the record itself (the batch size and the data file's path do not).
@@ -200,7 +187,7 @@ def run_benchmark(
     image_root: str | Path | None = None,
     max_pixels: int | None = None,
     skip_bad: bool = False,
-    judge: LLMJudge | None = None,
+    judge: EvalJudge | None = None,
     progress: Any = None,
     strategy: Any = None,
 ) -> dict[str, Any]:

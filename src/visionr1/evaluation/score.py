@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.evaluation.benchmarks import Benchmark, Item, ItemResult, ScoringContext, get_benchmark
-from visionr1.evaluation.judge import LLMJudge
+from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_predictions
 
 MAX_LISTED_IDS = 20
@@ -121,7 +121,7 @@ def score_predictions(
     predictions: Path | Iterable[dict[str, Any]],
     output_dir: Path | None = None,
     *,
-    judge: LLMJudge | None = None,
+    judge: EvalJudge | None = None,
     unknown: str = "error",
     items: Sequence[Item] | None = None,
     only_ids: Iterable[str] | None = None,

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from visionr1.rewards.extract import completion_text, extract_answer
 from visionr1.rewards.scoring import completion_scores, passes, resolve_task
-from visionr1.utils.chat import ChatClient, ChatError, api_key_from_env, run_sync
+from visionr1.utils.chat import ChatClient, ChatError, JudgeError, api_key_from_env, run_sync
 
 DEFAULT_KEY_ENV = "VISIONR1_JUDGE_API_KEY"
 LITERAL_KEY_ERROR = (
@@ -44,10 +44,6 @@ SYSTEM_PROMPT = (
 )
 USER_TEMPLATE = "Question: {question}\nReference answer: {reference}\nCandidate answer: {candidate}"
 MAX_FIELD_CHARS = 2000
-
-
-class JudgeError(RuntimeError):
-    """The judge endpoint could not give a verdict."""
 
 
 def parse_verdict(text: str) -> float | None:

@@ -30,10 +30,10 @@ def make_synthetic_cmd(
 ) -> None:
     """Draw a synthetic visual-reasoning dataset with Pillow, in the jsonl format `data.format: jsonl` reads."""
     from visionr1.tasks.scene import DIFFICULTIES
-    from visionr1.tasks.synthetic import TASKS, make_synthetic
+    from visionr1.tasks.synthetic import SYNTHETIC_TASKS, make_synthetic
 
-    if task not in TASKS:
-        fail(f"--task {task!r} is not one of {', '.join(TASKS)}")
+    if task not in SYNTHETIC_TASKS:
+        fail(f"--task {task!r} is not one of {', '.join(SYNTHETIC_TASKS)}")
     if difficulty not in DIFFICULTIES:
         fail(f"--difficulty {difficulty!r} is not one of {', '.join(DIFFICULTIES)}")
     path = make_synthetic(task, n, seed, out, difficulty=difficulty, test_fraction=test_fraction)

@@ -48,9 +48,9 @@ from visionr1.tasks.scene import (
     where,
 )
 
-TASKS = ("counting", "arithmetic", "choice", "grounding", "spatial", "detection")
+SYNTHETIC_TASKS = ("counting", "arithmetic", "choice", "grounding", "spatial", "detection")
 # The tiny tokenizer's corpus keeps the first five: adding a task must not change the tiny models' vocabulary.
-_CORPUS_TASKS = TASKS[:5]
+_CORPUS_TASKS = SYNTHETIC_TASKS[:5]
 GENERATOR_VERSION = 1  # bump when the same seed would draw different items
 
 
@@ -356,7 +356,7 @@ def sample_item(task: str, seed: int, index: int, difficulty: str | Difficulty =
     Each item has its own random stream, so item i is the same whatever `n` is.
     """
     if task not in _GENERATORS:
-        raise ValueError(f"unknown synthetic task {task!r}; choose one of {', '.join(TASKS)}")
+        raise ValueError(f"unknown synthetic task {task!r}; choose one of {', '.join(SYNTHETIC_TASKS)}")
     d = get_difficulty(difficulty)
     rng = random.Random(f"visionr1-synthetic/v{GENERATOR_VERSION}/{task}/{d.name}/{seed}/{index}")
     for _ in range(100):

@@ -12,7 +12,6 @@ TensorBoard / W&B / trackio come from TRL's ``report_to``; nothing here duplicat
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -20,6 +19,9 @@ from typing import Any
 
 from rich.console import Console
 from transformers import TrainerCallback
+
+from visionr1.data.prompts import messages_text
+from visionr1.utils.io import append_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 COMPLETIONS_FILE = "completions.jsonl"
@@ -45,11 +47,6 @@ def _clean(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def append_jsonl(path: Path, row: dict[str, Any]) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(row, default=str) + "\n")
 
 
 class StageInfo:
@@ -137,30 +134,10 @@ def completion_rows(logs: dict[str, Any], step: int, stage: StageInfo, limit: in
                 **stage.tag(),
                 "step": step,
                 "run_step": stage.step_offset + step,
-                "prompt": _text_of(prompts[i]),
-                "completion": _text_of(completions[i]),
+                "prompt": messages_text(prompts[i]),
+                "completion": messages_text(completions[i]),
                 "rewards": {k: _clean(v[i]) for k, v in rewards.items() if i < len(v)},
                 "advantage": _clean(advantages[i]) if i < len(advantages) else None,
             }
         )
     return rows
-
-
-def _text_of(messages: Any) -> str:
-    """Plain text of a conversational prompt/completion; image parts become ``<image>``."""
-    if isinstance(messages, str):
-        return messages
-    out = []
-    for m in messages:
-        content = m.get("content")
-        if isinstance(content, str):
-            out.append(f"{m.get('role')}: {content}")
-            continue
-        pieces = []
-        for part in content or []:
-            if part.get("type") == "text":
-                pieces.append(part.get("text", ""))
-            elif part.get("type") in ("image", "video"):
-                pieces.append(f"<{part['type']}>")
-        out.append(f"{m.get('role')}: {''.join(pieces)}")
-    return "\n".join(out)

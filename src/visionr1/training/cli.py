@@ -43,25 +43,20 @@ def train(
     from visionr1.training.plan import PlanError
 
     threads = parse_cpu_threads(cpu_threads)
-    saved = os.environ.get("VISIONR1_PLAN_WORLD_SIZE")
-    if dry_run and num_processes:
-        os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(num_processes)  # validate batch shapes for that many
     try:
         resolved = load_recipe(recipe, overrides or [])
     except RecipeError as exc:
         fail(str(exc))
-    finally:
-        if saved is None:
-            os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
-        else:
-            os.environ["VISIONR1_PLAN_WORLD_SIZE"] = saved
     if threads is not None:
         resolved = resolved.model_copy(update={"cpu_threads": threads})
     if dry_run:
         from visionr1.training.plan import plan_run
 
-        try:
-            plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True)
+        try:  # TRL configs are built here, for the processes each stage will run on
+            plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True,
+                            source=str(recipe))
+        except PlanError as exc:
+            fail(str(exc))
         except (ValueError, TypeError) as exc:
             fail(f"{recipe}: {exc}")
         print(dumps_json(plan, indent=2))  # secrets redacted

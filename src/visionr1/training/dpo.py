@@ -38,7 +38,7 @@ from typing import Any
 from visionr1.training.callbacks import METRICS_FILE, append_jsonl
 from visionr1.training.checkpoints import StrictResumeMixin, checkpoint_step, trim_logs
 from visionr1.training.data_order import dataset_key, stream_slice
-from visionr1.training.plan import FINAL, iteration_dir, stage_config
+from visionr1.training.plan import FINAL, iteration_dir, stage_config, world_size_from_env
 from visionr1.training.stage import (
     STAGE_RECORD,
     StageRun,
@@ -426,7 +426,7 @@ def train_iteration(run: StageRun, iteration: int, start: str, pairs: Any, steps
     ref = None
     if run.recipe.model.lora is None:
         ref = load_model(start, run.recipe.model, [], None).eval().requires_grad_(False)
-    config = stage_config(run.recipe, run.stage, run.run_dir, iteration=iteration)
+    config = stage_config(run.recipe, run.stage, run.run_dir, world_size_from_env(), iteration=iteration)
     sampling = _read_json(folder / SAMPLING_FILE)
 
     # --- train --------------------------------------------------------------------------------------------------

@@ -29,11 +29,12 @@ from typing import Any
 
 from trl import GRPOTrainer
 
-from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, append_jsonl, completion_rows
+from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
-from visionr1.training.plan import stage_config
+from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
+from visionr1.utils.io import append_jsonl
 
 # Columns rewards may read (passed by TRL as keyword arguments); `completion` would be mistaken for SFT data.
 GRPO_COLUMNS = ["prompt", "images", "solution", "task", "choices", "id", "question", "metadata"]
@@ -119,7 +120,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
     model, processor = run.load()
     saved_side = processor.tokenizer.padding_side
     processor.tokenizer.padding_side = "left"
-    config = stage_config(run.recipe, run.stage, run.run_dir)
+    config = stage_config(run.recipe, run.stage, run.run_dir, world_size_from_env())
 
     # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
     reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)

@@ -11,37 +11,21 @@ not by the manifest alone: a kill between the two is then harmless.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
-import importlib.metadata
 import json
-import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from visionr1.utils.io import atomic_write_json
+from visionr1.utils.provenance import git_info, package_versions
 
 MANIFEST = "manifest.json"
-_PACKAGES = (
-    "visionr1", "torch", "transformers", "trl", "accelerate", "peft", "datasets", "deepspeed", "vllm",
-    "math-verify", "pillow", "tensorboard", "wandb", "trackio",
-)
 
 
 def now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def package_versions() -> dict[str, str]:
-    """Installed versions of the packages a run depends on (absent ones are left out)."""
-    out = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            out[name] = importlib.metadata.version(name)
-    return out
 
 
 def _cpu_threads() -> dict[str, Any]:
@@ -49,24 +33,6 @@ def _cpu_threads() -> dict[str, Any]:
     from visionr1.runtime import describe
 
     return describe()
-
-
-def git_info(start: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the git checkout holding the visionr1 source (``None`` outside git)."""
-    here = start or Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if commit is None:
-        return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": bool(status)}
 
 
 def recipe_digest(recipe_dict: dict[str, Any]) -> str:

@@ -6,31 +6,29 @@ wasted a day of GPUs. So ``preflight`` loads every pending stage's data, builds 
 with the stage, the reason and the fix, all at once.
 
 The plan (``visionr1 train --dry-run``) needs neither model nor data: it shows every stage with the weights it
-starts from, its directories, and the complete TRL config it will be given (runner defaults included).
+starts from, its directories, and the complete TRL config it will be given (runner defaults included). This
+module is the one place TRL configs are built (a recipe's loading only checks keys and types), always for an
+explicit number of processes; what TRL's ``__post_init__`` rejects comes back as a recipe error naming the
+stage, the field and the fix.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from visionr1.recipe import (
-    DPOStage,
-    GRPOStage,
-    Recipe,
-    SFTStage,
-    build_trl_config,
-    generation_batch,
-    generation_batch_problem,
-)
+from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage, trl_config_class
 from visionr1.rewards.registry import check_reward_specs
 from visionr1.training.loading import TINY_PREFIX, looks_local
 
 FINAL = "final"
 AnyStage = SFTStage | GRPOStage | DPOStage
-CONFIG_CLASS = {"sft": "SFTConfig", "grpo": "GRPOConfig", "dpo": "DPOConfig"}
 
 
 class PlanError(ValueError):
@@ -38,7 +36,8 @@ class PlanError(ValueError):
 
 
 def world_size_from_env() -> int:
-    """Processes of this launch (``accelerate launch`` / ``torchrun`` set WORLD_SIZE)."""
+    """Processes of this launch (``accelerate launch`` / ``torchrun`` set WORLD_SIZE). Read by the runner only:
+    recipes and plans take the number of processes as an argument."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
@@ -91,32 +90,144 @@ def stage_values(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
     return values
 
 
-def stage_config(recipe: Recipe, stage: AnyStage, run_dir: Path, check_only: bool = False, world_size: int = 1,
-                 iteration: int | None = None):
-    """The real ``SFTConfig`` / ``GRPOConfig`` / ``DPOConfig`` of a stage (output_dir = the stage directory, or
-    a DPO ``iteration``'s directory)."""
+# ----------------------------------------------------------------------------------------------------------
+# TRL configs: built here and only here
+# ----------------------------------------------------------------------------------------------------------
+
+
+def generation_batch(values: dict[str, Any], world_size: int) -> tuple[int, str]:
+    """TRL's generation batch size for these GRPO values on ``world_size`` processes, and how it is made up.
+
+    >>> generation_batch({"per_device_train_batch_size": 2, "gradient_accumulation_steps": 4}, 2)
+    (16, 'per_device_train_batch_size (2) x processes (2) x steps_per_generation (4)')
+    """
+    per_device = int(values.get("per_device_train_batch_size", 8))
+    if values.get("generation_batch_size") is not None:
+        return int(values["generation_batch_size"]), f"generation_batch_size ({values['generation_batch_size']})"
+    steps = int(values.get("steps_per_generation") or values.get("gradient_accumulation_steps", 1))
+    how = f"per_device_train_batch_size ({per_device}) x processes ({world_size}) x steps_per_generation ({steps})"
+    return per_device * world_size * steps, how
+
+
+def generation_batch_problem(values: dict[str, Any], world_size: int) -> str | None:
+    """Why a GRPO section's batches cannot be formed on ``world_size`` processes (with the fix), or None.
+
+    Every prompt's ``num_generations`` completions must land in one generation batch, and the generation
+    batch must split evenly into per-process batches.
+
+    >>> print(generation_batch_problem({"per_device_train_batch_size": 3, "num_generations": 2}, 1))
+    generation batch 3 = per_device_train_batch_size (3) x processes (1) x steps_per_generation (1) is not divisible by num_generations (2). Fix: set per_device_train_batch_size to a multiple of 2 (e.g. 4), or choose num_generations dividing 3
+    """
+
+    k = int(values.get("num_generations", 8))
+    per_device = int(values.get("per_device_train_batch_size", 8))
+    gen, how = generation_batch(values, world_size)
+    if values.get("generation_batch_size") is not None and gen % (per_device * world_size):
+        return (
+            f"generation_batch_size ({gen}) is not divisible by per_device_train_batch_size x processes "
+            f"({per_device} x {world_size}). Fix: set generation_batch_size to a multiple of {per_device * world_size}"
+            f" and of num_generations ({k}), or drop it (then it is per_device_train_batch_size x processes x "
+            "steps_per_generation)"
+        )
+    if gen % k == 0:
+        return None
+    if values.get("generation_batch_size") is not None:
+        fix = f"set generation_batch_size to a multiple of {math.lcm(k, per_device * world_size)}"
+    else:
+        steps = gen // (per_device * world_size)
+        need = k // math.gcd(k, world_size * steps)
+        fix = (
+            f"set per_device_train_batch_size to a multiple of {need} (e.g. {per_device + (-per_device) % need}), "
+            f"or choose num_generations dividing {gen}"
+        )
+    return f"generation batch {gen} = {how} is not divisible by num_generations ({k}). Fix: {fix}"
+
+
+def build_trl_config(kind: str, values: dict[str, Any], output_dir: str, seed: int, world_size: int, check: bool = False):
+    """Build TRL's config for a stage of ``kind`` (``sft``, ``grpo``, ``dpo``) that runs on ``world_size``
+    processes; TRL's ``__post_init__`` raises what it finds wrong across fields.
+
+    ``check`` builds it only to see what TRL says (``--dry-run``, the plan before a run): on one CPU, so a 7B
+    recipe plans on a laptop (bf16/fp16 requests are dropped) and no GPU is touched. A ``TrainingArguments``
+    sets up accelerate's device state when built, so a check build belongs in a process that is not one rank
+    of a launch (a rank would open a process group); the runner's ranks build only their real configs. To
+    check batch shapes for ``world_size`` processes in one, per-device batch sizes are scaled by
+    ``world_size`` for the build and restored after (TRL derives the generation batch from them).
+    """
+    cls = trl_config_class(kind)
+    kwargs = {"report_to": "none", **values}
+    if not check:
+        return cls(output_dir=output_dir, seed=seed, **kwargs)
+    kwargs.pop("bf16", None)
+    kwargs.pop("fp16", None)
+    kwargs["use_cpu"] = True
+    scaled = {}
+    if world_size > 1:
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        for key in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+            scaled[key] = kwargs.get(key, defaults[key])
+            kwargs[key] = scaled[key] * world_size
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        config = cls(output_dir=output_dir, seed=seed, **kwargs)
+    for key, value in scaled.items():
+        setattr(config, key, value)
+    return config
+
+
+def trl_rejection(recipe: Recipe, stage: AnyStage, exc: Exception, world_size: int) -> str:
+    """What TRL's config rejected, as a recipe error: the field (the first of the section TRL's message names),
+    TRL's reason and the fix (our own where we know it, e.g. the GRPO generation batch)."""
+    section = getattr(stage, stage.type)
+    reason = " ".join(str(exc).split()).rstrip(".")
+    named = sorted((m.start(), key) for key in section if (m := re.search(rf"\b{re.escape(key)}\b", reason)))
+    index = next(i for i, s in enumerate(recipe.stages) if s.name == stage.name)
+    where = f"stages[{index}].{stage.type}" + (f".{named[0][1]}" if named else "")
+    fix = generation_batch_problem(stage_values(recipe, stage), world_size) if stage.type == "grpo" else None
+    if fix and ". Fix: " in fix:
+        fix = fix.split(". Fix: ", 1)[1]
+    else:
+        fix = f"change {where} to a value trl.{trl_config_class(stage.type).__name__} accepts"
+    return f"{where}: rejected by trl.{trl_config_class(stage.type).__name__}: {reason}. Fix: {fix}"
+
+
+def stage_config(recipe: Recipe, stage: AnyStage, run_dir: Path, world_size: int, check: bool = False,
+                 source: str = "recipe", iteration: int | None = None):
+    """The ``SFTConfig`` / ``GRPOConfig`` / ``DPOConfig`` of a stage on ``world_size`` processes (output_dir =
+    the stage directory, or a DPO ``iteration``'s directory); what TRL rejects is a :class:`PlanError` naming
+    the file, stage, field and fix."""
     out = stage_dir(run_dir, stage) if iteration is None else iteration_dir(run_dir, stage, iteration)
-    return build_trl_config(
-        stage.type, stage_values(recipe, stage), output_dir=str(out), seed=recipe.seed,
-        check_only=check_only, world_size=world_size,
-    )
+    try:
+        return build_trl_config(
+            stage.type, stage_values(recipe, stage), output_dir=str(out), seed=recipe.seed,
+            world_size=world_size, check=check,
+        )
+    except (TypeError, ValueError) as exc:
+        raise_if([(stage.name, trl_rejection(recipe, stage, exc, world_size))], source)
 
 
 def plan_run(
-    recipe: Recipe, output_dir: str | os.PathLike | None = None, world_size: int | None = None,
-    sample_images: bool = False,
+    recipe: Recipe, output_dir: str | os.PathLike | None, world_size: int, sample_images: bool = False,
+    source: str = "recipe",
 ) -> dict[str, Any]:
-    """The resolved plan as a JSON-able dict; touches neither model nor data (``sample_images``: reads the
-    first records of each stage's data, where present, to show image tokens per image)."""
+    """The resolved plan for ``world_size`` processes per stage, as a JSON-able dict; touches neither model nor
+    data (``sample_images``: reads the first records of each stage's data, where present, to show image tokens
+    per image). Builds every stage's TRL config (a check build, see :func:`build_trl_config`), so whatever TRL
+    would reject is a :class:`PlanError` listing every stage's problem."""
     from visionr1.data.budget import plan_image_budget
 
-    world_size = world_size or world_size_from_env()
     run_dir = run_dir_of(recipe, output_dir)
     stages = []
+    problems: list[tuple[str, str]] = []
     for i, stage in enumerate(recipe.stages):
         values = stage_values(recipe, stage)
-        config = stage_config(recipe, stage, run_dir, check_only=True, world_size=world_size).to_dict()
-        # check_only builds on CPU; report the precision the run will actually request
+        try:
+            config = build_trl_config(stage.type, values, str(stage_dir(run_dir, stage)), recipe.seed, world_size,
+                                      check=True).to_dict()
+        except (TypeError, ValueError) as exc:
+            problems.append((stage.name, trl_rejection(recipe, stage, exc, world_size)))
+            continue
+        # the check build is on CPU; report the precision the run will actually request
         for key in ("bf16", "fp16", "use_cpu"):
             if key in values:
                 config[key] = values[key]
@@ -133,7 +244,7 @@ def plan_run(
             "eval_dataset": stage.eval_dataset.model_dump(mode="json") if stage.eval_dataset else None,
             "freeze": stage.freeze if stage.freeze is not None else recipe.model.freeze,
             "lora": recipe.model.lora.model_dump(mode="json") if recipe.model.lora else None,
-            "trl_config_class": CONFIG_CLASS[stage.type],
+            "trl_config_class": trl_config_class(stage.type).__name__,
             "trl_config": config,
         }
         if isinstance(stage, GRPOStage):
@@ -162,6 +273,7 @@ def plan_run(
                 "final_is": "the last iteration's final weights",
             }
         stages.append(entry)
+    raise_if(problems, source)
     return {
         "run": recipe.name,
         "run_dir": str(run_dir),

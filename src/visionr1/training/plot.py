@@ -8,20 +8,15 @@ figure draws each stage's limit as a dashed line, so "lengths respect each stage
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Rows of ``metrics.jsonl``; a line cut short by a kill is skipped."""
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
+    from visionr1.utils.io import iter_jsonl
+
+    return [row for _, row, problem in iter_jsonl(path) if problem is None]
 
 
 def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None = None) -> Path | None:

@@ -39,6 +39,7 @@ from visionr1.training.plan import (
     final_dir,
     plan_run,
     raise_if,
+    run_dir_of,
     stage_dir,
     stage_values,
     start_path,
@@ -64,10 +65,11 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
 
         log.info("CPU threads: %s", summary_line(apply_cpu_threads(recipe.cpu_threads)))  # recorded in the manifest
     stage_world = recipe.launch.num_processes if launcher is not None else world_size
-    plan = plan_run(recipe, output_dir, stage_world)
     if dry_run:
-        return plan
-    run_dir = Path(plan["run_dir"])
+        return plan_run(recipe, output_dir, stage_world, source=source)
+    if world_size == 1:  # a rank of a launch builds only its real configs (a check build would set up devices)
+        plan_run(recipe, output_dir, stage_world, source=source)  # every stage's TRL config, before any trains
+    run_dir = run_dir_of(recipe, output_dir)
     is_main = int(os.environ.get("RANK", "0")) == 0
     # one train per run directory (a stale lock is taken over); a stage's processes run under their parent's lock
     with run_lock(run_dir, enabled=is_main and not is_stage_child()):
@@ -370,7 +372,7 @@ def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eva
     predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens.
     Recorded in the manifest (``eval``), so a run cut short here evaluates again on the next run."""
     from visionr1.evaluation import evaluate_samples
-    from visionr1.training.callbacks import append_jsonl
+    from visionr1.utils.io import append_jsonl
 
     stage = recipe.stages[index]
     if eval_dataset is None:

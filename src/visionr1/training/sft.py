@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from visionr1.training.checkpoints import StrictResumeMixin
-from visionr1.training.plan import stage_config
+from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
 
 SFT_COLUMNS = ["prompt", "completion", "images"]
@@ -32,7 +32,7 @@ def train_sft(run: StageRun) -> dict[str, Any]:
     """Train one SFT stage (resuming from ``run.resume_from`` if set) and save its final weights."""
     # --- model, processor, config --------------------------------------------------------------------------
     model, processor = run.load()
-    config = stage_config(run.recipe, run.stage, run.run_dir)
+    config = stage_config(run.recipe, run.stage, run.run_dir, world_size_from_env())
 
     # --- data: only the columns the vision collator reads ------------------------------------------------------
     train = run.train_dataset.select_columns(SFT_COLUMNS)

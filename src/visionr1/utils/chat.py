@@ -50,6 +50,11 @@ class ChatError(Exception):
         self.reason, self.detail, self.attempts, self.status = reason, detail, attempts, status
 
 
+class JudgeError(RuntimeError):
+    """A judge endpoint (the ``llm_judge`` reward, the evaluation's :class:`~visionr1.evaluation.judge.EvalJudge`)
+    gave no usable reply after its retries; the message names the endpoint, the cause and what to check."""
+
+
 @dataclass
 class ChatReply:
     text: str

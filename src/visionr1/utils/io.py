@@ -1,4 +1,4 @@
-"""The one atomic writer, and errors about writes that a user can act on.
+"""The one atomic writer, the one JSONL reader and appender, and errors about writes that a user can act on.
 
 Why one helper: the manifest, the cold-start report and run info, ``recipe.json`` and ``score-rewards`` each
 had their own "write a temp file, then rename", and none cleaned up after a failure: a full disk left
@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,47 @@ def check_writable(directory: str | os.PathLike, what: str) -> None:
             os.fsync(f.fileno())
     except OSError as exc:
         raise output_error(exc, d, what) from None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# JSONL: the one reader and the one appender
+# ----------------------------------------------------------------------------------------------------------
+
+
+def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
+    """``(line number, object | None, problem | None)`` for each non-blank line of a JSONL file.
+
+    Each line is decoded on its own, so one line of invalid UTF-8 (a truncated multi-byte character, a
+    Latin-1 export) is one bad line with its line number, not a ``UnicodeDecodeError`` that sinks the file.
+    Lines end at line feeds only: a JSON string written with ``ensure_ascii=False`` may hold U+2028 or U+0085,
+    which ``str.splitlines`` would cut the record at. The problem texts name the line; callers add the file
+    and decide whether a bad line is an error (data, predictions) or a line torn by a kill (logs).
+    """
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield lineno, None, (
+                    f"line {lineno} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "re-encode the file as UTF-8 or fix that line"
+                )
+                continue
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield lineno, None, f"line {lineno} is not valid JSON: {exc}"
+                continue
+            if not isinstance(value, dict):
+                yield lineno, None, f"line {lineno} is a JSON {type(value).__name__}, expected an object"
+                continue
+            yield lineno, value, None
+
+
+def append_jsonl(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append one row as a line (values JSON cannot hold become strings); a kill tears at most this line,
+    which :func:`iter_jsonl` then reports with its number."""
+    with Path(path).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(row, default=str) + "\n")

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from visionr1.evaluation.judge import LLMJudge
-from visionr1.evaluation.records import EvalError, RawRecord, read_records
+from visionr1.evaluation.judge import EvalJudge
+from visionr1.evaluation.records import EvalError, PublishedRecord, read_records
 from visionr1.rewards.extract import LAST_RESORTS, extract_with_source, strip_thinking
 
 # Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction").
@@ -79,7 +79,7 @@ class ScoringContext:
     resort does; ``official`` = wherever the benchmark's official pipeline uses an LLM (MathVista extraction,
     MathVerse both stages). ``leniencies``: names from ``LENIENCIES``."""
 
-    judge: LLMJudge | None = None
+    judge: EvalJudge | None = None
     leniencies: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -134,7 +134,7 @@ class Benchmark:
             )
         return items
 
-    def record_id(self, raw: RawRecord) -> str:
+    def record_id(self, raw: PublishedRecord) -> str:
         value = raw.data.get(self.id_field)
         if value is None:
             value = raw.key
@@ -186,27 +186,18 @@ class Benchmark:
 # Shared helpers
 # ----------------------------------------------------------------------------------------------------------
 
-_THINK_RE = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-
-
-def strip_think(text: str) -> str:
-    """The response without its closed ``<think>`` blocks (an unclosed one, a truncated thought, stays).
-
-    >>> strip_think("<think>x=3?</think> so x = 4")
-    ' so x = 4'
-    """
-    return _THINK_RE.sub("", text)
 
 
 def answer_region(text: str) -> str:
     """Where a final answer is written: inside the last ``<answer>`` tag after the thinking, else the text
-    after the thinking, else everything.
+    after the thinking (:func:`visionr1.rewards.extract.strip_thinking`; an unclosed thought is read), else
+    everything.
 
     >>> answer_region("<think>\\\\boxed{1}</think><answer>\\\\boxed{2}</answer>")
     '\\\\boxed{2}'
     """
-    rest = strip_think(text)
+    rest = strip_thinking(text, truncated="read") or ""
     found = _ANSWER_TAG_RE.findall(rest)
     return found[-1] if found else rest
 

@@ -41,7 +41,7 @@ from visionr1.evaluation.benchmarks.base import (
     official_response,
     rules_extract,
 )
-from visionr1.evaluation.records import EvalError, RawRecord, data_files
+from visionr1.evaluation.records import EvalError, PublishedRecord, data_files
 
 TOLERANCE = 0.001
 _VARIANT_FILE_RE = re.compile(r"(?:sample_variant|variant|sample)[_-]?(\d+)", re.IGNORECASE)
@@ -100,7 +100,7 @@ class DynaMath(Benchmark):
         self._several_files = len(data_files(Path(path))) > 1
         return super().load(path, for_generation)
 
-    def record_id(self, raw: RawRecord) -> str:
+    def record_id(self, raw: PublishedRecord) -> str:
         d = raw.data
         seed = d.get("qid", d.get("id", raw.key))
         if seed is None:

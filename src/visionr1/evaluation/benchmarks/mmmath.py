@@ -33,7 +33,7 @@ from visionr1.evaluation.benchmarks.base import (
     official_response,
     rules_extract,
 )
-from visionr1.evaluation.records import RawRecord
+from visionr1.evaluation.records import PublishedRecord
 
 PRECISION = 1e-2  # eval.py --precision default
 _MAX_CHARS = 300  # longer expressions are not parsed (deeply nested LaTeX can take seconds)
@@ -236,7 +236,7 @@ class MMMath(Benchmark):
     image_fields = ("image", "file_name")
     binary_fields = ("image",)
 
-    def record_id(self, raw: RawRecord) -> str:
+    def record_id(self, raw: PublishedRecord) -> str:
         for value in (raw.key, raw.data.get("id"), raw.data.get("file_name")):
             if value is not None:
                 return str(value)

@@ -43,7 +43,7 @@ from visionr1.evaluation.benchmarks.base import (
     official_response,
     rules_extract,
 )
-from visionr1.evaluation.records import EvalError, RawRecord
+from visionr1.evaluation.records import EvalError, PublishedRecord
 
 OPTION_LETTERS = "ABCDEFGH"
 
@@ -116,7 +116,7 @@ class WeMath(Benchmark):
     image_fields = ("image_path", "image", "decoded_image")
     binary_fields = ("image_path", "image", "decoded_image")  # the HF parquet stores pixels under image_path
 
-    def record_id(self, raw: RawRecord) -> str:
+    def record_id(self, raw: PublishedRecord) -> str:
         d = raw.data
         if d.get("ID") is None or d.get("key") is None:
             raise EvalError(f"{raw.file}: record {raw.index}: needs both 'ID' and 'key'; is this We-Math data?")
