@@ -66,7 +66,7 @@ def test_bad_dpo_sections_are_caught_with_the_fix(tmp_path, stage, expected):
 
 def test_dry_run_plan_shows_the_iterations_and_the_dpo_config(tmp_path):
     recipe = load_recipe(DPO_RECIPE, ["stages.dpo.iterations=3", "stages.dpo.dpo.beta=0.25", "stages.dpo.dpo.loss_type=[ipo]"])
-    (stage,) = plan_run(recipe, tmp_path / "run")["stages"]
+    (stage,) = plan_run(recipe, tmp_path / "run", world_size=1)["stages"]
     assert stage["type"] == "dpo" and stage["trl_config_class"] == "DPOConfig"
     assert (stage["trl_config"]["beta"], stage["trl_config"]["loss_type"]) == (0.25, ["ipo"])  # passed through
     assert stage["dpo"]["iteration_dirs"] == [str(tmp_path / "run" / "dpo" / f"iter-{i}") for i in (1, 2, 3)]
