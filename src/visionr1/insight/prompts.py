@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-from visionr1.coldstart.templates import format_choices
+from visionr1.data.prompts import format_choices
 
 STEP_PROMPT = """{question}{choices}
 

@@ -35,7 +35,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from visionr1.training.callbacks import METRICS_FILE, append_jsonl
+from visionr1.training.callbacks import METRICS_FILE
 from visionr1.training.checkpoints import StrictResumeMixin, checkpoint_step, trim_logs
 from visionr1.training.data_order import dataset_key, stream_slice
 from visionr1.training.plan import FINAL, iteration_dir, stage_config, world_size_from_env
@@ -47,7 +47,7 @@ from visionr1.training.stage import (
     release,
     save_final,
 )
-from visionr1.utils.io import atomic_write_json, atomic_write_text
+from visionr1.utils.io import append_jsonl, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +343,7 @@ def load_pairs(path: str | Path) -> Any:
     from datasets import Dataset, Features, Image, List, Value
     from PIL import Image as PILImage
 
-    from visionr1.data.sources import iter_jsonl
+    from visionr1.utils.io import iter_jsonl
 
     path = Path(path)
     if not path.is_file():
