@@ -34,6 +34,29 @@ def test_bad_strategy_specs_name_the_option_and_the_fix(spec, match):
         parse_strategy(spec)
 
 
+@pytest.mark.parametrize("spec,width,expect", [
+    ("single", 8, ("beam", 8)),
+    ("", 3, ("beam", 3)),
+    ("beam:select=logprob,stages=think-answer", 2, ("beam", 2)),
+    ("beam:width=2", 2, ("beam", 2)),
+    ("vote:n=4", None, ("vote", 4)),
+])
+def test_beam_width_flag_sets_the_beam(spec, width, expect):
+    plan = S.with_beam_width(parse_strategy(spec or "single"), spec, width)
+    assert (plan.name, plan.n) == expect
+
+
+@pytest.mark.parametrize("spec,width,match", [
+    ("vote:n=4", 2, "has no beam"),
+    ("best-of-n", 2, "has no beam"),
+    ("beam:width=2", 8, "contradicts"),
+    ("beam:beam-width=2", 8, "contradicts"),
+])
+def test_beam_width_flag_refuses_what_it_would_not_change(spec, width, match):
+    with pytest.raises(EvalError, match=match):
+        S.with_beam_width(parse_strategy(spec), spec, width)
+
+
 def test_spec_parsing_and_recorded_config():
     beam = parse_strategy("Beam:beam-width=8, select=judge, stages=think-answer, stage_tokens=64")
     assert (beam.name, beam.n, beam.select, beam.stages, beam.stage_tokens) == ("beam", 8, "judge", "think-answer", 64)
@@ -245,3 +268,9 @@ def test_cli_strategy_option(one_thread, tiny_model_dir, synthetic_dir, tmp_path
     bad = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "p"), "--strategy", "beam:widht=2"])
     assert bad.exit_code != 0 and "did you mean 'width'" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "p").exists()
+    # --beam-width N (LlamaV-o1's spelling): alone it selects beam; with another strategy it is refused
+    res = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "w"), "--beam-width", "2"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "w" / "summary.json").read_text())["strategy"]["n"] == 2
+    bad = CliRunner().invoke(app, [*base, "-o", str(tmp_path / "v"), "--strategy", "vote:n=2", "--beam-width", "2"])
+    assert bad.exit_code != 0 and "has no beam" in bad.output and not (tmp_path / "v").exists()

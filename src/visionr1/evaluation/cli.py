@@ -125,6 +125,8 @@ def run_cmd(
     summary_model: Annotated[str | None, typer.Option(
         "--summary-model", help="insight-v: the summary agent's checkpoint (or tiny:FAMILY/SIZE); default: --model "
         "plays both roles with the two prompts.")] = None,
+    beam_width: Annotated[int | None, typer.Option(
+        "--beam-width", min=1, help="beam: candidates per stage (= --strategy beam:width=N; alone it selects beam).")] = None,
 ) -> None:
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
@@ -133,14 +135,14 @@ def run_cmd(
     from visionr1.evaluation.judge import JudgeError
     from visionr1.evaluation.records import EvalError
     from visionr1.evaluation.run import DecodingConfig, run_benchmark
-    from visionr1.evaluation.strategies import parse_strategy
+    from visionr1.evaluation.strategies import parse_strategy, with_beam_width
     from visionr1.runtime import apply_cpu_threads, summary_line
 
     judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
     threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or "auto")
     console.print(f"eval run: {summary_line(threads)}", highlight=False)
     try:
-        plan = parse_strategy(strategy)
+        plan = with_beam_width(parse_strategy(strategy), strategy, beam_width)
         if summary_model is not None:
             if plan.name != "insight-v":
                 raise EvalError(f"--summary-model is for --strategy insight-v (the summary agent), not {plan.name}")

@@ -143,6 +143,31 @@ class StrategyConfig:
         return {"name": self.name, **{k: v for k, v in asdict(self).items() if k in used or (k == "n" and "width" in used)}}
 
 
+def with_beam_width(plan: StrategyConfig, spec: str, width: int | None) -> StrategyConfig:
+    """``eval run --beam-width N`` (LlamaV-o1's spelling): the beam's width. With the default strategy it means
+    ``--strategy beam:width=N``; with ``beam`` it sets the width unless the spec already gives another one; with
+    any other strategy it is an error (a flag that changes nothing must not pass silently).
+
+    >>> with_beam_width(parse_strategy("single"), "single", 8).to_json()["n"]
+    8
+    >>> with_beam_width(parse_strategy("beam:select=logprob"), "beam:select=logprob", 2).n
+    2
+    """
+    if width is None:
+        return plan
+    if plan.name == "single" and spec.strip() in ("", "single"):
+        return StrategyConfig(name="beam", n=width)
+    if plan.name != "beam":
+        raise EvalError(f"--beam-width is the width of --strategy beam; {plan.name!r} has no beam. Fix: drop "
+                        f"--beam-width, or use --strategy beam --beam-width {width}")
+    given = {k.strip().replace("-", "_") for k in spec.partition(":")[2].split(",") if "=" in k}
+    given = {_SPELLINGS.get(k.split("=")[0], k.split("=")[0]) for k in given}
+    if "width" in given and plan.n != width:
+        raise EvalError(f"--beam-width {width} contradicts --strategy {spec!r} (width={plan.n}). Fix: give the "
+                        "width once")
+    return StrategyConfig(**{**asdict(plan), "n": width})
+
+
 def parse_strategy(spec: str) -> StrategyConfig:
     """``NAME[:key=value,...]`` -> :class:`StrategyConfig`.
 
