@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "data": "visionr1.data.cli:app",
     "eval": "visionr1.evaluation.cli:app",
     "insight": "visionr1.insight.cli:app",
+    "run": "visionr1.pipeline.cli:app",
 }
 
 

@@ -129,10 +129,12 @@ def run_cmd(
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
 
+    from visionr1.config.base import RecipeError, parse_model
     from visionr1.data.errors import DataError
     from visionr1.evaluation.judge import JudgeError
     from visionr1.evaluation.records import EvalError
-    from visionr1.evaluation.run import DecodingConfig, run_benchmark
+    from visionr1.evaluation.run import run_benchmark
+    from visionr1.evaluation.spec import DecodingConfig
     from visionr1.evaluation.strategies import parse_strategy
     from visionr1.runtime import apply_cpu_threads, summary_line
 
@@ -145,7 +147,9 @@ def run_cmd(
             if plan.name != "insight-v":
                 raise EvalError(f"--summary-model is for --strategy insight-v (the summary agent), not {plan.name}")
             plan.summary_model = summary_model
-        decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
+        decoding = parse_model(DecodingConfig, {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                                                "top_p": top_p, "batch_size": batch_size, "seed": seed},
+                               source="eval run options (--max-new-tokens, --temperature, --top-p, --batch-size)")
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("generating", total=None)
             summary = run_benchmark(
@@ -153,7 +157,7 @@ def run_cmd(
                 template=template, image_root=image_root, max_pixels=max_pixels, skip_bad=skip_bad, judge=judge,
                 progress=lambda done, total: bar.update(task, completed=done, total=total), strategy=plan,
             )
-    except (EvalError, DataError, JudgeError, FileNotFoundError, ImportError) as exc:
+    except (EvalError, DataError, JudgeError, RecipeError, FileNotFoundError, ImportError) as exc:
         fail(str(exc))
     if summary.get("resumed_from"):
         console.print(f"resumed: {summary['resumed_from']} responses were already in {output / 'predictions.jsonl'}")
