@@ -145,14 +145,23 @@ def recipe_check(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. stages.0.grpo.max_steps=10")] = None,
 ) -> None:
     """Validate a recipe (includes and overrides applied; each stage's TRL config built for launch.num_processes)
-    and print it resolved, as JSON."""
-    from visionr1.config.base import RecipeError
+    and print it resolved, as JSON; a pipeline recipe with every section."""
+    from visionr1.config.base import RecipeError, load_yaml_with_includes
+    from visionr1.pipeline.load import is_pipeline
     from visionr1.recipe import load_recipe
     from visionr1.training.plan import PlanError, plan_run
 
     try:
-        resolved = load_recipe(recipe, overrides or [])
-        plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
+        if is_pipeline(load_yaml_with_includes(recipe)):
+            from visionr1.pipeline.config import load_pipeline
+
+            resolved = load_pipeline(recipe, overrides or [])
+            if resolved.stages is not None:
+                train = resolved.training_recipe()
+                plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe))
+        else:
+            resolved = load_recipe(recipe, overrides or [])
+            plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
     except (RecipeError, PlanError) as exc:
         fail(str(exc))
     print(json.dumps(resolved.model_dump(mode="json"), indent=2))

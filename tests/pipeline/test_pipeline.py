@@ -260,3 +260,12 @@ def test_run_killed_during_training_resumes_without_redoing_finished_sections(ti
     assert json.loads((run / "summary.json").read_text())["train"]["trained"] == []
     assert {n: (run / "eval" / n / "summary.json").stat().st_mtime_ns for n in evals} == evals
     assert _mtimes(run) == before
+
+    # each command on its own section of the same recipe: eval heldout (finished: read back), coldstart (resumed)
+    result = CliRunner().invoke(app, ["eval", "heldout", str(tiny_recipe), "-o", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "grpo: accuracy" in result.output and "not evaluated again" in result.output
+    assert {n: (run / "eval" / n / "summary.json").stat().st_mtime_ns for n in evals} == evals
+    result = CliRunner().invoke(app, ["coldstart", str(tiny_recipe), f"output_dir={run}"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "coldstart" / "report.json").read_text())["kept"] == 6

@@ -170,6 +170,36 @@ def run_cmd(
         console.print(f"[yellow]{summary['strategy']['note']}[/]")
 
 
+@app.command("heldout")
+def heldout_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Pipeline recipe with an eval section (e.g. recipes/demo.yaml).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. eval.samples=8 eval.max_new_tokens=256")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", help="The pipeline's run directory (default: the recipe's).")] = None,
+    cpu_threads: CpuThreadsOpt = None,
+) -> None:
+    """A pipeline recipe's eval section alone (what `visionr1 run` does last): the base model and every stage's
+    final weights on the held-out items, resuming per batch; results in RUN/eval/<stage>/summary.json."""
+    from visionr1.config.base import RecipeError
+    from visionr1.pipeline.config import load_pipeline
+    from visionr1.pipeline.run import PipelineError, eval_section
+    from visionr1.runtime import apply_cpu_threads, summary_line
+
+    extra = [f"output_dir={output_dir.expanduser().resolve()}"] if output_dir else []
+    try:
+        pipeline = load_pipeline(recipe, [*(overrides or []), *extra])
+        if pipeline.eval is None:
+            raise RecipeError(f"{recipe}: no eval section (its sections: {', '.join(pipeline.sections()) or 'none'})")
+        threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or pipeline.cpu_threads)
+        console.print(f"eval heldout: {summary_line(threads)}", highlight=False)
+        results = eval_section(pipeline, console, {})
+    except (RecipeError, PipelineError) as exc:
+        fail(str(exc))
+    for name, r in results.items():
+        greedy = f", greedy {100 * r['greedy']['accuracy']:.1f}%" if "greedy" in r else ""
+        console.print(f"{name}: accuracy {100 * r['accuracy']:.1f}%{greedy} (n={r['n']})", highlight=False)
+    console.print(f"wrote {pipeline.run_dir / 'eval' / 'summary.json'}", highlight=False)
+
+
 def _report(summary: dict, output: Path) -> None:
     from visionr1.evaluation.score import print_summary
 
