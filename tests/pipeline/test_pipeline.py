@@ -122,6 +122,10 @@ def test_train_and_coldstart_take_their_section(tiny_recipe: Path, tmp_path: Pat
     plan = json.loads(result.output)
     assert plan["run_dir"] == str(tmp_path / "run" / "train")
     assert [s["name"] for s in plan["stages"]] == ["sft", "grpo"]
+    # the earlier sections have not run: the error names the missing inputs and the command that makes them
+    result = CliRunner().invoke(app, ["train", str(tiny_recipe), *overrides])
+    assert result.exit_code == 2
+    assert "cold_start.jsonl: no such file" in result.output and f"visionr1 run {tiny_recipe}" in result.output
     # a section the recipe lacks: the error says which sections it has
     data_only = tmp_path / "data_only.yaml"
     data_only.write_text("name: d\ndata: {coldstart_items: 2}\n")

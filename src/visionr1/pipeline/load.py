@@ -65,3 +65,15 @@ def load_coldstart_section(path: str | Path, overrides: list[str] | tuple[str, .
         raise RecipeError(f"{path}: a pipeline recipe without a coldstart section "
                           f"(its sections: {', '.join(pipeline.sections()) or 'none'})")
     return pipeline.coldstart
+
+
+def pipeline_hint(path: str | Path, exc: Exception) -> str:
+    """For ``visionr1 train PIPELINE`` whose data or model are not there yet: the command that makes them."""
+    try:
+        pipeline = is_pipeline(load_yaml_with_includes(Path(path)))
+    except RecipeError:
+        return ""
+    if not pipeline or "does not exist" not in str(exc) and "no such file" not in str(exc):
+        return ""
+    return (f"\n  (a pipeline recipe: its earlier sections make the stages' data and model; "
+            f"run them with `visionr1 run {path}`, which trains too)")

@@ -76,7 +76,9 @@ def train(
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
     except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
-        fail(str(exc))
+        from visionr1.pipeline.load import pipeline_hint
+
+        fail(str(exc) + pipeline_hint(recipe, exc))
     except OSError as exc:  # a full disk or read-only run directory mid-run: one line, not a traceback
         if not is_write_error(exc):
             raise
