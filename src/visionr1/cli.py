@@ -124,15 +124,22 @@ def main(
 @recipe_app.command("explain")
 def recipe_explain(
     section: Annotated[str, typer.Argument(help="Only fields whose path starts with this (e.g. stages, model).")] = "",
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="The pipeline recipe's fields (data, tiny_model, coldstart, stages, eval).")
+    ] = False,
 ) -> None:
     """List every recipe field with its type, default and one-line description."""
     from visionr1.config.base import explain_model
-    from visionr1.recipe import Recipe
 
-    table = Table(title="recipe fields", show_lines=False)
+    if pipeline:
+        from visionr1.pipeline.config import Pipeline as schema
+    else:
+        from visionr1.recipe import Recipe as schema
+
+    table = Table(title=f"{'pipeline ' if pipeline else ''}recipe fields", show_lines=False)
     for col in ("field", "type", "default", "description"):
         table.add_column(col, overflow="fold")
-    for path, tp, default, desc in explain_model(Recipe):
+    for path, tp, default, desc in explain_model(schema):
         if path.startswith(section):
             table.add_row(path, tp, default, desc)
     console.print(table)

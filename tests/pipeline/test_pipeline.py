@@ -194,6 +194,10 @@ def test_pipeline_schema_fields_all_described():
     paths = {r[0] for r in rows}
     assert {"data.rl_items", "coldstart.pseudo_cot.backend", "stages[]<type=grpo>.grpo", "eval.temperature"} <= paths
     assert all(r[3] for r in rows)
+    result = CliRunner().invoke(app, ["recipe", "explain", "eval", "--pipeline"])
+    assert result.exit_code == 0 and "eval.temperature" in result.output and "eval.samples" in result.output
+    result = CliRunner().invoke(app, ["recipe", "check", str(REPO / "recipes" / "demo.yaml"), "data.rl_items=5"])
+    assert result.exit_code == 0 and json.loads(result.output)["data"]["rl_items"] == 5
 
 
 # ----------------------------------------------------------------------------------------------------------

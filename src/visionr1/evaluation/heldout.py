@@ -58,7 +58,7 @@ def evaluate_checkpoint(model_dir: Path, heldout: Path, out_dir: Path, spec: Eva
     from visionr1.training.loading import load_processor
 
     dataset = load_heldout(heldout)
-    model, _ = load_model_and_processor(model_dir, dtype="float32", device="cpu")
+    model, _ = load_model_and_processor(model_dir, dtype=spec.dtype, device=spec.device)
     processor = load_processor(str(model_dir), ModelSpec(path=str(model_dir), max_pixels=max_pixels))
     passes = [(f"sample-{i}", spec.temperature, spec.top_p, spec.seed + i) for i in range(spec.samples)]
     if spec.greedy:

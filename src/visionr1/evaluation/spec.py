@@ -8,6 +8,8 @@ on its command line, field for field, with the same defaults: the Vision-R1 pape
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from visionr1.config.base import StrictModel
@@ -33,3 +35,7 @@ class EvalSpec(DecodingConfig):
     samples: int = Field(4, ge=1, description="Sampled passes over the held-out items; accuracy is their mean (pass@1).")
     greedy: bool = Field(True, description="Also decode greedily once and report it beside the sampled accuracy.")
     examples: int = Field(2, ge=0, description="Held-out completions per stage quoted in a report (visionr1 demo).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype of the evaluated checkpoints (eval run --dtype); auto = the checkpoint's."
+    )
+    device: str | None = Field(None, description="cuda, cuda:1, cpu, ... (eval run --device); null = cuda when available.")
