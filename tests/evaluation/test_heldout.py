@@ -69,3 +69,20 @@ def test_an_evaluation_cut_short_resumes_at_the_unfinished_batch(tiny_model_dir,
                                 12544, QUIET, "cut")
     assert len(calls) == 2 * -(-n // 2)
     assert not (tmp_path / "cut" / "sample-1").exists()
+
+
+def test_a_retrained_checkpoint_is_evaluated_again(tiny_model_dir, items, tmp_path, monkeypatch):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    spec = EvalSpec(samples=1, greedy=False, max_new_tokens=3, batch_size=8)
+    heldout.evaluate_checkpoint(model, items, tmp_path / "e", spec, 12544, QUIET, "m")
+    real, calls = run.evaluate_samples, []
+    monkeypatch.setattr(run, "evaluate_samples", lambda *a, **k: calls.append(1) or real(*a, **k))
+    heldout.evaluate_checkpoint(model, items, tmp_path / "e", spec, 12544, QUIET, "m")
+    assert calls == []  # the same weights: read back
+    weights = next(model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes())  # the stage was trained again: new weight files
+    heldout.evaluate_checkpoint(model, items, tmp_path / "e", spec, 12544, QUIET, "m")
+    assert calls == [1]

@@ -13,7 +13,7 @@ adds:
 - resumption: each batch's predictions and scores are kept (``PASS/part-K/``) until its pass is merged, and
   batch K of a pass is seeded ``seed + 7919 K``, so a run killed mid-evaluation redoes only the unfinished
   batches and draws what an uninterrupted run would have drawn. A checkpoint whose ``summary.json`` was
-  written with the same settings is not evaluated again.
+  written with the same settings and the same weight files is not evaluated again.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ def load_heldout(path: Path):
 def evaluate_checkpoint(model_dir: Path, heldout: Path, out_dir: Path, spec: EvalSpec, max_pixels: int,
                         console: Console, label: str) -> dict[str, Any]:
     """Held-out scores of ``model_dir`` (see the module docstring); predictions under ``out_dir/<pass>/``."""
-    settings = {"model": str(model_dir), "data": str(heldout), "max_pixels": max_pixels,
-                **spec.model_dump(mode="json", exclude={"data", "examples"})}
+    settings = {"model": str(model_dir), "weights": weights_id(model_dir), "data": str(heldout),
+                "max_pixels": max_pixels, **spec.model_dump(mode="json", exclude={"data", "examples"})}
     done = _finished(out_dir, settings)
     if done is not None:
         console.print(f"  eval {label}: finished before ({out_dir / 'summary.json'}), not evaluated again")
@@ -124,6 +124,12 @@ def _one_pass(model, processor, dataset, out: Path, spec: EvalSpec, temperature:
 SETTINGS_FILE = "settings.json"  # what this checkpoint's evaluation was started with
 PART_FILE = "scores.json"  # a finished batch's scores, beside its predictions
 PASS_FILE = "pass.json"  # a finished pass's merged scores
+
+
+def weights_id(model_dir: Path) -> list[list[Any]]:
+    """Name, size and modification time of each weight file: a retrained checkpoint is evaluated again."""
+    files = sorted(p for p in Path(model_dir).iterdir() if p.suffix in (".safetensors", ".bin")) if Path(model_dir).is_dir() else []
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
 def _read_json(path: Path) -> Any:
