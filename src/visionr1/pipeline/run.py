@@ -76,7 +76,7 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
     # --- 3. training -----------------------------------------------------------------------------------------------
     if pipeline.stages is not None:
         with steps.phase("train", "training: " + " -> ".join(f"{s.name} ({s.type})" for s in pipeline.stages)):
-            out["train"] = train_section(pipeline, recipe_path, overrides)
+            out["train"] = train_section(pipeline, recipe_path, overrides, threads)
         steps.phases.update(_stage_seconds(run_dir / "train"))
 
     # --- 4. evaluation ---------------------------------------------------------------------------------------------
@@ -179,9 +179,12 @@ def run_coldstart_section(pipeline: Pipeline, console: Console) -> dict[str, Any
             "output": str(out / "cold_start.jsonl")}
 
 
-def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str]) -> dict[str, Any]:
+def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str],
+                  threads: int | None = None) -> dict[str, Any]:
     """The training recipe of the model + stages sections, by the training runner; each stage in a process of
-    its own (``visionr1 train RECIPE OVERRIDES --stage NAME``) unless ``launch.isolate_stages`` is false."""
+    its own (``visionr1 train RECIPE OVERRIDES --stage NAME``) unless ``launch.isolate_stages`` is false.
+    Stages trained here keep the torch threads the run started with (``threads``); a stage's own process
+    resolves ``cpu_threads`` itself."""
     import os
 
     from visionr1.training.launch import is_stage_child, stage_launcher
@@ -192,6 +195,8 @@ def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides:
     launcher = None
     if recipe_path is not None and recipe.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
         launcher = stage_launcher(recipe.launch, str(recipe_path), list(overrides), run_dir)
+    elif threads is not None:
+        recipe = recipe.model_copy(update={"cpu_threads": threads})
     return train(recipe, output_dir=run_dir, source=str(recipe_path or "pipeline recipe"), launcher=launcher)
 
 
