@@ -81,6 +81,10 @@ def test_every_shipped_recipe_loads(path: Path):
     if is_pipeline(raw):
         p = load_pipeline(path)
         assert p.sections()
+    elif "reasoner" in raw:  # Insight-V data (visionr1 insight data): not a section of the pipeline recipe
+        from visionr1.insight.config import load_insight_recipe
+
+        load_insight_recipe(path)
     elif "backends" in raw:
         load_coldstart_recipe(path)
     else:
@@ -109,6 +113,12 @@ def test_sections_read_each_others_outputs_and_explicit_paths_win(tiny_recipe: P
     assert p.training_recipe().stages[0].dataset.path == str(tmp_path / "cs" / "cold_start.jsonl")
     assert p.training_recipe().stages[1].dataset.path == str(own)
     assert p.eval.data == str(own)
+    # a DPO stage samples the RL prompts too, unless it trains on a pairs file
+    dpo = tmp_path / "dpo.yaml"
+    dpo.write_text("name: d\ndata: {}\nmodel: {path: tiny:qwen2_5_vl/test}\n"
+                   "stages: [{name: a, type: dpo}, {name: b, type: dpo, pairs_file: pairs.jsonl}]\n")
+    stages = load_pipeline(dpo, [f"output_dir={run}"]).training_recipe().stages
+    assert stages[0].dataset.path == str(run / "data" / "rl.jsonl") and stages[1].dataset is None
 
 
 def test_train_and_coldstart_take_their_section(tiny_recipe: Path, tmp_path: Path):

@@ -95,7 +95,7 @@ class Pipeline(StrictModel):
     model: ModelSpec | None = Field(None, description="Section 3: the model training starts from (as in a training recipe).")
     stages: list[Stage] | None = Field(
         None, description="Section 3: training stages (as in a training recipe); dataset defaults: sft <- the cold start's "
-        "output, grpo <- the data section's RL split."
+        "output, grpo and dpo (without pairs_file) <- the data section's RL split."
     )
     report_to: list[str] = Field(
         default_factory=lambda: ["tensorboard"], description="Training: trackers besides metrics.jsonl (as in a training recipe)."
@@ -132,10 +132,11 @@ class Pipeline(StrictModel):
                 out = Path(str(data["coldstart"]["output_dir"])).expanduser()
                 defaults["sft"] = str((out if out.is_absolute() else Path.cwd() / out) / "cold_start.jsonl")
             if data.get("data") is not None:
-                defaults["grpo"] = str(run / "data" / "rl.jsonl")
+                defaults["grpo"] = defaults["dpo"] = str(run / "data" / "rl.jsonl")  # prompts with solutions
             data["stages"] = [
                 {**s, "dataset": {"format": "jsonl", "path": defaults[s.get("type", "sft")]}}
-                if isinstance(s, dict) and "dataset" not in s and s.get("type", "sft") in defaults else s
+                if isinstance(s, dict) and "dataset" not in s and "pairs_file" not in s
+                and s.get("type", "sft") in defaults else s
                 for s in _drop_disabled(data["stages"])
             ]
         if isinstance(data.get("eval"), dict) and data.get("data") is not None:
