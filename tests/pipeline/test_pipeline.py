@@ -195,6 +195,13 @@ def test_the_demo_recipe_dry_runs_as_a_pipeline(tmp_path: Path):
     assert plan["train"]["stages"][0]["dataset"]["path"] == str(tmp_path / "d" / "coldstart" / "cold_start.jsonl")
     assert set(plan["eval"]["checkpoints"]) == {"base", "sft", "grpo-1", "grpo-2"}
     assert not (tmp_path / "d").exists()  # a dry run writes nothing
+    # planned for more processes: the stages' TRL configs are built for that many; a shape that cannot work fails
+    result = CliRunner().invoke(app, ["run", str(REPO / "recipes" / "demo.yaml"), "--dry-run", "--num-processes", "2"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["train"]["world_size"] == 2
+    result = CliRunner().invoke(app, ["run", str(REPO / "recipes" / "demo.yaml"), "stages.grpo-2.grpo.num_generations=3",
+                                      "--dry-run"])
+    assert result.exit_code == 2 and "num_generations" in result.output
 
 
 def test_pipeline_schema_fields_all_described():

@@ -31,8 +31,6 @@ def run(
 ) -> None:
     """Run the sections a pipeline recipe has, in order: data -> cold start -> training stages -> evaluation.
     Re-running the same command resumes a killed run; finished sections are not redone."""
-    import os
-
     from visionr1.config.base import RecipeError
     from visionr1.data.errors import DataError
     from visionr1.pipeline.config import load_pipeline
@@ -47,20 +45,15 @@ def run(
     extra = [*([f"output_dir={output_dir.expanduser().resolve()}"] if output_dir else []),
              *([f"cpu_threads={threads}"] if threads is not None else [])]
     overrides = [*(overrides or []), *extra]
-    saved = os.environ.get("VISIONR1_PLAN_WORLD_SIZE")
-    if dry_run and num_processes:
-        os.environ["VISIONR1_PLAN_WORLD_SIZE"] = str(num_processes)
     try:
         pipeline = load_pipeline(recipe, overrides)
         if dry_run:
-            print(dumps_json(plan(pipeline, num_processes), indent=2))
+            try:  # the stages' TRL configs are built by the planner, for the processes each stage will run on
+                print(dumps_json(plan(pipeline, num_processes), indent=2))
+            except (ValueError, TypeError) as exc:
+                fail(f"{recipe}: {exc}")
             return
         summary = main(pipeline, recipe_path=recipe, overrides=overrides, console=console)
     except (RecipeError, PipelineError, PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
         fail(str(exc))
-    finally:
-        if saved is None:
-            os.environ.pop("VISIONR1_PLAN_WORLD_SIZE", None)
-        else:
-            os.environ["VISIONR1_PLAN_WORLD_SIZE"] = saved
     console.print(f"done: {summary['run_dir']} (summary.json)", highlight=False)
