@@ -34,7 +34,7 @@ from typing import Any
 
 from rich.console import Console
 
-from visionr1.coldstart.backends import Generation, GenerationError, GenRequest, build_backend
+from visionr1.coldstart.backends import ChatReply, GenerationError, GenRequest, build_backend
 from visionr1.coldstart.config import RUNTIME_FIELDS, OracleBackendSpec
 from visionr1.coldstart.pipeline import (
     _answer_text,
@@ -91,18 +91,18 @@ class InsightOracle:
     def __init__(self, name: str, spec: OracleBackendSpec) -> None:
         self.name, self.spec = name, spec
 
-    async def generate(self, req: GenRequest) -> Generation:
+    async def generate(self, req: GenRequest) -> ChatReply:
         md = req.metadata or {}
         reasoning, ask = md.get("reasoning"), md.get("_insight") or {}
         if not reasoning:
             raise GenerationError("oracle_missing_metadata", f"record {req.record_id} has no metadata.reasoning: the "
                                   "oracle backend works only on visionr1.tasks.synthetic records")
         if req.step == "score":
-            return Generation(text=str(oracle_score([Step.from_json(s) for s in ask["steps"]], reasoning)))
+            return ChatReply(text=str(oracle_score([Step.from_json(s) for s in ask["steps"]], reasoning)))
         k = ask["chain"]
         steps, _ = oracle_chain(reasoning, req.solution, ask["task"], ask["choices"],
                                 oracle_variant(req.record_id, k), salt=f"{req.record_id}/{k}")
-        return Generation(text=json.dumps(steps[min(ask["step"], len(steps) - 1)].to_json()), finish_reason="stop")
+        return ChatReply(text=json.dumps(steps[min(ask["step"], len(steps) - 1)].to_json()), finish_reason="stop")
 
     async def aclose(self) -> None:
         return None
