@@ -239,6 +239,14 @@ def test_a_changed_finished_section_is_refused(tmp_path: Path):
         main(load_pipeline(path, [f"output_dir={run}", "seed=2"]), console=quiet)
 
 
+def test_stages_that_cannot_train_fail_before_the_first_section(tiny_recipe: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    result = CliRunner().invoke(app, ["run", str(tiny_recipe), "stages.grpo.grpo.num_generations=3", "-o", str(run)])
+    assert result.exit_code == 2
+    assert "num_generations" in result.output and "grpo" in result.output
+    assert not (run / "data").exists() and not (run / "coldstart").exists()  # nothing was made first
+
+
 def _mtimes(run: Path) -> dict[str, int]:
     files = ["data/coldstart.jsonl", "data/rl.jsonl", "data/test.jsonl", "model/config.json",
              "coldstart/cold_start.jsonl", "train/sft/final/model.safetensors"]

@@ -18,7 +18,6 @@ recipe (model + stages only) is a pipeline recipe too.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Any, Literal
@@ -184,17 +183,6 @@ def run_dir_of(data: dict[str, Any]) -> Path:
     return Path(data.get("output_dir") or Path("runs") / str(data["name"])).expanduser().resolve()
 
 
-def _validated_for(launch: Any) -> contextlib.AbstractContextManager:
-    """Batch shapes checked for ``launch.num_processes``, as ``load_recipe`` checks them, while the stage
-    schemas still build TRL configs to validate (``recipe._validation_world_size``); once TRL configs are built
-    only by the planner (for an explicit world size), there is nothing to set here."""
-    from visionr1 import recipe
-
-    within = getattr(recipe, "_validation_world_size", None)
-    processes = launch.get("num_processes") if isinstance(launch, dict) else None
-    return within(processes) if within is not None else contextlib.nullcontext()
-
-
 def _drop_disabled(stages: list[Any]) -> list[Any]:
     from visionr1.recipe import _drop_disabled_stages
 
@@ -218,8 +206,7 @@ def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
 
     path = Path(path)
     raw = load_raw(path, overrides)
-    with _validated_for(raw.get("launch")):
-        pipeline = parse_model(Pipeline, raw, source=str(path))
+    pipeline = parse_model(Pipeline, raw, source=str(path))
     base = path.resolve().parent
     update: dict[str, Any] = {}  # (a copy, not assignments: those would validate the whole recipe again)
     if pipeline.coldstart is not None:

@@ -43,6 +43,11 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
     ``recipe_path`` and ``overrides`` are what the recipe was loaded from: each training stage's process loads
     it again (``visionr1 train RECIPE OVERRIDES --stage NAME``); without a path, the stages train here."""
     console = console or Console(highlight=False)
+    if pipeline.stages is not None:  # the stages' TRL configs, built by the planner: a bad one fails before the data
+        from visionr1.training.plan import plan_run
+
+        train = pipeline.training_recipe()
+        plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe_path or "pipeline recipe"))
     run_dir = pipeline.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / MARKER, pipeline.model_dump(mode="json"))
@@ -105,7 +110,8 @@ def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]
         from visionr1.training.plan import plan_run
 
         train = pipeline.training_recipe()
-        out["train"] = plan_run(train, train.output_dir, num_processes or train.launch.num_processes)
+        out["train"] = plan_run(train, train.output_dir, num_processes or train.launch.num_processes,
+                                source=f"{pipeline.name}: stages")
     if pipeline.eval is not None:
         out["eval"] = {**pipeline.eval.model_dump(mode="json"), "checkpoints": {k: str(v) for k, v in checkpoints(pipeline).items()}}
     return out
