@@ -152,8 +152,8 @@ def evaluate(model_dir: Path, sets: dict[str, Path], max_new_tokens: int, sample
     checkpoint sees the same draws), plus a greedy pass; format, mean completion tokens and truncation rate."""
     import torch
 
-    from visionr1.demo.evaluate import load_heldout, merge
     from visionr1.evaluation import evaluate_samples
+    from visionr1.evaluation.heldout import load_heldout, merge
     from visionr1.inference import load_model_and_processor
     from visionr1.recipe import ModelSpec
     from visionr1.training.loading import load_processor

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run_seed(seed: int, out: Path, recipe: str | None, overrides: list[str], console: Console) -> dict:
     """One demo run in a subprocess; its report.json plus the wall time seen from outside."""
     exe = Path(sys.executable).with_name("visionr1")
-    cmd = [str(exe), "demo", *([recipe] if recipe else []), f"seed={seed}", "progress=lines", *overrides,
+    cmd = [str(exe), "demo", *([recipe] if recipe else []), f"seed={seed}", "logging.progress=lines", *overrides,
            "--output-dir", str(out)]
     console.print(f"[bold]seed {seed}[/]: {' '.join(cmd[1:])}  (load average {_load()})")
     log = out.parent / f"seed-{seed}.log"

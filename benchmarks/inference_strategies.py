@@ -42,7 +42,7 @@ def train_demo(seed: int, out: Path, stage: str = "grpo-2") -> tuple[Path, Path]
     final, heldout = out / "train" / stage / "final", out / "data" / "test.jsonl"
     if not (final / "config.json").is_file():
         cmd = [sys.executable, "-m", "visionr1", "demo", str(REPO / "recipes" / "demo.yaml"), f"seed={seed}",
-               "progress=lines", "--output-dir", str(out)]
+               "logging.progress=lines", "--output-dir", str(out)]
         print(f"seed {seed}: training the demo model ({' '.join(cmd[2:])})", flush=True)
         subprocess.run(cmd, check=True, cwd=REPO)
     return final, heldout

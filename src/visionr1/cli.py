@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "data": "visionr1.data.cli:app",
     "eval": "visionr1.evaluation.cli:app",
     "insight": "visionr1.insight.cli:app",
+    "run": "visionr1.pipeline.cli:app",
 }
 
 
@@ -123,15 +124,22 @@ def main(
 @recipe_app.command("explain")
 def recipe_explain(
     section: Annotated[str, typer.Argument(help="Only fields whose path starts with this (e.g. stages, model).")] = "",
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline", help="The pipeline recipe's fields (data, tiny_model, coldstart, stages, eval).")
+    ] = False,
 ) -> None:
     """List every recipe field with its type, default and one-line description."""
     from visionr1.config.base import explain_model
-    from visionr1.recipe import Recipe
 
-    table = Table(title="recipe fields", show_lines=False)
+    if pipeline:
+        from visionr1.pipeline.config import Pipeline as schema
+    else:
+        from visionr1.recipe import Recipe as schema
+
+    table = Table(title=f"{'pipeline ' if pipeline else ''}recipe fields", show_lines=False)
     for col in ("field", "type", "default", "description"):
         table.add_column(col, overflow="fold")
-    for path, tp, default, desc in explain_model(Recipe):
+    for path, tp, default, desc in explain_model(schema):
         if path.startswith(section):
             table.add_row(path, tp, default, desc)
     console.print(table)
@@ -144,14 +152,23 @@ def recipe_check(
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. stages.0.grpo.max_steps=10")] = None,
 ) -> None:
     """Validate a recipe (includes and overrides applied; each stage's TRL config built for launch.num_processes)
-    and print it resolved, as JSON."""
-    from visionr1.config.base import RecipeError
+    and print it resolved, as JSON; a pipeline recipe with every section."""
+    from visionr1.config.base import RecipeError, load_yaml_with_includes
+    from visionr1.pipeline.load import is_pipeline
     from visionr1.recipe import load_recipe
     from visionr1.training.plan import PlanError, plan_run
 
     try:
-        resolved = load_recipe(recipe, overrides or [])
-        plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
+        if is_pipeline(load_yaml_with_includes(recipe)):
+            from visionr1.pipeline.config import load_pipeline
+
+            resolved = load_pipeline(recipe, overrides or [])
+            if resolved.stages is not None:
+                train = resolved.training_recipe()
+                plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe))
+        else:
+            resolved = load_recipe(recipe, overrides or [])
+            plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
     except (RecipeError, PlanError) as exc:
         fail(str(exc))
     print(json.dumps(resolved.model_dump(mode="json"), indent=2))

@@ -20,17 +20,17 @@ from typer.testing import CliRunner
 
 from visionr1.cli import app
 from visionr1.config.base import RecipeError
-from visionr1.demo import config, evaluate, report
-from visionr1.demo.config import default_recipe_path, load_demo_recipe
-from visionr1.demo.pipeline import MARKER, DemoError, _prepare_run_dir
+from visionr1.demo import pipeline, report
+from visionr1.demo.pipeline import MARKER, DemoError, _prepare_run_dir, default_recipe_path, load_demo_recipe
+from visionr1.evaluation import heldout
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "demo.yaml"
 
 # Every stage runs, nothing is measured: tiny model, a few items, a step or two, a few tokens.
 SMOKE = [
-    "task.coldstart_items=6", "task.rl_items=4", "task.heldout_items=3",
-    "model.size=test",
+    "data.coldstart_items=6", "data.rl_items=4", "data.heldout_items=3",
+    "tiny_model.size=test",
     "stages.sft.sft.max_steps=2", "stages.sft.sft.per_device_train_batch_size=2",
     "stages.grpo-1.grpo.max_steps=1", "stages.grpo-1.grpo.max_completion_length=8",
     "stages.grpo-1.grpo.num_generations=2", "stages.grpo-1.grpo.per_device_train_batch_size=4",
@@ -49,34 +49,39 @@ def test_shipped_recipe_is_the_default_and_is_ptst():
     assert default_recipe_path() == RECIPE
     first = RECIPE.read_text().splitlines()[0]
     assert first.startswith("#") and "visionr1 demo" in RECIPE.read_text().split("\n\n")[0]
-    r = load_demo_recipe()
-    assert [s["type"] for s in r.stages] == ["sft", "grpo", "grpo"]
-    assert [s["name"] for s in r.stages] == ["sft", "grpo-1", "grpo-2"]
-    g1, g2 = r.stages[1]["grpo"], r.stages[2]["grpo"]
+    r = load_demo_recipe(RECIPE, ["output_dir=/tmp/run"])
+    assert r.sections() == ["data", "tiny_model", "coldstart", "train", "eval"]  # a pipeline recipe with every section
+    assert [s.type for s in r.stages] == ["sft", "grpo", "grpo"]
+    assert [s.name for s in r.stages] == ["sft", "grpo-1", "grpo-2"]
+    g1, g2 = r.stages[1].grpo, r.stages[2].grpo
     # PTST: the completion limit grows while the group shrinks
     assert g2["max_completion_length"] > g1["max_completion_length"]
     assert g2["num_generations"] < g1["num_generations"]
-    assert r.stages[1]["rewards"] == [{"name": "hard_format_result", "weight": 1.0}]
-    # the demo builds a train recipe from it, with the data it makes
-    tr = r.training_recipe(Path("/tmp/run"), Path("/tmp/run/model"))
+    assert [(w.name, w.weight) for w in r.stages[1].rewards] == [("hard_format_result", 1.0)]
+    # each section reads the previous one's output: data -> cold start -> SFT; data -> GRPO and eval
+    tr = r.training_recipe()
+    assert r.coldstart.input.path == "/tmp/run/data/coldstart.jsonl"
+    assert tr.model.path == "/tmp/run/model" and tr.output_dir == "/tmp/run/train"
     assert tr.stages[0].dataset.path == "/tmp/run/coldstart/cold_start.jsonl"
     assert tr.stages[2].dataset.path == "/tmp/run/data/rl.jsonl"
+    assert r.eval.data == "/tmp/run/data/test.jsonl"
 
 
 def test_overrides_by_dotted_key_and_stage_name():
-    r = load_demo_recipe(RECIPE, ["seed=3", "stages.grpo-2.grpo.max_steps=7", "task.difficulty_overrides={max_objects: 5}"])
-    assert r.seed == 3 and r.stages[2]["grpo"]["max_steps"] == 7
-    assert r.task.resolved_difficulty().max_objects == 5
+    r = load_demo_recipe(RECIPE, ["seed=3", "stages.grpo-2.grpo.max_steps=7", "data.difficulty_overrides={max_objects: 5}"])
+    assert r.seed == 3 and r.stages[2].grpo["max_steps"] == 7
+    assert r.data.resolved_difficulty().max_objects == 5
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("task.nme=counting", "task.nme: unknown key; did you mean name?"),
+        ("data.nme=counting", "data.nme: unknown key; did you mean name?"),
         ("stages.grpo-1.grpo.num_generaton=4", "stages[1].grpo.num_generaton: unknown key; did you mean num_generations?"),
-        ("stages.1.dataset={format: jsonl, path: x.jsonl}", "leave out dataset"),
+        ("stages.sft.enabled=false", "stages must be one sft stage then grpo stages; got types ['grpo', 'grpo']"),
         ("stages.nope.grpo.max_steps=1", "no stage named 'nope'"),
-        ("task.difficulty_overrides={max_objets: 5}", "unknown difficulty field(s) ['max_objets']"),
+        ("data.difficulty_overrides={max_objets: 5}", "unknown difficulty field(s) ['max_objets']"),
+        ("eval=null", "a demo recipe has every section; missing: eval"),
     ],
 )
 def test_recipe_errors_name_the_key_and_the_fix(override, message):
@@ -86,9 +91,9 @@ def test_recipe_errors_name_the_key_and_the_fix(override, message):
 
 
 def test_cli_takes_overrides_without_a_recipe_and_reports_errors():
-    result = CliRunner().invoke(app, ["demo", "task.nme=counting"])
+    result = CliRunner().invoke(app, ["demo", "data.nme=counting"])
     assert result.exit_code == 2
-    assert "task.nme: unknown key; did you mean name?" in result.output
+    assert "data.nme: unknown key; did you mean name?" in result.output
 
 
 def test_a_fresh_run_clears_only_a_demo_directory(tmp_path):
@@ -113,7 +118,7 @@ def test_a_fresh_run_clears_only_a_demo_directory(tmp_path):
 
 
 def test_doctests():
-    for module in (config, evaluate, report):
+    for module in (pipeline, heldout, report):
         assert doctest.testmod(module).failed == 0
 
 

@@ -14,19 +14,20 @@ app = command_app()
 
 @app.command("coldstart")
 def coldstart(
-    recipe: Annotated[Path, typer.Argument(help="Cold-start recipe YAML (see recipes/coldstart/).")],
+    recipe: Annotated[Path, typer.Argument(help="Cold-start recipe YAML (see recipes/coldstart/); of a pipeline recipe, its coldstart section.")],
     overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. input.limit=100 backends.mllm.concurrency=32")] = None,
     output_dir: Annotated[Path | None, typer.Option("--output-dir", help="Output directory (default: the recipe's, else runs/coldstart/<name>).")] = None,
     cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Build long-CoT cold-start SFT data by modality bridging (Vision-R1-cold). Re-run to resume."""
-    from visionr1.coldstart.config import load_coldstart_recipe
     from visionr1.coldstart.pipeline import run_coldstart
     from visionr1.config.base import RecipeError
     from visionr1.utils.io import OutputError, is_write_error, output_error
 
     try:
-        cfg = load_coldstart_recipe(recipe, overrides or [])
+        from visionr1.pipeline.load import load_coldstart_section
+
+        cfg = load_coldstart_section(recipe, overrides or [])
         if any(b.type == "local" for b in cfg.backends.values()):  # torch runs in this process only then
             from visionr1.runtime import apply_cpu_threads, summary_line
 

@@ -1,8 +1,9 @@
 """`visionr1 demo` (`make demo`): the whole Vision-R1 pipeline end to end on a CPU, with measured learning.
 
-Parts: ``config`` (the demo recipe, ``recipes/demo.yaml``), ``pipeline`` (:func:`main`: data -> cold start ->
-SFT -> PTST GRPO -> evaluation -> report), ``evaluate`` (held-out scores per checkpoint), ``report``
-(report.json / report.md / plot / console table), ``cli`` (the command). Heavy imports happen inside.
+Parts: ``pipeline`` (:func:`main`: ``visionr1 run`` on the demo's pipeline recipe, ``recipes/demo.yaml``:
+data -> cold start -> SFT -> PTST GRPO -> evaluation; then the report), ``report`` (report.json / report.md /
+plot / console table), ``cli`` (the command). The held-out evaluation is ``visionr1.evaluation.heldout``.
+Heavy imports happen inside.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def main(*args, **kwargs):
 
 
 def load_demo_recipe(*args, **kwargs):
-    """See :func:`visionr1.demo.config.load_demo_recipe`."""
-    from visionr1.demo.config import load_demo_recipe as _load
+    """See :func:`visionr1.demo.pipeline.load_demo_recipe`."""
+    from visionr1.demo.pipeline import load_demo_recipe as _load
 
     return _load(*args, **kwargs)

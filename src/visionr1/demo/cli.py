@@ -28,18 +28,21 @@ def demo(
     ] = False,
 ) -> None:
     """The whole Vision-R1 pipeline on a CPU in minutes, no download: synthetic task -> cold start (oracle) ->
-    SFT -> GRPO with PTST -> held-out evaluation -> runs/demo/report.md."""
+    SFT -> GRPO with PTST -> held-out evaluation -> runs/demo/report.md. (`visionr1 run` on the same recipe,
+    plus the report.)"""
     from visionr1.config.base import RecipeError
     from visionr1.data.errors import DataError
-    from visionr1.demo.config import load_demo_recipe
-    from visionr1.demo.pipeline import DemoError, main
+    from visionr1.demo.pipeline import DemoError, default_recipe_path, load_demo_recipe, main
+    from visionr1.pipeline.run import PipelineError
     from visionr1.training.plan import PlanError
 
     if recipe is not None and "=" in recipe.name and not recipe.is_file():
         overrides = [str(recipe), *(overrides or [])]  # `visionr1 demo seed=1`: overrides on the default recipe
         recipe = None
+    overrides = [*(overrides or []), *([f"output_dir={output_dir.expanduser().resolve()}"] if output_dir else [])]
     try:
-        resolved = load_demo_recipe(recipe, overrides or [])
-        main(resolved, output_dir=output_dir, resume=resume, console=console)
-    except (RecipeError, DemoError, PlanError, DataError) as exc:
+        path = recipe if recipe is not None else default_recipe_path()
+        resolved = load_demo_recipe(path, overrides)
+        main(resolved, recipe_path=path, overrides=overrides, resume=resume, console=console)
+    except (RecipeError, DemoError, PipelineError, PlanError, DataError) as exc:
         fail(str(exc))

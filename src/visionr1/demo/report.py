@@ -21,13 +21,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from visionr1.demo.config import DemoRecipe
+from visionr1.pipeline.config import Pipeline
 from visionr1.utils.io import iter_jsonl
 
 PLOT_FILE = "report.png"
 
 
-def write_report(run_dir: Path, recipe: DemoRecipe, train_recipe: Any, splits: dict[str, Any], cold: dict[str, Any],
+def write_report(run_dir: Path, recipe: Pipeline, train_recipe: Any, splits: dict[str, Any], cold: dict[str, Any],
                  heldout: dict[str, dict[str, Any]], phases: dict[str, float], wall: float,
                  run_info: dict[str, Any]) -> dict[str, Any]:
     """Write report.json, report.png and report.md into ``run_dir``; return the report."""
@@ -236,7 +236,7 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
     lines = [
         f"# visionr1 demo: Vision-R1 end to end on a CPU (seed {report['seed']})",
         "",
-        f"A {rec['model']['size']}-size tiny {rec['model']['family']} with random initial weights went through the "
+        f"A {rec['tiny_model']['size']}-size tiny {rec['tiny_model']['family']} with random initial weights went through the "
         f"whole pipeline on the synthetic **{task['task']}** task ({task['difficulty']}) in "
         f"{report['wall_seconds'] / 60:.1f} minutes: cold-start SFT took held-out accuracy from "
         f"{100 * h['base']['accuracy']:.1f}% to {100 * h[sft]['accuracy']:.1f}%, and GRPO with PTST from there to "

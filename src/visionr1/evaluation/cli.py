@@ -131,10 +131,12 @@ def run_cmd(
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
 
+    from visionr1.config.base import RecipeError, parse_model
     from visionr1.data.errors import DataError
     from visionr1.evaluation.judge import JudgeError
     from visionr1.evaluation.records import EvalError
-    from visionr1.evaluation.run import DecodingConfig, run_benchmark
+    from visionr1.evaluation.run import run_benchmark
+    from visionr1.evaluation.spec import DecodingConfig
     from visionr1.evaluation.strategies import parse_strategy, with_beam_width
     from visionr1.runtime import apply_cpu_threads, summary_line
 
@@ -147,7 +149,9 @@ def run_cmd(
             if plan.name != "insight-v":
                 raise EvalError(f"--summary-model is for --strategy insight-v (the summary agent), not {plan.name}")
             plan.summary_model = summary_model
-        decoding = DecodingConfig(max_new_tokens, temperature, top_p, batch_size, seed)
+        decoding = parse_model(DecodingConfig, {"max_new_tokens": max_new_tokens, "temperature": temperature,
+                                                "top_p": top_p, "batch_size": batch_size, "seed": seed},
+                               source="eval run options (--max-new-tokens, --temperature, --top-p, --batch-size)")
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("generating", total=None)
             summary = run_benchmark(
@@ -155,7 +159,7 @@ def run_cmd(
                 template=template, image_root=image_root, max_pixels=max_pixels, skip_bad=skip_bad, judge=judge,
                 progress=lambda done, total: bar.update(task, completed=done, total=total), strategy=plan,
             )
-    except (EvalError, DataError, JudgeError, FileNotFoundError, ImportError) as exc:
+    except (EvalError, DataError, JudgeError, RecipeError, FileNotFoundError, ImportError) as exc:
         fail(str(exc))
     if summary.get("resumed_from"):
         console.print(f"resumed: {summary['resumed_from']} responses were already in {output / 'predictions.jsonl'}")
@@ -166,6 +170,36 @@ def run_cmd(
     _report(summary, output)
     if summary.get("strategy", {}).get("upper_bound"):
         console.print(f"[yellow]{summary['strategy']['note']}[/]")
+
+
+@app.command("heldout")
+def heldout_cmd(
+    recipe: Annotated[Path, typer.Argument(help="Pipeline recipe with an eval section (e.g. recipes/demo.yaml).")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="Dotted overrides, e.g. eval.samples=8 eval.max_new_tokens=256")] = None,
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", help="The pipeline's run directory (default: the recipe's).")] = None,
+    cpu_threads: CpuThreadsOpt = None,
+) -> None:
+    """A pipeline recipe's eval section alone (what `visionr1 run` does last): the base model and every stage's
+    final weights on the held-out items, resuming per batch; results in RUN/eval/<stage>/summary.json."""
+    from visionr1.config.base import RecipeError
+    from visionr1.pipeline.config import load_pipeline
+    from visionr1.pipeline.run import PipelineError, eval_section
+    from visionr1.runtime import apply_cpu_threads, summary_line
+
+    extra = [f"output_dir={output_dir.expanduser().resolve()}"] if output_dir else []
+    try:
+        pipeline = load_pipeline(recipe, [*(overrides or []), *extra])
+        if pipeline.eval is None:
+            raise RecipeError(f"{recipe}: no eval section (its sections: {', '.join(pipeline.sections()) or 'none'})")
+        threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or pipeline.cpu_threads)
+        console.print(f"eval heldout: {summary_line(threads)}", highlight=False)
+        results = eval_section(pipeline, console, {})
+    except (RecipeError, PipelineError) as exc:
+        fail(str(exc))
+    for name, r in results.items():
+        greedy = f", greedy {100 * r['greedy']['accuracy']:.1f}%" if "greedy" in r else ""
+        console.print(f"{name}: accuracy {100 * r['accuracy']:.1f}%{greedy} (n={r['n']})", highlight=False)
+    console.print(f"wrote {pipeline.run_dir / 'eval' / 'summary.json'}", highlight=False)
 
 
 def _report(summary: dict, output: Path) -> None:

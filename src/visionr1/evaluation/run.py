@@ -24,7 +24,6 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,23 +32,9 @@ from visionr1.evaluation.benchmarks.synthetic import score_completion
 from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_resumable_jsonl
 from visionr1.evaluation.score import score_predictions
+from visionr1.evaluation.spec import DecodingConfig
 
 DEFAULT_MAX_PIXELS = 512 * 28 * 28  # DatasetSpec's default, when neither --max-pixels nor the checkpoint sets one
-
-
-@dataclass
-class DecodingConfig:
-    max_new_tokens: int = 16384  # Vision-R1 evaluates with up to 16K new tokens
-    temperature: float = 0.6
-    top_p: float = 0.95
-    batch_size: int = 8  # prompts per generate() call (transformers backend)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1 or self.batch_size < 1:
-            raise EvalError("--max-new-tokens and --batch-size must be >= 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise EvalError("--temperature must be >= 0 and --top-p in (0, 1]")
 
 
 class Generator:
@@ -228,7 +213,7 @@ def run_benchmark(
     # ---- resume --------------------------------------------------------------------------------------
     config = {
         "benchmark": bench.name, "model": str(model), "model_files": model_files(model_dir), "data": str(data),
-        "decoding": asdict(decoding), "template": template, "backend": backend, "dtype": dtype, "limit": limit,
+        "decoding": decoding.model_dump(), "template": template, "backend": backend, "dtype": dtype, "limit": limit,
         "max_pixels": budget_max, "min_pixels": saved_min, "image_root": str(root.resolve()) if root else None,
         "strategy": strategy.to_json(), **_environment(),
         **({"summary_model_files": model_files(summary_dir)} if summary_dir else {}),
@@ -294,7 +279,7 @@ def run_benchmark(
         "resumed_from": len(items) - len(todo) - len(skipped),
         "skipped_bad_records": [{"pid": pid, "reason": why} for pid, why in bad],
         "image_budget": {"max_pixels": budget_max, "min_pixels": saved_min},
-        "decoding": asdict(decoding),
+        "decoding": decoding.model_dump(),
         "mean_completion_tokens": _mean(r.get("num_tokens") for r in rows),
         "truncated_rate": _mean(float(bool(r.get("truncated"))) for r in rows),
         **strategy_summary(strategy, rows),

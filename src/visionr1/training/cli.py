@@ -17,7 +17,7 @@ app = command_app()
 
 @app.command("train")
 def train(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (see recipes/).")],
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file (see recipes/); of a pipeline recipe, its model + stages.")],
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Dotted overrides, e.g. stages.1.grpo.max_steps=10 model.path=DIR")
     ] = None,
@@ -39,12 +39,12 @@ def train(
     """Run a recipe's stages (SFT, GRPO/PTST) in order, each in a process of its own (`launch:` in the recipe
     sets how many); re-running the same command resumes a killed run."""
     from visionr1.config.base import RecipeError
-    from visionr1.recipe import load_recipe
+    from visionr1.pipeline.load import load_training_recipe
     from visionr1.training.plan import PlanError
 
     threads = parse_cpu_threads(cpu_threads)
     try:
-        resolved = load_recipe(recipe, overrides or [])
+        resolved = load_training_recipe(recipe, overrides or [])
     except RecipeError as exc:
         fail(str(exc))
     if threads is not None:
@@ -76,7 +76,9 @@ def train(
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
     except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
-        fail(str(exc))
+        from visionr1.pipeline.load import pipeline_hint
+
+        fail(str(exc) + pipeline_hint(recipe, exc))
     except OSError as exc:  # a full disk or read-only run directory mid-run: one line, not a traceback
         if not is_write_error(exc):
             raise

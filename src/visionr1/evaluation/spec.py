@@ -1,0 +1,41 @@
+"""The evaluation schema: how responses are decoded (``visionr1 eval run``'s options) and, around it, the
+held-out evaluation section of a pipeline recipe (``eval:``).
+
+One schema for both, so the decoding a pipeline evaluates its stages with is the decoding ``eval run`` takes
+on its command line, field for field, with the same defaults: the Vision-R1 paper's (temperature 0.6, top_p
+0.95, up to 16,384 new tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from visionr1.config.base import StrictModel
+
+
+class DecodingConfig(StrictModel):
+    """How responses are decoded (``eval run --max-new-tokens --temperature --top-p --batch-size --seed``)."""
+
+    max_new_tokens: int = Field(16384, ge=1, description="Most new tokens per response (Vision-R1: 16384).")
+    temperature: float = Field(0.6, ge=0, description="Sampling temperature; 0 for greedy (Vision-R1: 0.6).")
+    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass (Vision-R1: 0.95).")
+    batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
+    seed: int = Field(0, description="Sampling seed (pass i of a held-out evaluation uses seed + i).")
+
+
+class EvalSpec(DecodingConfig):
+    """A pipeline's held-out evaluation: the base model and every stage's final weights on the same items,
+    decoded the same way (``eval:`` of a pipeline recipe)."""
+
+    data: str | None = Field(
+        None, description="Held-out items (canonical JSONL); default: the data section's test split (RUN/data/test.jsonl)."
+    )
+    samples: int = Field(4, ge=1, description="Sampled passes over the held-out items; accuracy is their mean (pass@1).")
+    greedy: bool = Field(True, description="Also decode greedily once and report it beside the sampled accuracy.")
+    examples: int = Field(2, ge=0, description="Held-out completions per stage quoted in a report (visionr1 demo).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype of the evaluated checkpoints (eval run --dtype); auto = the checkpoint's."
+    )
+    device: str | None = Field(None, description="cuda, cuda:1, cpu, ... (eval run --device); null = cuda when available.")

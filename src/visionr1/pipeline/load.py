@@ -1,0 +1,79 @@
+"""Which section of a recipe file a command takes: ``visionr1 train`` the model + stages of a pipeline recipe
+(or a training recipe), ``visionr1 coldstart`` its coldstart section (or a cold-start recipe).
+
+Apart from :mod:`visionr1.pipeline.config` so that a plain training recipe costs no import of the cold-start
+package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from visionr1.config.base import RecipeError, apply_overrides, load_yaml_with_includes
+
+if TYPE_CHECKING:
+    from visionr1.coldstart.config import ColdstartRecipe
+    from visionr1.recipe import Recipe
+
+# Keys only a pipeline has: a recipe holding one of them is a pipeline recipe (else a training or cold-start one).
+PIPELINE_KEYS = ("data", "tiny_model", "coldstart", "eval")
+
+
+def is_pipeline(raw: dict[str, Any]) -> bool:
+    return any(key in raw for key in PIPELINE_KEYS)
+
+
+def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The recipe file with its includes, and the overrides applied (``stages.NAME.x=1`` accepted)."""
+    from visionr1.recipe import _drop_disabled_stages, _stage_name_to_index
+
+    path = Path(path)
+    raw = load_yaml_with_includes(path)
+    try:
+        raw = _drop_disabled_stages(raw)
+    except ValueError as exc:
+        raise RecipeError(f"{path}: stages: {exc}") from None
+    return apply_overrides(raw, [_stage_name_to_index(o, raw, path) for o in overrides])
+
+
+def load_training_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """``visionr1 train``'s recipe: a training recipe, or a pipeline recipe's model + stages sections."""
+    from visionr1.recipe import load_recipe
+
+    if not is_pipeline(load_yaml_with_includes(Path(path))):
+        return load_recipe(path, overrides)
+    from visionr1.pipeline.config import load_pipeline
+
+    pipeline = load_pipeline(path, overrides)
+    if pipeline.stages is None:
+        raise RecipeError(f"{path}: a pipeline recipe without a stages section: nothing to train "
+                          f"(its sections: {', '.join(pipeline.sections()) or 'none'})")
+    return pipeline.training_recipe()
+
+
+def load_coldstart_section(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ColdstartRecipe:
+    """``visionr1 coldstart``'s recipe: a cold-start recipe, or a pipeline recipe's coldstart section."""
+    from visionr1.coldstart.config import load_coldstart_recipe
+
+    if not is_pipeline(load_yaml_with_includes(Path(path))):
+        return load_coldstart_recipe(path, overrides)
+    from visionr1.pipeline.config import load_pipeline
+
+    pipeline = load_pipeline(path, overrides)
+    if pipeline.coldstart is None:
+        raise RecipeError(f"{path}: a pipeline recipe without a coldstart section "
+                          f"(its sections: {', '.join(pipeline.sections()) or 'none'})")
+    return pipeline.coldstart
+
+
+def pipeline_hint(path: str | Path, exc: Exception) -> str:
+    """For ``visionr1 train PIPELINE`` whose data or model are not there yet: the command that makes them."""
+    try:
+        pipeline = is_pipeline(load_yaml_with_includes(Path(path)))
+    except RecipeError:
+        return ""
+    if not pipeline or "does not exist" not in str(exc) and "no such file" not in str(exc):
+        return ""
+    return (f"\n  (a pipeline recipe: its earlier sections make the stages' data and model; "
+            f"run them with `visionr1 run {path}`, which trains too)")

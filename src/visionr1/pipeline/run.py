@@ -1,0 +1,327 @@
+"""`visionr1 run RECIPE`: the sections of a pipeline recipe, in order, each resumable, in one run directory.
+
+The story, top to bottom in :func:`main`:
+1. data: a synthetic task's items, split into cold-start items, RL prompts and held-out items (``RUN/data/``),
+   and the tiny random model when the recipe builds one (``RUN/model/``);
+2. cold start: modality bridging (``visionr1.coldstart``) into SFT data (``RUN/coldstart/``);
+3. training: the stages, each in a process of its own (``training.launch``) unless ``launch.isolate_stages``
+   is false, by the training runner (``RUN/train/``, its manifest);
+4. evaluation: the base model and every stage's final weights on the held-out items (``RUN/eval/<stage>/``).
+
+Resuming: re-running the same command continues where a killed run stopped, at any point. A finished data or
+model section is recorded in ``RUN/sections/<section>.json`` with the settings it was made with and is not
+made again (other settings for it are an error: the later sections were made from it); the cold start
+resumes per record (its own store), training per stage and from a stage's last checkpoint (its manifest),
+evaluation per checkpoint and per batch (``evaluation.heldout``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from visionr1.pipeline.config import Pipeline
+from visionr1.utils.io import atomic_write_json
+
+MARKER = "pipeline.json"  # the resolved recipe, written first: marks a directory as a pipeline run
+
+
+class PipelineError(RuntimeError):
+    """A pipeline run that cannot go on; the message says why and what to do."""
+
+
+def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: Sequence[str] = (),
+         console: Console | None = None, label: str = "visionr1 run", extra_steps: int = 0) -> dict[str, Any]:
+    """Run the recipe's sections (see the module docstring); returns what each produced (also ``RUN/summary.json``).
+
+    ``recipe_path`` and ``overrides`` are what the recipe was loaded from: each training stage's process loads
+    it again (``visionr1 train RECIPE OVERRIDES --stage NAME``); without a path, the stages train here."""
+    console = console or Console(highlight=False)
+    if pipeline.stages is not None:  # the stages' TRL configs, built by the planner: a bad one fails before the data
+        from visionr1.training.plan import plan_run
+
+        train = pipeline.training_recipe()
+        plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe_path or "pipeline recipe"))
+    run_dir = pipeline.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / MARKER, pipeline.model_dump(mode="json"))
+    from visionr1.runtime import apply_cpu_threads
+
+    threads = apply_cpu_threads(pipeline.cpu_threads)["torch_threads"]
+    load = _load()
+    console.print(f"{label} -> {run_dir}  ({threads} torch thread{'s' if threads > 1 else ''}, load average {load:.1f})")
+    steps = _Steps(console, [s for s in ("data", "coldstart", "train", "eval") if s in _phases_of(pipeline)],
+                   extra_steps)
+    out: dict[str, Any] = {"run_dir": str(run_dir), "sections": pipeline.sections(), "torch_threads": threads,
+                           "load_average_at_start": load}
+
+    # --- 1. data and model ---------------------------------------------------------------------------------------
+    if pipeline.data is not None or pipeline.tiny_model is not None:
+        with steps.phase("data", "data: synthetic task" + (" and tiny model" if pipeline.tiny_model else "")):
+            if pipeline.data is not None:
+                out["data"] = make_data(pipeline, run_dir)
+                d = out["data"]
+                console.print(f"  {d['task']} ({d['difficulty']}): {d['coldstart']} cold-start items, {d['rl']} RL "
+                              f"prompts, {d['heldout']} held-out items")
+            if pipeline.tiny_model is not None:
+                out["model"] = str(make_model(pipeline, run_dir))
+                console.print(f"  tiny model {out['model']}")
+
+    # --- 2. cold start ---------------------------------------------------------------------------------------------
+    if pipeline.coldstart is not None:
+        with steps.phase("coldstart", "cold start: modality bridging"):
+            out["coldstart"] = run_coldstart_section(pipeline, console)
+
+    # --- 3. training -----------------------------------------------------------------------------------------------
+    if pipeline.stages is not None:
+        with steps.phase("train", "training: " + " -> ".join(f"{s.name} ({s.type})" for s in pipeline.stages)):
+            out["train"] = train_section(pipeline, recipe_path, overrides, threads)
+        steps.phases.update(_stage_seconds(run_dir / "train"))
+
+    # --- 4. evaluation ---------------------------------------------------------------------------------------------
+    if pipeline.eval is not None:
+        with steps.phase("eval", "evaluation: held-out accuracy of every stage"):
+            out["eval"] = eval_section(pipeline, console, steps.phases)
+
+    out["phases"] = steps.phases
+    atomic_write_json(run_dir / "summary.json", out)
+    return out
+
+
+def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]:
+    """What ``visionr1 run`` would do (``--dry-run``): every section, resolved, with its inputs and outputs;
+    for the stages, the full TRL configs. Touches neither model nor data."""
+    run_dir = pipeline.run_dir
+    out: dict[str, Any] = {"run_dir": str(run_dir), "sections": pipeline.sections()}
+    if pipeline.data is not None:
+        out["data"] = {**pipeline.data.model_dump(mode="json"), "seed": pipeline.seed,
+                       "outputs": [str(run_dir / "data" / f) for f in ("coldstart.jsonl", "rl.jsonl", "test.jsonl")]}
+    if pipeline.tiny_model is not None:
+        out["tiny_model"] = {**pipeline.tiny_model.model_dump(mode="json"), "output": str(run_dir / "model")}
+    if pipeline.coldstart is not None:
+        out["coldstart"] = pipeline.coldstart.model_dump(mode="json")
+    if pipeline.stages is not None:
+        from visionr1.training.plan import plan_run
+
+        train = pipeline.training_recipe()
+        out["train"] = plan_run(train, train.output_dir, num_processes or train.launch.num_processes,
+                                source=f"{pipeline.name}: stages")
+    if pipeline.eval is not None:
+        out["eval"] = {**pipeline.eval.model_dump(mode="json"), "checkpoints": {k: str(v) for k, v in checkpoints(pipeline).items()}}
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the sections
+# ----------------------------------------------------------------------------------------------------------
+
+
+def make_data(pipeline: Pipeline, run_dir: Path) -> dict[str, Any]:
+    """Draw ``coldstart + rl + heldout`` items of one stream; write ``coldstart.jsonl`` (the first items),
+    ``rl.jsonl`` (the next) and ``test.jsonl`` (the last, held out) beside the images."""
+    from visionr1.tasks.synthetic import make_synthetic
+
+    t = pipeline.data
+    assert t is not None
+    difficulty = t.resolved_difficulty()
+    result = {"task": t.name, "difficulty": difficulty.name, "difficulty_params": difficulty.to_dict(),
+              "coldstart": t.coldstart_items, "rl": t.rl_items, "heldout": t.heldout_items}
+    settings = {"data": t.model_dump(mode="json"), "seed": pipeline.seed}
+    data_dir = run_dir / "data"
+    if _section_done(run_dir, "data", settings, data_dir):
+        return result
+    n = t.coldstart_items + t.rl_items + t.heldout_items
+    make_synthetic(t.name, n, pipeline.seed, data_dir, difficulty=difficulty, test_fraction=t.heldout_items / n)
+    train = [line + "\n" for line in (data_dir / "train.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    if len(train) != t.coldstart_items + t.rl_items:  # make_synthetic rounds the test share
+        raise PipelineError(f"make_synthetic wrote {len(train)} training items, expected {t.coldstart_items + t.rl_items}")
+    (data_dir / "coldstart.jsonl").write_text("".join(train[: t.coldstart_items]), encoding="utf-8")
+    (data_dir / "rl.jsonl").write_text("".join(train[t.coldstart_items :]), encoding="utf-8")
+    _section_finished(run_dir, "data", settings)
+    return result
+
+
+def make_model(pipeline: Pipeline, run_dir: Path) -> Path:
+    """A randomly initialised tiny model (seeded), built here: nothing is downloaded."""
+    from visionr1.models.tiny import build_tiny_model
+
+    spec = pipeline.tiny_model
+    assert spec is not None
+    seed = spec.init_seed if spec.init_seed is not None else pipeline.seed
+    settings = {"family": spec.family, "size": spec.size, "seed": seed}
+    out = run_dir / "model"
+    if not _section_done(run_dir, "tiny_model", settings, out):
+        build_tiny_model(spec.family, spec.size, out, seed=seed)
+        _section_finished(run_dir, "tiny_model", settings)
+    return out
+
+
+def run_coldstart_section(pipeline: Pipeline, console: Console) -> dict[str, Any]:
+    """The cold start on its input (by default the data section's cold-start split); resumes per record."""
+    from visionr1.coldstart import run_coldstart
+
+    cs = pipeline.coldstart
+    assert cs is not None
+    out = Path(cs.output_dir or pipeline.run_dir / "coldstart")
+    settings = cs.model_dump(mode="json")
+    report_file = out / "report.json"
+    if _section_done(pipeline.run_dir, "coldstart", settings, None, reuse_on_change=True) and report_file.is_file():
+        console.print(f"  finished before ({report_file}), not run again")
+        report = json.loads(report_file.read_text())
+    else:
+        report = run_coldstart(cs, output_dir=out, console=console)
+        _section_finished(pipeline.run_dir, "coldstart", settings)
+    if not report.get("kept"):
+        raise PipelineError(f"the cold start kept no sample (see {report_file}); SFT has no data")
+    return {"input": report["input_records"], "kept": report["kept"], "dropped": report.get("dropped"),
+            "oracle_steps": report.get("oracle_steps"), "oracle_note": report.get("oracle_note"),
+            "mean_response_chars": report.get("mean_response_chars"), "report": str(report_file),
+            "output": str(out / "cold_start.jsonl")}
+
+
+def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str],
+                  threads: int | None = None) -> dict[str, Any]:
+    """The training recipe of the model + stages sections, by the training runner; each stage in a process of
+    its own (``visionr1 train RECIPE OVERRIDES --stage NAME``) unless ``launch.isolate_stages`` is false.
+    Stages trained here keep the torch threads the run started with (``threads``); a stage's own process
+    resolves ``cpu_threads`` itself."""
+    import os
+
+    from visionr1.training.launch import is_stage_child, stage_launcher
+    from visionr1.training.runner import main as train
+
+    recipe = pipeline.training_recipe()
+    run_dir = Path(str(recipe.output_dir))
+    launcher = None
+    if recipe_path is not None and recipe.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
+        launcher = stage_launcher(recipe.launch, str(recipe_path), list(overrides), run_dir)
+    elif threads is not None:
+        recipe = recipe.model_copy(update={"cpu_threads": threads})
+    return train(recipe, output_dir=run_dir, source=str(recipe_path or "pipeline recipe"), launcher=launcher)
+
+
+def checkpoints(pipeline: Pipeline) -> dict[str, Path | str]:
+    """What the evaluation scores: the model training starts from (``base``), then every stage's final weights."""
+    from visionr1.training.plan import final_dir
+
+    assert pipeline.model is not None
+    out: dict[str, Path | str] = {"base": pipeline.model.path}
+    if pipeline.stages is not None:
+        run_dir = Path(str(pipeline.training_recipe().output_dir))
+        out.update({s.name: final_dir(run_dir, s) for s in pipeline.stages})
+    return out
+
+
+def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Every checkpoint on the same held-out items, decoded the same way (``evaluation.heldout``)."""
+    from visionr1.evaluation.heldout import evaluate_checkpoint
+    from visionr1.training.loading import resolve_model_path
+
+    spec = pipeline.eval
+    assert spec is not None and spec.data is not None and pipeline.model is not None
+    if not Path(spec.data).is_file():
+        raise PipelineError(f"eval.data: {spec.data} not found; set eval.data to the held-out items (canonical JSONL)")
+    max_pixels = pipeline.model.max_pixels
+    results: dict[str, dict[str, Any]] = {}
+    for name, path in checkpoints(pipeline).items():
+        path = Path(resolve_model_path(str(path)))
+        if not path.is_dir():
+            raise PipelineError(f"eval: checkpoint {name} ({path}) not found; its stage has not finished")
+        t0 = time.perf_counter()
+        results[name] = evaluate_checkpoint(path, Path(spec.data), pipeline.run_dir / "eval" / name, spec,
+                                            max_pixels, console, label=name)
+        phases[f"eval:{name}"] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(pipeline.run_dir / "eval" / "summary.json", results)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# bookkeeping
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _section_file(run_dir: Path, name: str) -> Path:
+    return run_dir / "sections" / f"{name}.json"
+
+
+def _section_done(run_dir: Path, name: str, settings: dict[str, Any], output: Path | None,
+                  reuse_on_change: bool = False) -> bool:
+    """True when section ``name`` finished with ``settings``. A finished section with other settings is an error
+    (later sections were made from its output) unless ``reuse_on_change``; an unfinished one's partial
+    ``output`` is cleared."""
+    marker = _section_file(run_dir, name)
+    if marker.is_file():
+        old = json.loads(marker.read_text())["settings"]
+        if old == settings:
+            return True
+        if not reuse_on_change:
+            changed = sorted(k for k in {*old, *settings} if old.get(k) != settings.get(k))
+            raise PipelineError(
+                f"{run_dir} holds a run whose {name} section was made with other settings ({', '.join(changed)}); "
+                "resume with the same recipe and overrides, or choose another --output-dir"
+            )
+        marker.unlink()
+    if output is not None and output.exists():
+        shutil.rmtree(output)
+    return False
+
+
+def _section_finished(run_dir: Path, name: str, settings: dict[str, Any]) -> None:
+    from visionr1.training.manifest import now
+
+    atomic_write_json(_section_file(run_dir, name), {"settings": settings, "finished": now()})
+
+
+def _phases_of(pipeline: Pipeline) -> set[str]:
+    sections = set(pipeline.sections())
+    return {"data" if s == "tiny_model" else s for s in sections}
+
+
+def _stage_seconds(train_dir: Path) -> dict[str, float]:
+    """Wall seconds of each training stage, from the manifest's timestamps (model loading included)."""
+    from datetime import datetime
+
+    manifest = json.loads((train_dir / "manifest.json").read_text())
+    out = {}
+    for s in manifest["stages"]:
+        if s.get("started") and s.get("finished"):
+            secs = (datetime.fromisoformat(s["finished"]) - datetime.fromisoformat(s["started"])).total_seconds()
+            out[f"train:{s['name']}"] = secs
+    return out
+
+
+def _load() -> float:
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+class _Steps:
+    """Numbered phases: a rule on the console, then the phase's wall seconds into ``phases``."""
+
+    def __init__(self, console: Console, names: list[str], extra: int) -> None:
+        self.console, self.names, self.total = console, names, len(names) + extra
+        self.phases: dict[str, float] = {}
+
+    def phase(self, name: str, title: str) -> _Phase:
+        return _Phase(self, name, f"{self.names.index(name) + 1}/{self.total} {title}")
+
+
+class _Phase:
+    def __init__(self, steps: _Steps, name: str, title: str) -> None:
+        self.steps, self.name, self.title = steps, name, title
+
+    def __enter__(self) -> None:
+        self.steps.console.rule(f"[bold cyan]{self.title}")
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.steps.phases[self.name] = round(time.perf_counter() - self.t0, 1)
+        if exc[0] is None:
+            self.steps.console.print(f"  [dim]{self.name}: {self.steps.phases[self.name]:.0f} s[/]")
