@@ -183,3 +183,53 @@ def test_rules_hand_the_normalisation_what_an_llm_would(tmp_path, fixtures, reco
     data = fixtures.json(tmp_path / "testmini.json", {record["pid"]: record})
     preds = fixtures.predictions(tmp_path / "preds.jsonl", {record["pid"]: response})
     assert score_predictions("mathvista", data, preds)["correct"] == int(correct)
+
+
+# Prose without a marker, in the styles of published MathVista outputs (short LLaVA/miniGPT-4 replies);
+# written here, not copied from the measured files. What GPT-4's extraction reads: (record, response, correct?)
+_YN = {"qt": "multi_choice", "at": "text", "choices": ["Yes", "No"]}
+PROSE_CASES = [
+    # the option's text up to a suffix: singular for plural, "slight" for "Slightly"
+    (_record("s1", "Which animal eats the grass?", "Rabbits", "multi_choice", "text", choices=["Hawks", "Rabbits", "Snakes"]),
+     "The animal that eats the grass in this food web would be the rabbit.", True),
+    (_record("s2", "Which animal eats the grass?", "Hawks", "multi_choice", "text", choices=["Hawks", "Rabbits", "Snakes"]),
+     "The animal that eats the grass in this food web would be the rabbit.", False),
+    (_record("s3", "What happens to the deer?", "Slightly increase", "multi_choice", "text",
+             choices=["Increase", "Slightly increase", "Decrease"]), "The deer population would show a slight increase.", True),
+    # most of one option's content words, none of the others'
+    (_record("w1", "Which months are warmest?", "June and July", "multi_choice", "text",
+             choices=["January and February", "June and July", "October and November"]),
+     "According to the graph, the warmest month in Madrid is July.", True),
+    (_record("w2", "What happens to the owls if mice decrease?", "Owls will decrease", "multi_choice", "text",
+             choices=["Owls will increase", "Owls will decrease", "Nothing"]),
+     "If the mice decrease, the owl population will likely decrease too, as owls feed on mice.", True),
+    (_record("w3", "Which is largest?", "Metals", "multi_choice", "text", choices=["Metals", "Plastics", "Glass"]),
+     "The image does not show enough to say which category is the largest.", False),
+    # a statement answers a Yes/No question: negated -> No, else Yes
+    (_record("y1", "Is this function continuous?", "Yes", **_YN), "The function is continuous.", True),
+    (_record("y2", "Is this function continuous?", "Yes", **_YN), "The function is not continuous at x = 0.", False),
+    (_record("y3", "Does Dark Cyan have the lowest value?", "No", **_YN),
+     "Based on the chart, Dark Cyan does not have the lowest value; Olive does.", True),
+    (_record("y4", "Are there fewer cubes than balls?", "No", **_YN), "Based on the image, there are fewer cubes than balls.", False),
+    # numbers in sentences: number words, the sentence that answers, not the data listed around it
+    (_record("n1", "How many objects are left?", "5"), "After removing the red spheres, there are five objects left.", True),
+    (_record("n2", "How many objects are left?", "7"), "After removing the red spheres, there are five objects left.", False),
+    (_record("n3", "What is the difference?", "45"),
+     "The tallest bar is 70%, and the shortest bar is 25%. The difference between them is 45%.", True),
+    (_record("n4", "What was the rate of change?", "6"),
+     "The rate of change between 2016 and 2017 was an increase of 6 books. In 2016 there were 14 books, and in 2017 there were 20 books.", True),
+    (_record("n5", "In which year was it highest?", "2018"), "The revenue was highest in 2018, with a value of 41.5 million.", True),
+    (_record("n6", "What is the value?", "3.5", at="float", precision=1),
+     "Each step adds 0.5. Therefore, the value at the fifth step is 3.5.", True),
+    (_record("n9", "What is the smallest value?", "1"),
+     "The values are 10, 20 and 30. Therefore, the smallest one is Step 1 with a value of 10.", False),
+    (_record("n7", "How many people?", "2"), "I cannot tell how many people are in the image.", False),
+    (_record("n8", "Find x.", "2"), "The length of BC is 2*x in this triangle.", False),
+]
+
+
+@pytest.mark.parametrize(("record", "response", "correct"), PROSE_CASES, ids=[c[0]["pid"] for c in PROSE_CASES])
+def test_prose_answers_are_read_as_an_llm_extractor_reads_them(tmp_path, fixtures, record, response, correct):
+    data = fixtures.json(tmp_path / "testmini.json", {record["pid"]: record})
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", {record["pid"]: response})
+    assert score_predictions("mathvista", data, preds)["correct"] == int(correct)

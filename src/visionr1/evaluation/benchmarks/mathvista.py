@@ -202,15 +202,57 @@ def choice_from_prose(text: str, choices: Sequence[str]) -> str | None:
             last = letter
     if last is not None:
         return last
-    best, best_pos, best_len = None, -1, 0
-    low = text.lower()
+    stemmed = _stem_text(text)
+    spans = []  # (start, end, letter) of every mention, word by word up to suffixes ("the Frog" names "Frogs")
     for letter, opt in zip(letters, lowered, strict=True):
-        if not opt:
-            continue
-        for m in re.finditer(rf"(?<![\w.]){re.escape(opt)}(?![\w]|\.\d)", low):
-            if m.start() > best_pos or (m.start() == best_pos and len(opt) > best_len):
-                best, best_pos, best_len = letter, m.start(), len(opt)
-    return best
+        if opt:
+            needle = _stem_text(opt)
+            spans += [(m.start(), m.end(), letter)
+                      for m in re.finditer(rf"(?<![\w.]){re.escape(needle)}(?![\w]|\.\d)", stemmed)]
+    # a mention inside a longer one is part of it ("a slight decrease" names "Slightly Decrease", not "Decrease")
+    spans = [a for a in spans if not any(b[0] <= a[0] and a[1] <= b[1] and b[1] - b[0] > a[1] - a[0] for b in spans)]
+    if spans:
+        return max(spans, key=lambda sp: (sp[0], sp[1] - sp[0]))[2]
+    if set(lowered) == {"yes", "no"}:  # a statement answers a Yes/No question: negated -> No, else Yes
+        sentence = re.split(r"(?<=[.!?])\s", text.strip(), maxsplit=1)[0]
+        return letters[lowered.index("no" if _NEGATION_RE.search(sentence) else "yes")]
+    return _option_by_words(text, choices, letters)
+
+
+_STOP_WORDS = frozenset(
+    "a an the of and or to in on at by for with from is are was were be will would can could it its this that "
+    "these those as than then there their they which what who".split()
+)
+_NEGATION_RE = re.compile(r"\b(?:not|no|never|none|neither|nor|cannot)\b|n't\b", re.I)
+_SUFFIXES = ("ly", "es", "s", "ed", "ing")
+
+
+def _stem(word: str) -> str:
+    """A word without one common English suffix (words of 5+ letters only): 'frogs' -> 'frog', 'slightly' ->
+    'slight', 'decreased' -> 'decreas', 'decrease' -> 'decrease'."""
+    w = word.lower()
+    for suffix in _SUFFIXES:
+        if len(w) >= 5 and w.endswith(suffix):
+            return w[: -len(suffix)]
+    return w
+
+
+def _stem_text(text: str) -> str:
+    return re.sub(r"[A-Za-z]+", lambda m: _stem(m.group()), text.lower())
+
+
+def _option_by_words(text: str, choices: Sequence[str], letters: Sequence[str]) -> str | None:
+    """The option most of whose content words the text uses ("the hottest month is July" -> "July and
+    August"); None unless one option has at least half its content words there and beats every other."""
+    words = {_stem(w) for w in re.findall(r"[A-Za-z]+", text)}
+    scores = []
+    for c in choices:
+        content = {_stem(w) for w in re.findall(r"[A-Za-z]+", str(c)) if w.lower() not in _STOP_WORDS}
+        scores.append(len(content & words) / len(content) if content else 0.0)
+    top = max(scores, default=0.0)
+    if top < 0.5 or scores.count(top) > 1:
+        return None
+    return letters[scores.index(top)]
 
 
 def numeric_form(answer: str) -> str | None:
@@ -252,9 +294,74 @@ def llm_form(extracted: str, record: dict[str, Any], response: str, how: str | N
         found = choice_from_prose(extracted if how not in (None, "whole_text") else official_response(response), choices)
         return found if found is not None else extracted
     if record.get("answer_type") in ("integer", "float"):
+        if how is None or how in LAST_RESORTS:  # no stated answer: the number the answer sentence gives
+            prose = number_from_prose(official_response(response))
+            if prose is not None:
+                return prose
+            if how == "last_number":  # its only numbers are inside expressions ("2*x"): no answer stated
+                return ""
         form = numeric_form(extracted)
         return form if form is not None else extracted
     return extracted
+
+
+_NUM = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?"
+_WORD_NUMBER_RE = re.compile(
+    r"\b(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+    r"sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+    r"(?:[\s-]+(?:one|two|three|four|five|six|seven|eight|nine))?\b",
+    re.I,
+)
+_PROSE_NUMBER_RE = re.compile(rf"(?<![\w.^_{{]){_NUM}(?![\w^_(]|\.\d|\s*[*/^]\s*\w)")
+_CONCLUSION_RE = re.compile(r"^\W*(?:therefore|thus|hence|so|in conclusion|in summary|overall)\b", re.I)
+_LABEL_BEFORE_RE = re.compile(r"(?:\b[A-Z][A-Za-z]*|\b(?:bar|step|option|figure|episode|row|column|id))\s$")
+_MID_CONCLUSION_RE = re.compile(r"\b(?:so|therefore|thus|hence)\b", re.I)
+_COPULA_RE = re.compile(r"\b(?:is|are|was|were|be|equals?)\b|=", re.I)
+_STATED_VALUE_RE = re.compile(rf"(?:\b(?:is|are|was|were)\b|=)\s+(?:[A-Za-z]+\s+){{0,3}}?(?:{_NUM})", re.I)
+
+
+def number_from_prose(text: str) -> str | None:
+    """The number a prose reply gives as its answer, as GPT-4's extraction reads it; None when no sentence
+    states one. The sentence: the last concluding one ("Therefore, ...", "So ...") that holds a number,
+    else the last that holds one and does not list two values ("In 2013 there were 23, in 2014 there were
+    36" supports the answer, it is not one); in it, from its last "so" / "therefore" on, the first number
+    after its verb ("is", "was", "=") else its first number, labels ("Bar 1") skipped. Number words count ("three objects" -> 3),
+    thousands separators go ("1,238" -> 1238); a number inside an expression ("2*x", "x^2") is no answer.
+
+    >>> number_from_prose("After subtracting them, there are three objects left.")
+    '3'
+    >>> number_from_prose("The change from 2013 to 2014 was an increase of 13. In 2013 there were 23, in 2014 there were 36.")
+    '13'
+    >>> number_from_prose("Each side is 4 cm. Therefore, the perimeter is 16 cm.")
+    '16'
+    >>> number_from_prose("I cannot tell from the image.") is None
+    True
+    """
+    from visionr1.rewards.scoring import words_to_int
+
+    text = _WORD_NUMBER_RE.sub(lambda m: str(words_to_int(m.group())), text)
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n+", text) if _PROSE_NUMBER_RE.search(s)]
+    if not sentences:
+        return None
+    concluding = [s for s in sentences if _CONCLUSION_RE.search(s)]
+    # a sentence stating two values ("the highest is 80%, and the lowest is 20%") lists data, not the answer
+    single = [s for s in sentences if len(_STATED_VALUE_RE.findall(s)) < 2]
+    sentence = (concluding or single or sentences)[-1]
+    start = 0  # "there were 5, two leave, so 3 remain": what follows the last "so" / "therefore" concludes
+    for m in _MID_CONCLUSION_RE.finditer(sentence):
+        if _answer_number(sentence, m.end()):
+            start = m.end()
+    verb = _COPULA_RE.search(sentence, start)
+    number = (_answer_number(sentence, verb.end()) if verb else None) or _answer_number(sentence, start)
+    return number.replace(",", "") if number else None
+
+
+def _answer_number(sentence: str, start: int) -> str | None:
+    """The first number from ``start`` on that is not a label: "Bar 1", "Step 2", "In 2013" name things."""
+    for m in _PROSE_NUMBER_RE.finditer(sentence, start):
+        if not _LABEL_BEFORE_RE.search(sentence[: m.start()]):
+            return m.group()
+    return None
 
 
 def precision_of(record: dict[str, Any]) -> int | None:
@@ -317,6 +424,10 @@ class MathVista(Benchmark):
                 letter = choice_from_prose(official_response(response), record["choices"])
                 if letter is not None and not ctx.wants_llm("whole_text"):
                     return letter, "answer_rules", "whole_text"
+            if found is None and record.get("answer_type") in ("integer", "float"):
+                number = number_from_prose(official_response(response))  # "there are three objects left"
+                if number is not None and not ctx.wants_llm("last_number"):
+                    return number, "answer_rules", "last_number"
         found = quick_extract(response, record)
         if found is not None:
             return found, "benchmark_rules", None
