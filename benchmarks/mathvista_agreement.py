@@ -27,6 +27,7 @@ from pathlib import Path
 from visionr1.evaluation.benchmarks.base import Item, ScoringContext
 from visionr1.evaluation.benchmarks.mathvista import (
     MathVista,
+    is_option_echo,
     normalize_extracted_answer,
     precision_of,
     safe_equal,
@@ -83,6 +84,8 @@ def official_artefact(rec: dict, text: str) -> str | None:
     - ``"edit-distance"``: a multiple-choice extraction that is neither an option letter in range (bare or in
       parentheses, as ``normalize_extracted_answer`` reads it) nor an option (``_names_option``), so
       calculate_score.py maps it onto the nearest option by edit distance ("N/A" -> "0-5", "125.0" -> "25°");
+    - ``"option-list"``: the scored text only lists labelled options ("(C) Yes\n(D) No", "(E) 70°\n(F) 75°
+      ..."; ``is_option_echo``), and GPT-4 picks one of them: the reply states no answer to read;
     - ``"absent"``: an extraction that yields a value (an option, or a free-form answer that
       ``normalize_extracted_answer`` does not turn into None) which appears nowhere in the scored text (the
       execution output when there is one, else the response): neither the extraction itself nor, for an
@@ -102,6 +105,8 @@ def official_artefact(rec: dict, text: str) -> str | None:
     candidates = [ext]
     if rec["question_type"] == "multi_choice":
         choices = list(rec.get("choices") or [])
+        if is_option_echo(text, choices):
+            return "option-list"
         options = [chr(ord("A") + i) for i in range(len(choices))]
         letter = re.findall(r"\(([a-zA-Z])\)", ext)
         key = letter[0].upper() if letter else ext

@@ -170,7 +170,6 @@ LLM_FORM_CASES = [
     (_record("l", "Which?", "8/11", *MC, choices=CHOICES), "Counting the squares, eight of eleven are blue, so (B).", True),
     (_record("m", "Which?", "8/11", *MC, choices=CHOICES), "Eight of the eleven squares are blue: 8/11 of the shape.", True),
     # published outputs (lupantech/MathVista results/): GPT-4's extraction reads these as shown
-    (_record("n", "Is it positive?", "Yes", "multi_choice", "text", choices=["Yes", "No"]), "(C) Yes\n(D) No", True),
     (_record("o", "Is Chartreuse the roughest?", "no", "multi_choice", "text", choices=["yes", "no"]),
      "C. No, Chartreuse is not the roughest, as it is a softer color. The roughest color option is D (Teal).", True),
     (_record("p", "Which?", "LangRoom", "multi_choice", "text", choices=["HomeGrid", "Msgr S1", "Msgr S2", "LangRoom"]),
@@ -230,6 +229,78 @@ PROSE_CASES = [
 
 @pytest.mark.parametrize(("record", "response", "correct"), PROSE_CASES, ids=[c[0]["pid"] for c in PROSE_CASES])
 def test_prose_answers_are_read_as_an_llm_extractor_reads_them(tmp_path, fixtures, record, response, correct):
+    data = fixtures.json(tmp_path / "testmini.json", {record["pid"]: record})
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", {record["pid"]: response})
+    assert score_predictions("mathvista", data, preds)["correct"] == int(correct)
+
+
+# Round 2 (issue 12), classes found on the wider published sample; own examples in those styles. Each class
+# has cases that must stay wrong: a list of options, a refusal, a hedge between two options, or a program
+# that printed nothing is no answer, whatever option an edit distance would land on.
+_MC = {"qt": "multi_choice", "at": "text"}
+_DOTS = "Fill in the blank to describe the model. The model has 6 dots divided into 2 equal groups. There are (_) dots in each group."
+ROUND2_CASES = [
+    # option echo: the reply lists options (letters past the record's, or all of them) -> no answer
+    (_record("e1", "Is it positive?", "Yes", **_YN), "(C) Yes\n(D) No", False),
+    (_record("e2", "Is it positive?", "No", **_YN), "(C) Yes\n(D) No", False),
+    (_record("e3", "Find the angle.", "40°", **_MC, choices=["40°", "50°", "60°", "70°"]), "(E) 80°\n(F) 90°\n(G) 100°\n(H) 110°", False),
+    (_record("e4", "Find tan A.", "0.6", **_MC, choices=["0.25", "0.6", "0.75"]), "(E) 0.5", False),
+    (_record("e5", "Which bar is tallest?", "A", **_MC, choices=["A", "B", "C", "D"]), "(A) A\n(B) B\n(C) C\n(D) D", False),
+    # refusals: no option, even one a statement rule or the nearest-option rule would give
+    (_record("r1", "Was the cake round?", "No", **_YN),
+     "The text does not provide information on whether the cake was round.\n\nThus, the answer cannot be determined.", False),
+    (_record("r2", "Was the cake round?", "Yes", **_YN),
+     "The text does not provide information on whether the cake was round.\n\nThus, the answer cannot be determined.", False),
+    (_record("r3", "Is it split in half?", "Yes", **_YN),
+     "There is not enough context to know what \"it\" refers to, so I am unable to select option A or B.", False),
+    (_record("r4", "Is this function odd?", "No", **_YN), "The solution cannot be provided as the function is not specified.", False),
+    (_record("r5", "Which model scores best?", "Uniform", **_MC, choices=["Identity", "Uniform", "Soft"]),
+     "The solution cannot be provided without the chart of the scores.", False),
+    # a hedge between two options is no answer
+    (_record("h1", "What are the diagonals?", "26", **_MC, choices=["6.5", "13", "26", "52"]),
+     "Solving gives x = 13 and 2x = 26. So, the answer is B (13) and C (26).", False),
+    (_record("h2", "What are the diagonals?", "13", **_MC, choices=["6.5", "13", "26", "52"]),
+     "Solving gives x = 13 and 2x = 26. So, the answer is B (13) and C (26).", False),
+    # Chinese answer marks: 答案:C, 所以答案是B, 最接近的是D)
+    (_record("c1", "如图，则周长为（）", "12", **_MC, choices=["10", "11", "12", "13"]),
+     "* 由勾股定理, BC=√(3²+4²)=5\n* 所以周长约为11.8,与选项最接近的是C) 12\n\n答案:C", True),
+    (_record("c2", "如图，则周长为（）", "11", **_MC, choices=["10", "11", "12", "13"]),
+     "* 由勾股定理, BC=√(3²+4²)=5\n* 所以周长约为11.8,与选项最接近的是C) 12\n\n答案:C", False),
+    (_record("c3", "如图，则x的值为（）", "4", **_MC, choices=["3", "4", "5", "6"]), "由相似三角形得 x = 8/2 = 4\n\n因此,x 的值为 B) 4\n\n所以答案是B", True),
+    # program of thought: the printed result is the answer; a program that printed nothing answers nothing
+    (_record("p1", "f(-1) is ____ f(0).", "smaller than", **_MC, choices=["larger than", "equal to", "smaller than"]), "smaller than", True),
+    (_record("p2", "Are there fewer cubes than balls?", "Yes", **_YN), "Equal", False),
+    (_record("p3", "When does the function value first reach 3?", "3"),
+     "import numpy as np\n\ndef f(x):\n    return x**2 - 6*x + 12\n\nfor x in np.linspace(0, 10, 1000):\n    if f(x) == 3:\n        print(x)\n        break", False),
+    (_record("p4", "How many objects are left?", "4"),
+     "cubes = 5\nballs = 3\n\nremaining = total - (cubes + balls)\nprint(remaining)", False),
+    # Yes/No by the comparison the question asks: a reply restating it the other way round answers No
+    (_record("q1", "Is the number of red cubes less than the number of blue balls?", "No", **_YN),
+     "Based on the image, there are more red cubes than blue balls.", True),
+    (_record("q2", "Is the number of red cubes less than the number of blue balls?", "Yes", **_YN),
+     "Based on the image, there are more red cubes than blue balls.", False),
+    (_record("q3", "Are there fewer cubes than balls?", "Yes", **_YN), "There are more balls than cubes in the image.", True),
+    (_record("q4", "Is Web Green the minimum?", "No", **_YN), "Web Green has the maximum value in the chart.", True),
+    (_record("q5", "Is Web Green the minimum?", "Yes", **_YN), "Web Green has the maximum value in the chart.", False),
+    # numbers: the result of a worked sum, the number the question's "which <noun>" asks for, a stated total
+    (_record("x1", "What is the perimeter of the shape?", "20"),
+     "All four sides are 5 m long. Therefore, the perimeter of the square is 5 + 5 + 5 + 5 = **20 m**.", True),
+    (_record("x2", "What is the perimeter of the shape?", "5"),
+     "All four sides are 5 m long. Therefore, the perimeter of the square is 5 + 5 + 5 + 5 = **20 m**.", False),
+    (_record("x3", "In which week is the total sales the highest?", "4"),
+     "Sales grow from 100 units in week 1 to 250 units in week 4. Therefore, the highest total sales is 250 units, which occurs in week 4.", True),
+    (_record("x4", "In which week is the total sales the highest?", "250"),
+     "Sales grow from 100 units in week 1 to 250 units in week 4. Therefore, the highest total sales is 250 units, which occurs in week 4.", False),
+    (_record("x5", "How many balls are there?", "7"), "There are 4 red and 3 blue balls, for a total of 7 balls.", True),
+    (_record("x6", _DOTS, "3"), "The model has 3 groups of 6 dots, for a total of 18 dots.", False),
+    (_record("x7", _DOTS, "3"), "Sure! Here is the answer:\n\nThe model has 6 dots divided into 2 equal groups. There are 3 dots in each group.", True),
+    (_record("x8", "What percentage of the circle is shaded?", "40"), "Approximately 40% of the circle is shaded.", True),
+    (_record("x9", "What percentage of the circle is shaded?", "60"), "Approximately 40% of the circle is shaded.", False),
+]
+
+
+@pytest.mark.parametrize(("record", "response", "correct"), ROUND2_CASES, ids=[c[0]["pid"] for c in ROUND2_CASES])
+def test_round2_classes_from_the_wider_published_sample(tmp_path, fixtures, record, response, correct):
     data = fixtures.json(tmp_path / "testmini.json", {record["pid"]: record})
     preds = fixtures.predictions(tmp_path / "preds.jsonl", {record["pid"]: response})
     assert score_predictions("mathvista", data, preds)["correct"] == int(correct)
