@@ -1,6 +1,7 @@
 """Rules-only MathVista scoring vs the official GPT-4 extraction, on published model outputs.
 
     python benchmarks/mathvista_agreement.py results/*/output_*.json      # files as lupantech/MathVista publishes
+    python benchmarks/mathvista_agreement.py --strict no_answer results/*/output_*.json   # the strict reading
 
 Each published item carries the record (``choices``, ``answer_type``, ``precision``, ``answer``...), the model's
 ``response`` (``execution`` for program-of-thought outputs: the printed result is what the official extraction
@@ -8,7 +9,9 @@ read), GPT-4's ``extraction`` and the official ``true_false``. Per file it print
 
 - official: accuracy of GPT-4's extraction through our port of ``calculate_score.py`` (and how often that
   reproduces the published ``true_false``);
-- rules: accuracy of our rules-only scoring of the same responses (``eval score`` without a judge);
+- rules: accuracy of our rules-only scoring of the same responses (``eval score`` without a judge; with
+  ``--strict NAME`` as ``eval score --strict NAME``: ``no_answer`` scores a multiple-choice reply without an
+  answer wrong instead of mapping it onto the nearest option by edit distance);
 - gap = rules - official, and the item-level agreement of the two verdicts, with a few disagreements;
 - artefacts: items where GPT-4's extraction is not a reading of the response (``official_artefact``), and the
   gap over the remaining items.
@@ -24,7 +27,7 @@ import json
 import re
 from pathlib import Path
 
-from visionr1.evaluation.benchmarks.base import Item, ScoringContext
+from visionr1.evaluation.benchmarks.base import STRICT, Item, ScoringContext
 from visionr1.evaluation.benchmarks.mathvista import (
     MathVista,
     is_option_echo,
@@ -126,8 +129,8 @@ def load(path: Path) -> dict[str, dict]:
     return data if isinstance(data, dict) else {str(r["pid"]): r for r in data}
 
 
-def compare(path: Path, show: int = 5) -> dict:
-    bench, ctx = MathVista(), ScoringContext()
+def compare(path: Path, show: int = 5, strict: frozenset[str] = frozenset()) -> dict:
+    bench, ctx = MathVista(), ScoringContext(strict=strict)
     items = load(path)
     official = rules = reproduced = agree = 0
     flagged = flagged_disagree = official_clean = rules_clean = 0
@@ -167,8 +170,9 @@ def compare(path: Path, show: int = 5) -> dict:
                 clean=clean, official_clean=official_clean, rules_clean=rules_clean, gap_clean=gap_clean)
 
 
-def main(paths: list[Path], show: int = 5) -> float:
-    rows = [compare(p, show) for p in paths]
+def main(paths: list[Path], show: int = 5, strict: frozenset[str] = frozenset()) -> float:
+    print(f"rules mode: {'strict ' + ', '.join(sorted(strict)) if strict else 'default'}")
+    rows = [compare(p, show, strict) for p in paths]
     k = len(rows)
     mean = sum(r["gap"] for r in rows) / k
     print(f"mean_gap_points={mean:+.2f} over {k} files (mean |gap| {sum(abs(r['gap']) for r in rows) / k:.2f})")
@@ -188,5 +192,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--show", type=int, default=5, help="disagreements printed per file")
+    ap.add_argument("--strict", action="append", default=[], choices=sorted(STRICT),
+                    help="score the rules with this strict option (repeatable), as eval score --strict does")
     args = ap.parse_args()
-    main(args.files, args.show)
+    main(args.files, args.show, frozenset(args.strict))

@@ -235,41 +235,20 @@ def test_prose_answers_are_read_as_an_llm_extractor_reads_them(tmp_path, fixture
 
 
 # Round 2 (issue 12), classes found on the wider published sample; own examples in those styles. Each class
-# has cases that must stay wrong: a list of options, a refusal, a hedge between two options, or a program
-# that printed nothing is no answer, whatever option an edit distance would land on.
+# has cases that must stay wrong. These replies state an answer (or, free form, none: wrong either way), so
+# the default and ``--strict no_answer`` score them alike.
 _MC = {"qt": "multi_choice", "at": "text"}
 _DOTS = "Fill in the blank to describe the model. The model has 6 dots divided into 2 equal groups. There are (_) dots in each group."
 ROUND2_CASES = [
-    # option echo: the reply lists options (letters past the record's, or all of them) -> no answer
-    (_record("e1", "Is it positive?", "Yes", **_YN), "(C) Yes\n(D) No", False),
-    (_record("e2", "Is it positive?", "No", **_YN), "(C) Yes\n(D) No", False),
-    (_record("e3", "Find the angle.", "40°", **_MC, choices=["40°", "50°", "60°", "70°"]), "(E) 80°\n(F) 90°\n(G) 100°\n(H) 110°", False),
-    (_record("e4", "Find tan A.", "0.6", **_MC, choices=["0.25", "0.6", "0.75"]), "(E) 0.5", False),
-    (_record("e5", "Which bar is tallest?", "A", **_MC, choices=["A", "B", "C", "D"]), "(A) A\n(B) B\n(C) C\n(D) D", False),
-    # refusals: no option, even one a statement rule or the nearest-option rule would give
-    (_record("r1", "Was the cake round?", "No", **_YN),
-     "The text does not provide information on whether the cake was round.\n\nThus, the answer cannot be determined.", False),
-    (_record("r2", "Was the cake round?", "Yes", **_YN),
-     "The text does not provide information on whether the cake was round.\n\nThus, the answer cannot be determined.", False),
-    (_record("r3", "Is it split in half?", "Yes", **_YN),
-     "There is not enough context to know what \"it\" refers to, so I am unable to select option A or B.", False),
-    (_record("r4", "Is this function odd?", "No", **_YN), "The solution cannot be provided as the function is not specified.", False),
-    (_record("r5", "Which model scores best?", "Uniform", **_MC, choices=["Identity", "Uniform", "Soft"]),
-     "The solution cannot be provided without the chart of the scores.", False),
-    # a hedge between two options is no answer
-    (_record("h1", "What are the diagonals?", "26", **_MC, choices=["6.5", "13", "26", "52"]),
-     "Solving gives x = 13 and 2x = 26. So, the answer is B (13) and C (26).", False),
-    (_record("h2", "What are the diagonals?", "13", **_MC, choices=["6.5", "13", "26", "52"]),
-     "Solving gives x = 13 and 2x = 26. So, the answer is B (13) and C (26).", False),
     # Chinese answer marks: 答案:C, 所以答案是B, 最接近的是D)
     (_record("c1", "如图，则周长为（）", "12", **_MC, choices=["10", "11", "12", "13"]),
      "* 由勾股定理, BC=√(3²+4²)=5\n* 所以周长约为11.8,与选项最接近的是C) 12\n\n答案:C", True),
     (_record("c2", "如图，则周长为（）", "11", **_MC, choices=["10", "11", "12", "13"]),
      "* 由勾股定理, BC=√(3²+4²)=5\n* 所以周长约为11.8,与选项最接近的是C) 12\n\n答案:C", False),
     (_record("c3", "如图，则x的值为（）", "4", **_MC, choices=["3", "4", "5", "6"]), "由相似三角形得 x = 8/2 = 4\n\n因此,x 的值为 B) 4\n\n所以答案是B", True),
-    # program of thought: the printed result is the answer; a program that printed nothing answers nothing
+    # program of thought: the printed result is the answer; a free-form program that printed nothing answers
+    # nothing (wrong in both modes: the official normalisation maps no free-form text onto a value)
     (_record("p1", "f(-1) is ____ f(0).", "smaller than", **_MC, choices=["larger than", "equal to", "smaller than"]), "smaller than", True),
-    (_record("p2", "Are there fewer cubes than balls?", "Yes", **_YN), "Equal", False),
     (_record("p3", "When does the function value first reach 3?", "3"),
      "import numpy as np\n\ndef f(x):\n    return x**2 - 6*x + 12\n\nfor x in np.linspace(0, 10, 1000):\n    if f(x) == 3:\n        print(x)\n        break", False),
     (_record("p4", "How many objects are left?", "4"),
@@ -304,3 +283,102 @@ def test_round2_classes_from_the_wider_published_sample(tmp_path, fixtures, reco
     data = fixtures.json(tmp_path / "testmini.json", {record["pid"]: record})
     preds = fixtures.predictions(tmp_path / "preds.jsonl", {record["pid"]: response})
     assert score_predictions("mathvista", data, preds)["correct"] == int(correct)
+
+
+# Multiple-choice replies in which the rules find no answer (issue 12: the default is the official number).
+# calculate_score.py maps whatever GPT-4 extracted from such a reply onto the nearest option by Levenshtein
+# distance; by default the rules hand it what the reply offers, so the default lands where that mapping
+# does: the first "(X)" of an option list (a letter past the options is itself mapped by edit distance), the
+# nearest option to a refusal's text, to a hedge's "B (13) and C (26)", to "Equal". ``--strict no_answer``
+# scores every one wrong. Own examples in the published styles.
+# (record, response, option the default's edit-distance mapping lands on, default correct?)
+NO_ANSWER_CASES = [
+    # option echo
+    (_record("e1", "Is it positive?", "Yes", **_YN), "(C) Yes\n(D) No", "No", False),  # "C" is nearer "No"
+    (_record("e2", "Is it positive?", "No", **_YN), "(C) Yes\n(D) No", "No", True),
+    (_record("e3", "Find the angle.", "40°", **_MC, choices=["40°", "50°", "60°", "70°"]),
+     "(E) 80°\n(F) 90°\n(G) 100°\n(H) 110°", "40°", True),  # "E": every option at distance 3, the first wins
+    (_record("e4", "Find tan A.", "0.6", **_MC, choices=["0.25", "0.6", "0.75"]), "(E) 0.5", "0.6", True),
+    (_record("e5", "Which bar is tallest?", "B", **_MC, choices=["A", "B", "C", "D"]), "(A) A\n(B) B\n(C) C\n(D) D", "A", False),
+    # refusals
+    (_record("r1", "Was the cake round?", "No", **_YN),
+     "The text does not provide information on whether the cake was round.\n\nThus, the answer cannot be determined.", "Yes", False),
+    (_record("r2", "Was the cake round?", "Yes", **_YN),
+     "The text does not provide information on whether the cake was round.\n\nThus, the answer cannot be determined.", "Yes", True),
+    (_record("r3", "Is it split in half?", "Yes", **_YN),
+     "There is not enough context to know what \"it\" refers to, so I am unable to select option A or B.", "Yes", True),
+    (_record("r4", "Is this function odd?", "No", **_YN), "The solution cannot be provided as the function is not specified.", "Yes", False),
+    (_record("r5", "Which model scores best?", "Uniform", **_MC, choices=["Identity", "Uniform", "Soft"]),
+     "The solution cannot be provided without the chart of the scores.", "Identity", False),
+    (_record("w3", "Which is largest?", "Metals", "multi_choice", "text", choices=["Metals", "Plastics", "Glass"]),
+     "The image does not show enough to say which category is the largest.", "Plastics", False),  # as in PROSE_CASES
+    # a hedge between two options
+    (_record("h1", "What are the diagonals?", "26", **_MC, choices=["6.5", "13", "26", "52"]),
+     "Solving gives x = 13 and 2x = 26. So, the answer is B (13) and C (26).", "13", False),
+    (_record("h2", "What are the diagonals?", "13", **_MC, choices=["6.5", "13", "26", "52"]),
+     "Solving gives x = 13 and 2x = 26. So, the answer is B (13) and C (26).", "13", True),
+    # no option named: a word, not a statement ("Equal" is at distance 5 from both, the first wins)
+    (_record("o1", "Are there fewer cubes than balls?", "Yes", **_YN), "Equal", "Yes", True),
+    (_record("o2", "Are there fewer cubes than balls?", "No", **_YN), "Equal", "Yes", False),
+    # a program of thought that printed nothing (its source is what the reply offers)
+    (_record("g1", "Which is larger?", "a", **_MC, choices=["a", "b"]), "a = 3\nb = 4\nresult = max(a, b)\nprint(result)", "a", True),
+    (_record("g2", "Which is larger?", "b", **_MC, choices=["a", "b"]), "a = 3\nb = 4\nresult = max(a, b)\nprint(result)", "a", False),
+]
+
+
+def _score_one(tmp_path, fixtures, record, response, strict=()):
+    data = fixtures.json(tmp_path / "testmini.json", {record["pid"]: record})
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", {record["pid"]: response})
+    out = tmp_path / ("strict" if strict else "default")
+    summary = score_predictions("mathvista", data, preds, out, strict=strict)
+    item = json.loads((out / "items.jsonl").read_text(encoding="utf-8"))
+    return summary, item
+
+
+@pytest.mark.parametrize(("record", "response", "option", "correct"), NO_ANSWER_CASES,
+                         ids=[c[0]["pid"] for c in NO_ANSWER_CASES])
+def test_no_answer_is_mapped_as_the_official_script_maps_it_unless_strict(tmp_path, fixtures, record, response, option, correct):
+    summary, item = _score_one(tmp_path, fixtures, record, response)
+    assert (item["normalized"], item["correct"]) == (option, correct)
+    assert item["info"]["no_answer"] == "edit_distance"
+    assert summary["metrics"]["no_answer"] == {"count": 1, "edit_distance": 1, "edit_distance_correct": int(correct), "wrong": 0}
+    assert summary["scoring"]["strict"] == []
+
+    summary, item = _score_one(tmp_path, fixtures, record, response, strict=["no_answer"])
+    assert (item["normalized"], item["correct"]) == (None, False)
+    assert summary["metrics"]["no_answer"] == {"count": 1, "edit_distance": 0, "edit_distance_correct": 0, "wrong": 1}
+    assert summary["scoring"]["strict"] == ["no_answer"]
+
+
+_NO_ANSWER_IDS = {c[0]["pid"] for c in NO_ANSWER_CASES}
+_ANSWERED = [c for c in LLM_FORM_CASES + PROSE_CASES + ROUND2_CASES if c[0]["pid"] not in _NO_ANSWER_IDS]
+
+
+@pytest.mark.parametrize(("record", "response", "correct"), _ANSWERED, ids=[c[0]["pid"] for c in _ANSWERED])
+def test_answered_replies_score_alike_in_both_modes(tmp_path, fixtures, record, response, correct):
+    default, item = _score_one(tmp_path, fixtures, record, response)
+    strict, strict_item = _score_one(tmp_path, fixtures, record, response, strict=["no_answer"])
+    assert default["correct"] == strict["correct"] == int(correct)
+    assert item == strict_item
+    assert default["metrics"]["no_answer"]["edit_distance"] == 0
+
+
+def test_strict_option_from_the_command_line_and_unknown_names(tmp_path, fixtures):
+    from typer.testing import CliRunner
+
+    from visionr1.cli import app
+    from visionr1.evaluation.records import EvalError
+
+    record = _record("e2", "Is it positive?", "No", **_YN)
+    data = fixtures.json(tmp_path / "testmini.json", {"e2": record})
+    preds = fixtures.predictions(tmp_path / "preds.jsonl", {"e2": "(C) Yes\n(D) No"})
+    runner = CliRunner()
+    for extra, accuracy in (([], 1.0), (["--strict", "no_answer"], 0.0)):
+        out = tmp_path / f"out{len(extra)}"
+        res = runner.invoke(app, ["eval", "score", "-b", "mathvista", "--data", str(data), "--predictions", str(preds),
+                                  "-o", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+        assert summary["accuracy"] == accuracy and summary["scoring"]["strict"] == extra[1:]
+    with pytest.raises(EvalError, match="no_answer"):
+        score_predictions("mathvista", data, preds, strict=["no-answer"])

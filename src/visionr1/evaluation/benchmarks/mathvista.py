@@ -9,10 +9,13 @@ response is an option, or parses as the integer/float), then :func:`normalize_ex
 the answer's type and it is compared with ``answer`` by string equality. Departure: by default the answer is
 extracted by rules (the rewards' extraction, then the official quick rules); ``--judge-mode official`` uses
 the LLM with the official few-shot prompt instead, ``fallback`` where the rules find nothing or only a last
-resort (the last number, the whole text). Departure: where the rules find no answer, or for multiple choice
-an answer that is no option (a refusal, a list of options, a hedge between two, a program that printed
-nothing), the item scores wrong; the official script normalises such text by edit distance onto the
-nearest option, a credit without an answer.
+resort (the last number, the whole text). Where the rules find no answer in a multiple-choice reply (a
+refusal, a list of options, a hedge between two, no option named, a program that printed nothing), the
+official normalisation gets what the reply offers (the rules' answer text, else the reply) and maps it onto
+the nearest option by edit distance, as ``calculate_score.py`` maps GPT-4's extraction of such a reply
+("N/A", the refusal's text): a credit without an answer, kept so that the default is the official number.
+The strict option ``no_answer`` (``eval score --strict no_answer``) scores such items wrong instead; the
+summary counts them (``metrics.no_answer``).
 
 What the rules hand the official normalisation is what GPT-4's extraction would write (:func:`llm_form`): a
 number for a numeric question (``\\frac{1}{3}`` -> ``0.3333...``, ``5 cm`` -> ``5``, ``45°`` -> ``45``,
@@ -568,19 +571,23 @@ class MathVista(Benchmark):
         record = item.record
         how = None
         if ctx.mode != "official":
+            multi_choice = record.get("question_type") == "multi_choice" and bool(record.get("choices"))
+            # no answer: for multiple choice, what the reply offers (for the edit-distance mapping; see score)
             printed = program_output(official_response(response))
             if printed is not None and not ctx.wants_llm("last_number"):
                 if printed == "":
-                    return "", "answer_rules", "no_answer"
+                    return official_response(response) if multi_choice else "", "answer_rules", "no_answer"
                 response = printed
-            choices = record.get("choices") or []
-            if record.get("question_type") == "multi_choice" and is_option_echo(official_response(response), choices):
+            if multi_choice and is_option_echo(official_response(response), record["choices"]):
                 if not ctx.wants_llm("whole_text"):
-                    return "", "answer_rules", "no_answer"
+                    return official_response(response), "answer_rules", "no_answer"
             task = "choice" if record.get("question_type") == "multi_choice" else "math"
             found, how = rules_extract_with_source(response, task)
             if found is not None and not ctx.wants_llm(how):
-                return llm_form(found, record, response, how), "answer_rules", how
+                form = llm_form(found, record, response, how)
+                if multi_choice and not form.strip():  # a hedge between two options, no option named
+                    return found if how not in (None, "whole_text") else official_response(response), "answer_rules", "no_answer"
+                return form, "answer_rules", how
             if found is None and record.get("question_type") == "multi_choice" and record.get("choices"):
                 letter = choice_from_prose(official_response(response), record["choices"], record.get("question"))
                 if letter is not None and not ctx.wants_llm("whole_text"):
@@ -604,9 +611,14 @@ class MathVista(Benchmark):
         normalized = normalize_extracted_answer(
             extracted, r.get("choices"), r["question_type"], r["answer_type"], precision_of(r)
         )
-        if source != "llm" and (how == "no_answer" or (r["question_type"] == "multi_choice" and not str(extracted).strip())):
-            normalized = None  # no answer (the official mapping would pick the nearest option by edit distance)
-        info = {"last_resort": how} if how in LAST_RESORTS else {}
+        multi_choice = r["question_type"] == "multi_choice"
+        info: dict[str, Any] = {"last_resort": how} if how in LAST_RESORTS else {}
+        if source != "llm" and (how == "no_answer" or (multi_choice and not str(extracted).strip())):
+            # no answer: by default mapped onto the nearest option by edit distance, as calculate_score.py maps
+            # GPT-4's extraction of such a reply; strict (or free form): wrong
+            if not multi_choice or ctx.is_strict("no_answer"):
+                normalized = None
+            info["no_answer"] = "wrong" if normalized is None else "edit_distance"
         return ItemResult(item.pid, extracted, normalized, safe_equal(normalized, r["answer"]), source, info=info)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
@@ -621,4 +633,11 @@ class MathVista(Benchmark):
                     pairs.append((value, res.correct))
             if pairs:
                 breakdowns[key] = accuracy_table(pairs)
-        return {"breakdowns": breakdowns}
+        marks = [r.info.get("no_answer") for r in results]
+        no_answer = {  # replies in which the rules found no answer, and how they were scored
+            "count": sum(m is not None for m in marks),
+            "edit_distance": marks.count("edit_distance"),
+            "edit_distance_correct": sum(1 for m, r in zip(marks, results, strict=True) if m == "edit_distance" and r.correct),
+            "wrong": marks.count("wrong"),
+        }
+        return {"metrics": {"no_answer": no_answer}, "breakdowns": breakdowns}
