@@ -67,6 +67,11 @@ def score_cmd(
         list[str] | None,
         typer.Option("--lenient", help="A named departure from the official result (repeatable); see docs/evaluation.md."),
     ] = None,
+    strict: Annotated[
+        list[str] | None,
+        typer.Option("--strict", help="A named reading stricter than the official result (repeatable), e.g. no_answer; "
+                     "see docs/evaluation.md."),
+    ] = None,
 ) -> None:
     """Score responses produced anywhere against a benchmark's records, as the official scripts do."""
     from visionr1.evaluation.judge import JudgeError
@@ -77,7 +82,7 @@ def score_cmd(
     try:
         summary = score_predictions(
             benchmark, data, predictions, output, judge=judge, unknown="warn" if allow_unknown_ids else "error",
-            leniencies=lenient or (),
+            leniencies=lenient or (), strict=strict or (),
         )
     except (EvalError, JudgeError) as exc:
         fail(str(exc))

@@ -98,6 +98,7 @@ def summarize(
             "llm": ctx.judge.describe() if ctx.judge is not None else None,
             "official_llm_use": bench.llm_use,
             "leniencies": sorted(ctx.leniencies),
+            "strict": sorted(ctx.strict),
         },
     }
     summary.update({"metrics": {}, "breakdowns": {}})
@@ -127,12 +128,14 @@ def score_predictions(
     only_ids: Iterable[str] | None = None,
     extra: dict[str, Any] | None = None,
     leniencies: Iterable[str] = (),
+    strict: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Score ``predictions`` (a JSONL path or dicts) on ``data``; write items/summary to ``output_dir``.
 
     ``items``: already loaded records (skips reading ``data``); ``only_ids``: score only these records
     (``eval run --limit``); ``extra``: keys merged into the summary (generation statistics); ``leniencies``:
-    named departures from the official result (``benchmarks.base.LENIENCIES``), recorded in the summary.
+    named departures from the official result (``benchmarks.base.LENIENCIES``), recorded in the summary;
+    ``strict``: named readings stricter than the official result (``benchmarks.base.STRICT``), recorded too.
     """
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     items = list(items) if items is not None else bench.load(Path(data))
@@ -141,7 +144,7 @@ def score_predictions(
         wanted = set(only_ids)
         items = [i for i in items if i.pid in wanted]
     by_id, strangers = collect_predictions(bench, predictions, known, unknown)
-    ctx = ScoringContext(judge, frozenset(leniencies))
+    ctx = ScoringContext(judge, frozenset(leniencies), frozenset(strict))
     results = score_items(bench, items, by_id, ctx)
     summary = {"data": str(data), **summarize(bench, items, results, strangers, ctx), **(extra or {})}
     if output_dir is not None:

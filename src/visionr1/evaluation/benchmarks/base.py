@@ -72,21 +72,35 @@ LENIENCIES = {
     "official judge wants a complete match",
 }
 
+# Named strict readings, off by default (``ScoringContext.strict``): the default follows the official pipeline
+# as closely as rules can, and these score more harshly than it does.
+STRICT = {
+    "no_answer": "MathVista: a multiple-choice reply in which the rules find no answer (only a list of options, a "
+    "refusal, two options given as one answer, no option named, a program that printed nothing) scores wrong; "
+    "by default what the reply offers is mapped onto the nearest option by edit distance, as calculate_score.py "
+    "maps GPT-4's extraction of such a reply",
+}
+
 
 @dataclass
 class ScoringContext:
     """The optional LLM and when to use it: ``fallback`` = where no rule finds an answer, or only a last
     resort does; ``official`` = wherever the benchmark's official pipeline uses an LLM (MathVista extraction,
-    MathVerse both stages). ``leniencies``: names from ``LENIENCIES``."""
+    MathVerse both stages). ``leniencies``: names from ``LENIENCIES``; ``strict``: names from ``STRICT``."""
 
     judge: EvalJudge | None = None
     leniencies: frozenset[str] = frozenset()
+    strict: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         unknown = set(self.leniencies) - set(LENIENCIES)
         if unknown:
             raise EvalError(f"unknown leniency {sorted(unknown)}: choose from {', '.join(LENIENCIES)}")
+        unknown = set(self.strict) - set(STRICT)
+        if unknown:
+            raise EvalError(f"unknown strict option {sorted(unknown)}: choose from {', '.join(STRICT)}")
         self.leniencies = frozenset(self.leniencies)
+        self.strict = frozenset(self.strict)
 
     @property
     def mode(self) -> str:
@@ -94,6 +108,9 @@ class ScoringContext:
 
     def lenient(self, name: str) -> bool:
         return name in self.leniencies
+
+    def is_strict(self, name: str) -> bool:
+        return name in self.strict
 
     def wants_llm(self, how: str | None) -> bool:
         """Whether an answer found by rule ``how`` (None: nothing found) goes to the LLM in fallback mode."""
