@@ -161,6 +161,9 @@ def test_budget_is_cpu_time_so_a_loaded_machine_does_not_turn_right_into_wrong()
     assert out["v"] == [True]
 
     before, pids = pool.timeouts, {w.proc.pid for w in pool._workers}
-    fresh = (r"(a+b+c)^{13}", r"(a+b+c)^{12}(c+b+a)")  # not cached by the worker
+    # not cached by the worker, and truly CPU-heavy on a warm worker (~0.2-0.4 s: sympy must expand and apply
+    # the Pythagorean identity; a pair sympy canonicalises at once, like (a+b+c)^13 vs (a+b+c)^12(c+b+a), takes
+    # a few ms once the worker's parser is warm and would pass a 10 ms budget)
+    fresh = (r"\sin(u)^{2}+\cos(u)^{2}+(u+w)^{12}", r"1+(u+w)^{11}u+(u+w)^{11}w")
     assert symbolic_equal_many([fresh], timeout=0.01) == [False]
     assert pool.timeouts == before + 1 and pids <= {w.proc.pid for w in pool._workers}
