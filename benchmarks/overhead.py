@@ -1,6 +1,6 @@
 """What visionr1 costs on top of TRL: the same GRPO, SFT and generation work through visionr1 and without it.
 
-    nice -n 5 python benchmarks/overhead.py                     # 3 interleaved rounds of each workload
+    nice -n 5 python benchmarks/overhead.py                     # 5 interleaved rounds of each workload
     nice -n 5 python benchmarks/overhead.py --rounds 5 --only grpo --out runs/bench/overhead
     python benchmarks/overhead.py --smoke --out /tmp/overhead   # the tiniest settings, one round (tested)
 
@@ -62,8 +62,8 @@ sys.path.insert(0, str(HERE))
 from interleave import interleaved, load_average, timed_run  # noqa: E402
 
 SIDES = ["visionr1", "bare"]
-FULL = {"rounds": 3, "size": "demo", "grpo_steps": 6, "prompts": 8, "generations": 4, "completion": 64,
-        "sft_steps": 30, "sft_batch": 4, "eval_items": 16, "eval_tokens": 64, "eval_batch": 4, "records": 80}
+FULL = {"rounds": 5, "size": "demo", "grpo_steps": 6, "prompts": 8, "generations": 4, "completion": 64,
+        "sft_steps": 24, "sft_batch": 4, "eval_items": 32, "eval_tokens": 64, "eval_batch": 4, "records": 80}
 SMOKE = {"rounds": 1, "size": "test", "grpo_steps": 3, "prompts": 2, "generations": 2, "completion": 8,
          "sft_steps": 3, "sft_batch": 2, "eval_items": 4, "eval_tokens": 8, "eval_batch": 2, "records": 12}
 
@@ -331,9 +331,10 @@ def checks(kind: str, res: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 # --- summary ------------------------------------------------------------------------------------------------------
-TRAIN_MEASURES = ["steady_seconds_per_step", "steady_cpu_seconds_per_step", "startup_seconds", "peak_rss_mib", "seconds"]
+TRAIN_MEASURES = ["steady_seconds_per_step", "steady_cpu_seconds_per_step", "startup_seconds", "peak_rss_mib", "seconds",
+                  "cpu_seconds"]
 MEASURES = {"grpo": TRAIN_MEASURES, "sft": TRAIN_MEASURES,
-            "eval": ["generation_seconds", "peak_rss_mib", "seconds"]}
+            "eval": ["generation_seconds", "peak_rss_mib", "seconds", "cpu_seconds"]}
 SPEED = {"grpo": "steady_seconds_per_step", "sft": "steady_seconds_per_step", "eval": "generation_seconds"}
 
 
@@ -357,7 +358,7 @@ def summarise(kind: str, raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]
 WHAT = {"grpo": "GRPO, `visionr1 train` vs bare `trl.GRPOTrainer`", "sft": "SFT, `visionr1 train` vs bare `trl.SFTTrainer`",
         "eval": "generation, `visionr1 eval run` vs a bare `model.generate` loop"}
 LABEL = {"steady_seconds_per_step": "seconds per step (steps 2..)", "steady_cpu_seconds_per_step": "CPU s per step (steps 2..)", "startup_seconds": "start-up s (launch to first step)",
-         "peak_rss_mib": "peak RSS MiB", "seconds": "whole command s", "generation_seconds": "generation s"}
+         "peak_rss_mib": "peak RSS MiB", "seconds": "whole command s", "cpu_seconds": "whole command CPU s", "generation_seconds": "generation s"}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -389,7 +390,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=None, help="Interleaved rounds (default 3; --smoke: 1).")
+    ap.add_argument("--rounds", type=int, default=None, help="Interleaved rounds (default 5; --smoke: 1).")
     ap.add_argument("--size", default=None, help="Tiny model preset: test | demo (default demo; --smoke: test).")
     ap.add_argument("--grpo-steps", type=int, default=None)
     ap.add_argument("--sft-steps", type=int, default=None)

@@ -28,15 +28,17 @@ def test_peak_rss_is_the_one_child_not_the_largest_so_far():
     big = interleave.timed_run([sys.executable, "-c", grab, "300"], env={})
     small = interleave.timed_run([sys.executable, "-c", grab, "20"], env={})
     assert big["rc"] == small["rc"] == 0
-    assert big["peak_rss_mib"] >= 300 > small["peak_rss_mib"] >= 20
+    # margins: a machine short of memory may page some of the 300 MiB out before the peak
+    assert big["peak_rss_mib"] >= 200 > 100 > small["peak_rss_mib"] >= 20, (big, small)
     failed = interleave.timed_run([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], env={})
     assert failed["rc"] == 3 and "boom" in failed["output_tail"]
 
 
 def test_ratios_are_bare_over_visionr1_within_a_round():
     mod = _script("overhead")
-    run = lambda s, g: {"rc": 0, "load_before": 1.0, "seconds": 10.0, "peak_rss_mib": 100.0, "generation_seconds": g}  # noqa: E731
-    raw = {"visionr1": [run(0, 2.0), run(0, 1.0), run(0, 4.0)], "bare": [run(0, 1.0), run(0, 1.0), run(0, 3.0)]}
+    run = lambda g: {"rc": 0, "load_before": 1.0, "seconds": 10.0, "cpu_seconds": 5.0, "peak_rss_mib": 100.0,  # noqa: E731
+                     "generation_seconds": g}
+    raw = {"visionr1": [run(2.0), run(1.0), run(4.0)], "bare": [run(1.0), run(1.0), run(3.0)]}
     s = mod.summarise("eval", raw)
     assert s["pairs"] == 3 and s["speed_ratio"] == {"median": 0.75, "min": 0.5, "max": 1.0}
     raw["bare"][1] = {**raw["bare"][1], "rc": 1}  # a failed run drops its pair, not the round's order
