@@ -63,7 +63,7 @@ from interleave import interleaved, load_average, timed_run  # noqa: E402
 
 SIDES = ["visionr1", "bare"]
 FULL = {"rounds": 5, "size": "demo", "grpo_steps": 6, "prompts": 8, "generations": 4, "completion": 64,
-        "sft_steps": 24, "sft_batch": 4, "eval_items": 32, "eval_tokens": 64, "eval_batch": 4, "records": 80}
+        "sft_steps": 24, "sft_batch": 4, "eval_items": 20, "eval_tokens": 64, "eval_batch": 4, "records": 80}
 SMOKE = {"rounds": 1, "size": "test", "grpo_steps": 3, "prompts": 2, "generations": 2, "completion": 8,
          "sft_steps": 3, "sft_batch": 2, "eval_items": 4, "eval_tokens": 8, "eval_batch": 2, "records": 12}
 
@@ -150,6 +150,7 @@ def prepare_prompts(work: Path, data: Path, model: Path, cfg: dict[str, Any]) ->
             img.save(paths[-1])
         prompts.append({"pid": s.pid, "prompt": s.prompt, "images": paths})
     (folder / "prompts.json").write_text(json.dumps(prompts))
+    cfg["eval_items"] = len(prompts)  # the test split may hold fewer: the report says what ran
     return {"kind": "eval", "model": str(model), "prompts": str(folder / "prompts.json"),
             "max_new_tokens": cfg["eval_tokens"], "batch_size": cfg["eval_batch"]}
 
@@ -361,6 +362,15 @@ LABEL = {"steady_seconds_per_step": "seconds per step (steps 2..)", "steady_cpu_
          "peak_rss_mib": "peak RSS MiB", "seconds": "whole command s", "cpu_seconds": "whole command CPU s", "generation_seconds": "generation s"}
 
 
+def _num(x: float) -> str:
+    """Three significant digits, without exponents for the MiB figures.
+
+    >>> _num(1517.3), _num(3.5234), _num(0.15912)
+    ('1517', '3.52', '0.159')
+    """
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def markdown(report: dict[str, Any]) -> str:
     cfg = report["settings"]
     lines = [f"# visionr1 vs bare TRL/transformers: {report['cores']} cores, 1 torch thread, tiny Qwen2.5-VL "
@@ -378,8 +388,9 @@ def markdown(report: dict[str, Any]) -> str:
             if not (v and b and r):
                 lines.append(f"| {kind} | {LABEL[m]} | failed | | |")
                 continue
-            lines.append(f"| {kind} | {LABEL[m]} | {v['median']:.3g} ({v['min']:.3g}-{v['max']:.3g}) | "
-                         f"{b['median']:.3g} ({b['min']:.3g}-{b['max']:.3g}) | {r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f}) |")
+            lines.append(f"| {kind} | {LABEL[m]} | {_num(v['median'])} ({_num(v['min'])}-{_num(v['max'])}) | "
+                         f"{_num(b['median'])} ({_num(b['min'])}-{_num(b['max'])}) | "
+                         f"{r['median']:.3f} ({r['min']:.3f}-{r['max']:.3f}) |")
     lines.append("")
     for kind, w in report["workloads"].items():
         loads = w["summary"]["load_before"]
