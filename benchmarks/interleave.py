@@ -9,9 +9,10 @@ median with the min-max spread. The 1-minute load average is recorded before eve
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -23,19 +24,33 @@ def load_average() -> float:
 
 def timed_run(cmd: Sequence[str], env: dict[str, str], cwd: str | None = None, timeout: float = 900) -> dict[str, Any]:
     """Run ``cmd``; wall seconds, CPU seconds (user + system of the process tree: spinning or oversubscribed
-    threads show up here even when the wall time is set by other jobs' load), load average before, return code
-    (and the output tail on failure)."""
+    threads show up here even when the wall time is set by other jobs' load), peak RSS of the process tree
+    (the largest of the process and the children it waited for), the wall-clock time it was started at, load
+    average before, return code (and the output tail on failure).
+
+    The child is reaped with ``os.wait4``, which returns that one child's resource usage; the process-wide
+    ``RUSAGE_CHILDREN`` maximum would be the largest child so far, whichever run it was."""
     load = load_average()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.time()
     t0 = time.perf_counter()
-    proc = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    out = {"seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "load_before": load, "rc": proc.returncode}
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(list(cmd), env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+        out.seek(0)
+        output = out.read()
+    result = {"seconds": round(wall, 3), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+              "peak_rss_mib": round(usage.ru_maxrss / 1024, 1), "started": started, "load_before": load,
+              "rc": proc.returncode}
     if proc.returncode:
-        out["output_tail"] = (proc.stdout + proc.stderr)[-3000:]
-    return out
+        result["output_tail"] = output[-3000:]
+    return result
 
 
 def interleaved(configs: Sequence[str], rounds: int, run: Callable[[str, int], dict[str, Any]],

@@ -86,6 +86,7 @@ REAL_TOKENIZER_LEN = 151665  # len(tokenizer) of the real Qwen2.5-VL tokenizers 
 PEAK_TFLOPS = {"H200": 989.4, "H100": 989.4, "H800": 989.4, "A100": 312.0, "L40S": 362.0}  # bf16 dense, SXM
 CLIP_MEAN, CLIP_STD = [0.48145466, 0.4578275, 0.40821073], [0.26862954, 0.26130258, 0.27577711]
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bare_trl.py: the bare-TRL side, shared with overhead.py
 
 
 # --- model, tokenizer, data -----------------------------------------------------------------------------------
@@ -223,22 +224,6 @@ def recipe_dict(a: dict[str, Any], vllm: bool) -> dict[str, Any]:
     }
 
 
-class LogRows:
-    """A TrainerCallback (duck-typed) keeping TRL's per-step logs, as visionr1's metrics.jsonl does."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def __getattr__(self, name: str):
-        if name.startswith("on_"):
-            return lambda *a, **k: None
-        raise AttributeError(name)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "train_runtime" not in logs:
-            self.rows.append({k: (v.item() if hasattr(v, "item") else v) for k, v in logs.items()})
-
-
 def run_one(a: dict[str, Any]) -> dict[str, Any]:
     """Train ``a['steps']`` GRPO steps the ``a['path']`` way; per-step logs and peak memory."""
     import resource
@@ -259,8 +244,7 @@ def run_one(a: dict[str, Any]) -> dict[str, Any]:
         main(recipe, output_dir=run_dir, source="gpu bench")
         rows = [r for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines()) if r["kind"] == "train"]
     else:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-        from trl import GRPOTrainer
+        from bare_trl import StepLog, grpo_trainer
 
         from visionr1.data.loaders import load_samples
         from visionr1.rewards.registry import build_reward_funcs
@@ -269,16 +253,12 @@ def run_one(a: dict[str, Any]) -> dict[str, Any]:
 
         stage = recipe.stages[0]
         config = stage_config(recipe, stage, run_dir, world_size=1)  # the GRPOConfig visionr1 would train with
-        dtype = torch.bfloat16 if a["device"] == "cuda" else torch.float32
-        model = AutoModelForImageTextToText.from_pretrained(a["model_dir"], dtype=dtype,
-                                                            attn_implementation=a["attn"])
-        processor = AutoProcessor.from_pretrained(a["model_dir"])
-        logs = LogRows()
-        trainer = GRPOTrainer(model=model, reward_funcs=build_reward_funcs(stage.rewards).funcs, args=config,
-                              train_dataset=_reward_columns(load_samples(stage.dataset).dataset),
-                              processing_class=processor, callbacks=[logs])
+        logs = StepLog()
+        trainer = grpo_trainer(a["model_dir"], config, build_reward_funcs(stage.rewards).funcs,
+                               _reward_columns(load_samples(stage.dataset).dataset),
+                               torch.bfloat16 if a["device"] == "cuda" else torch.float32, a["attn"], [logs])
         trainer.train()
-        rows = logs.rows
+        rows = [r for r in logs.rows if "train_runtime" not in r]  # the end-of-training summary
     out = {"wall_s": round(time.perf_counter() - t0, 2), "rows": rows,
            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)}
     if a["device"] == "cuda":

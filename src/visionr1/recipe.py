@@ -275,7 +275,8 @@ class LaunchSpec(StrictModel):
         default_factory=list, description="More `accelerate launch` arguments, e.g. [--num_machines, '2', --machine_rank, '0']."
     )
     isolate_stages: bool = Field(
-        True, description="Each stage in a process of its own (what DeepSpeed/vLLM/multi-GPU runs need); false = all in this one."
+        True, description="Each stage in a process of its own (what DeepSpeed/vLLM/multi-GPU runs need; a single pending stage "
+        "of one plain process with no eval_dataset trains in the parent); false = all in this one."
     )
 
 

@@ -12,6 +12,9 @@ and waits for it. The child trains the stage and writes ``final/`` and the manif
 the stage's final weights (``eval_dataset``) in its own process, after the child's GPUs are free, as a step of
 its own that a re-run repeats if it was cut short. The manifest is the plan: a re-run starts at the first stage
 without ``final/``. ``--stage NAME`` is also how a user runs one stage by hand.
+
+One exception (``runner.trains_in_parent``): a single pending stage of one plain process with no evaluation after
+it trains in the parent, since a child would only repeat the parent's imports, checks and preflight.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ The story of a run, top to bottom in :func:`main`:
    reported before any training starts;
 4. stages: each starts from the previous stage's ``final/`` weights and resumes from its own last complete
    checkpoint when there is one; a stage with a ``final/`` directory is finished and never rerun. From the CLI
-   each stage trains in a process of its own (``training.launch``), then its evaluation runs here;
+   each stage trains in a process of its own (``training.launch``), then its evaluation runs here; a single
+   pending stage of one plain process with no evaluation trains here (:func:`trains_in_parent`);
 5. plot: ``ptst.png``, reward and completion length per step across all stages.
 Re-running the same command after a kill (at any moment) continues where the run stopped.
 """
@@ -90,6 +91,8 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
 
     # --- 3. preflight: everything a pending stage needs, before the first one trains -------------------------
     prepared = preflight(recipe, run_dir, stage_world, pending, source)
+    if launcher is not None and trains_in_parent(recipe, pending):
+        launcher = None
 
     # --- 4. stages, each followed by its evaluation (a step of its own, in this process) ------------------------
     from visionr1.training.stage import release
@@ -157,6 +160,17 @@ def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepa
         raise
     if is_main:
         manifest.update_stage(stage.name, status="done", finished=now(), **result)
+
+
+def trains_in_parent(recipe: Recipe, pending: list[int]) -> bool:
+    """Whether ``visionr1 train`` trains the one stage left here rather than in a child process: a single pending
+    stage, one plain process (no ``accelerate launch``), and no evaluation after it. Isolation is for what one
+    stage leaves to the next, or to the evaluation, and here there is neither; a child would only repeat this
+    process's imports, recipe checks and preflight (``benchmarks/overhead.py``, a 6-step GRPO run of the demo
+    model: 27-29 CPU seconds per command with the child, 18-20 without, bare TRL 17-19)."""
+    launch = recipe.launch
+    return (len(pending) == 1 and launch.num_processes == 1 and not launch.config_file and not launch.args
+            and recipe.stages[pending[0]].eval_dataset is None)
 
 
 class StageFailed(RuntimeError):
