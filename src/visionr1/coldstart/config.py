@@ -200,16 +200,14 @@ def _validate_tagged(raw: Any, types: dict[str, type[StrictModel]], tag: str, pr
 STEPS = ("pseudo_cot", "description", "reasoning")
 
 
-class ColdstartRecipe(StrictModel):
-    name: str = Field(..., description="Run name; default output directory runs/coldstart/<name>.")
+class BackendRunRecipe(StrictModel):
+    """What a run of records through named generation backends shares (the cold start, Insight-V's data):
+    name, output directory, input records, the backends and how many records are in flight."""
+
+    name: str = Field(..., description="Run name; default output directory runs/<command>/<name>.")
     output_dir: str | None = Field(None, description="Output directory; `--output-dir` overrides.")
     input: Input = Field(..., description="(image, question, answer) records: any DatasetSpec, or format: synthetic.")
     backends: dict[str, Backend] = Field(..., min_length=1, description="Named generation backends the steps refer to.")
-    pseudo_cot: StepSpec = Field(..., description="Step 1: MLLM writes caption + reasoning from image, question and answer.")
-    description: DescriptionStepSpec = Field(..., description="Step 2: MLLM writes a detailed description from image, question and pseudo-CoT.")
-    reasoning: StepSpec = Field(..., description="Step 3: text-only reasoner answers from description + question, thinking at length.")
-    filters: FilterSpec = Field(default_factory=FilterSpec, description="Step 4: which samples are kept.")
-    output: OutputSpec = Field(default_factory=OutputSpec, description="Step 5: what is written.")
     max_in_flight: int = Field(64, ge=1, description="Records being processed at once (bounds memory; backends bound requests).")
     retry_failed: bool = Field(True, description="On a re-run, retry records whose generation failed (finished records are always skipped).")
     cpu_threads: CpuThreads = Field("auto", description=CPU_THREADS_HELP + " (local backends only); `--cpu-threads` overrides.")
@@ -225,6 +223,15 @@ class ColdstartRecipe(StrictModel):
         if not isinstance(value, dict):
             return value
         return {name: _validate_tagged(raw, BACKEND_TYPES, "type", f"{name}.") for name, raw in value.items()}
+
+
+class ColdstartRecipe(BackendRunRecipe):
+    name: str = Field(..., description="Run name; default output directory runs/coldstart/<name>.")
+    pseudo_cot: StepSpec = Field(..., description="Step 1: MLLM writes caption + reasoning from image, question and answer.")
+    description: DescriptionStepSpec = Field(..., description="Step 2: MLLM writes a detailed description from image, question and pseudo-CoT.")
+    reasoning: StepSpec = Field(..., description="Step 3: text-only reasoner answers from description + question, thinking at length.")
+    filters: FilterSpec = Field(default_factory=FilterSpec, description="Step 4: which samples are kept.")
+    output: OutputSpec = Field(default_factory=OutputSpec, description="Step 5: what is written.")
 
     @field_validator("pseudo_cot", "description", "reasoning")
     @classmethod

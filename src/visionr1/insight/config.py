@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from visionr1.coldstart.config import (
-    BACKEND_TYPES,
-    INPUT_TYPES,
     Backend,
-    Input,
+    BackendRunRecipe,
     LocalBackendSpec,
     SyntheticInput,
-    _validate_tagged,
 )
 from visionr1.config.base import (
     StrictModel,
@@ -28,7 +25,6 @@ from visionr1.config.base import (
     resolve_path,
 )
 from visionr1.data.spec import DatasetSpec
-from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
 SUMMARY_KINDS = ("correct", "wrong_step", "wrong_final", "generated_wrong")
 
@@ -66,29 +62,13 @@ class SummarySetSpec(StrictModel):
         return v
 
 
-class InsightDataRecipe(StrictModel):
+class InsightDataRecipe(BackendRunRecipe):
     name: str = Field(..., description="Run name; default output directory runs/insight/<name>.")
-    output_dir: str | None = Field(None, description="Output directory; `--output-dir` overrides.")
-    input: Input = Field(..., description="(image, question, answer) records: any DatasetSpec, or format: synthetic.")
     backends: dict[str, Backend] = Field(..., min_length=1, description="Named backends (openai | local | oracle), as in the cold start.")
     reasoner: ReasonerSpec = Field(..., description="The reasoning generator: structured steps until it summarizes.")
     scorer: ScorerSpec | None = Field(None, description="The scoring agent; null: no rating, the first chain with the right answer is kept.")
     summary: SummarySetSpec = Field(default_factory=SummarySetSpec, description="What the summary agent's SFT set holds.")
     max_in_flight: int = Field(16, ge=1, description="Records being processed at once (backends bound requests).")
-    retry_failed: bool = Field(True, description="On a re-run, retry records whose generation failed (finished records are always skipped).")
-    cpu_threads: CpuThreads = Field("auto", description=CPU_THREADS_HELP + " (local backends only); `--cpu-threads` overrides.")
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _validate_input(cls, value: Any) -> Any:
-        return _validate_tagged(value, INPUT_TYPES, "format", "")
-
-    @field_validator("backends", mode="before")
-    @classmethod
-    def _validate_backends(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        return {name: _validate_tagged(raw, BACKEND_TYPES, "type", f"{name}.") for name, raw in value.items()}
 
     @model_validator(mode="after")
     def _backends_declared(self) -> InsightDataRecipe:
