@@ -191,3 +191,19 @@ def test_trl_and_transformers_hooks_image_sharing_relies_on():
     for cls in (Qwen2VLModel, Qwen2_5_VLModel, Qwen3VLModel):
         assert list(inspect.signature(cls.get_image_features).parameters)[:3] == ["self", "pixel_values", "image_grid_thw"]
         assert "self.get_image_features(" in inspect.getsource(cls.forward)
+    # generate() pre-encodes images through base_model.get_image_features, picking its arguments by signature: the
+    # shared wrapper must keep that signature (it did not, and generation passed pixel_values twice)
+    from transformers.generation.utils import GenerationMixin
+
+    source = inspect.getsource(GenerationMixin._prepare_multimodal_encoder_kwargs_for_generation)
+    assert 'getattr(self.base_model, f"get_{modality}_features"' in source and "inspect.signature(encoder_fn)" in source
+
+
+def test_shared_wrappers_keep_the_signatures(tmp_path):
+    trainer, processor = _trainer(tmp_path, "qwen3_vl")
+    module = trainer.model.model
+    before = inspect.signature(module.get_image_features), inspect.signature(processor._process_images)
+    with share_images(processor, [trainer.model]):
+        assert "get_image_features" in module.__dict__ and "_process_images" in processor.__dict__
+        assert (inspect.signature(module.get_image_features), inspect.signature(processor._process_images)) == before
+    assert "get_image_features" not in module.__dict__

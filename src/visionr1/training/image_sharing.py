@@ -38,6 +38,7 @@ generations of one prompt (TRL shuffles the generation batch before splitting it
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -107,6 +108,7 @@ def image_key(image: Any) -> tuple | None:
 
 
 def _shared_process_images(original: Any) -> Any:
+    @functools.wraps(original)
     def process_images(images: Any, **kwargs: Any) -> Any:
         from transformers.image_utils import make_flat_list_of_images
 
@@ -159,6 +161,8 @@ def unique_images(pixel_values: torch.Tensor, grid: torch.Tensor) -> tuple[list[
 
 
 def _shared_image_features(original: Any) -> Any:
+    # wraps: generate() reads this signature to pick the arguments it pre-encodes images with
+    @functools.wraps(original)
     def get_image_features(pixel_values: torch.Tensor, image_grid_thw: torch.Tensor | None = None, **kwargs: Any):
         if image_grid_thw is None or not set(kwargs) <= _SAFE_FEATURE_KWARGS or not kwargs.get("return_dict"):
             return original(pixel_values, image_grid_thw, **kwargs)
