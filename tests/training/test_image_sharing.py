@@ -17,7 +17,7 @@ from tests.varied import write_jsonl
 
 from visionr1.recipe import load_recipe
 from visionr1.training.grpo import VisionR1GRPOTrainer, build_grpo_trainer
-from visionr1.training.image_sharing import share_images, unique_images
+from visionr1.training.image_sharing import image_key, share_images, unique_images
 from visionr1.training.loading import resolve_model_path
 from visionr1.training.runner import preflight
 from visionr1.training.stage import StageRun
@@ -159,6 +159,24 @@ def test_unique_images_needs_equal_rows_and_grid():
     # same rows, different grid: two images; the fingerprint is a sum, so a permutation must not collide
     assert unique_images(torch.cat([a, a]), torch.tensor([[1, 2, 2], [1, 1, 4]])) == ([0, 1], [0, 1])
     assert unique_images(torch.cat([a, a.flip(0)]), torch.tensor([[1, 2, 2]] * 2)) == ([0, 1], [0, 1])
+    # values swapped inside a row: the same row sums (one bucket), told apart by torch.equal
+    swapped = a.clone()
+    swapped[0, [0, 1]] = a[0, [1, 0]]
+    assert unique_images(torch.cat([a, swapped, a]), torch.tensor([[1, 2, 2]] * 3)) == ([0, 1], [0, 1, 0])
+    assert unique_images(torch.cat([a, a]).bfloat16(), torch.tensor([[1, 2, 2]] * 2)) == ([0], [0, 0])
+
+
+def test_image_key_tells_pixels_apart():
+    from PIL import Image
+
+    a = Image.new("RGB", (4, 4), (1, 2, 3))
+    b = a.copy()
+    b.putpixel((3, 3), (1, 2, 4))
+    assert image_key(a) == image_key(a.copy()) and image_key(a)[1] != image_key(b)[1]
+    p = a.convert("P")
+    q = p.copy()
+    q.putpalette([255 - v for v in p.getpalette()])  # same indices, other colours
+    assert image_key(p) != image_key(q)
 
 
 def test_share_images_is_a_recipe_switch(tmp_path):

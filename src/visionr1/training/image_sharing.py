@@ -14,10 +14,11 @@ Two scoped wrappers, installed only while :func:`share_images` is active (the tr
 evaluating the model and processor is unaffected):
 
 - ``processor._process_images`` (transformers' ``ProcessorMixin`` step that runs the image processor and builds the
-  placeholder text): identical PIL images (same mode, size, palette and pixel bytes, BLAKE2b digest) are processed
-  once and the ``pixel_values`` rows / ``image_grid_thw`` rows repeated in the original order.
+  placeholder text): identical PIL images (same mode, size, palette and pixel bytes: candidates found by a checksum,
+  then the bytes compared) are processed once and the ``pixel_values`` / ``image_grid_thw`` rows repeated in the
+  original order.
 - the Qwen-VL model's ``get_image_features``: images whose ``pixel_values`` rows and grid are equal (candidates
-  found by a fingerprint, then confirmed with ``torch.equal``) are encoded once; ``pooler_output``, Qwen3-VL's
+  found by the sums of a few rows, then confirmed with ``torch.equal``) are encoded once; ``pooler_output``, Qwen3-VL's
   ``deepstack_features`` and ``last_hidden_state`` are expanded back to one entry per image.
 
 Either wrapper falls back to the unshared call whenever its assumptions do not hold (images that are not PIL,
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -88,11 +89,12 @@ def vision_modules(models: list[Any]) -> list[Any]:
 
 
 def image_key(image: Any) -> tuple | None:
-    """A key equal for two PIL images exactly when the image processor sees the same input; None otherwise.
+    """``(key, pixels)`` for a PIL image: ``key`` (mode, size, palette, Adler-32 of the pixels) finds the candidate
+    duplicates, ``pixels`` (the raw bytes) decides; None for anything else (paths, arrays: left unshared).
 
     >>> from PIL import Image
     >>> a, b = Image.new("RGB", (3, 2), (1, 2, 3)), Image.new("RGB", (3, 2), (1, 2, 3))
-    >>> image_key(a) == image_key(b), image_key(a) == image_key(Image.new("RGB", (2, 3), (1, 2, 3)))
+    >>> image_key(a) == image_key(b), image_key(a)[0] == image_key(Image.new("RGB", (2, 3), (1, 2, 3)))[0]
     (True, False)
     >>> image_key("photo.png") is None
     True
@@ -101,10 +103,33 @@ def image_key(image: Any) -> tuple | None:
 
     if not isinstance(image, Image.Image):
         return None
-    digest = hashlib.blake2b(image.tobytes(), digest_size=16)
-    if image.palette is not None:
-        digest.update(bytes(image.getpalette() or []))
-    return image.mode, image.size, digest.digest()
+    pixels = image.tobytes()
+    palette = bytes(image.getpalette() or []) if image.palette is not None else b""
+    return (image.mode, image.size, palette, zlib.adler32(pixels)), pixels
+
+
+def dedupe(keys: list[tuple], same: Any) -> tuple[list[int], list[int]]:
+    """``(unique, inverse)``: the index of the first occurrence of each distinct item, and for every item the
+    position of its representative in ``unique``. ``keys`` put items in buckets (equal items have equal keys);
+    ``same(i, j)`` decides within a bucket, so a key collision costs a comparison, never a wrong match.
+
+    >>> dedupe([1, 2, 1, 1], lambda i, j: True)
+    ([0, 1], [0, 1, 0, 0])
+    >>> dedupe(["k", "k"], lambda i, j: False)  # same key, different items
+    ([0, 1], [0, 1])
+    """
+    buckets: dict[Any, list[int]] = {}
+    unique: list[int] = []
+    inverse: list[int] = []
+    for i, key in enumerate(keys):
+        bucket = buckets.setdefault(key, [])
+        match = next((u for u in bucket if same(unique[u], i)), None)
+        if match is None:
+            match = len(unique)
+            unique.append(i)
+            bucket.append(match)
+        inverse.append(match)
+    return unique, inverse
 
 
 def _shared_process_images(original: Any) -> Any:
@@ -113,13 +138,13 @@ def _shared_process_images(original: Any) -> Any:
         from transformers.image_utils import make_flat_list_of_images
 
         flat = make_flat_list_of_images(images)
-        keys = [image_key(im) for im in flat]
-        if None in keys or len(set(keys)) == len(keys):
+        keyed = [image_key(im) for im in flat]
+        if not keyed or None in keyed:
             return original(images, **kwargs)
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}  # key -> first occurrence
-        unique = sorted(first.values())
-        position = {keys[i]: j for j, i in enumerate(unique)}
-        inverse = [position[k] for k in keys]
+        unique, inverse = dedupe([k for k, _ in keyed], lambda i, j: keyed[i][1] == keyed[j][1])
+        keyed = None  # the pixel bytes are not needed any more
+        if len(unique) == len(inverse):
+            return original(images, **kwargs)
         processed, replacements = original([flat[i] for i in unique], **kwargs)
         if set(processed) != {"pixel_values", "image_grid_thw"} or not isinstance(processed["pixel_values"], torch.Tensor):
             return original(images, **kwargs)
@@ -136,28 +161,17 @@ def _shared_process_images(original: Any) -> Any:
 
 
 def unique_images(pixel_values: torch.Tensor, grid: torch.Tensor) -> tuple[list[int], list[int]]:
-    """``(unique, inverse)``: indices of the first occurrence of each distinct image (equal grid and equal
-    ``pixel_values`` rows), and for every image the position of its copy in ``unique``."""
-    sizes = grid.prod(-1).tolist()
-    chunks = torch.split(pixel_values, sizes)
-    # Fingerprint (grid, sum, position-weighted row sum) finds the candidates; torch.equal decides.
-    stats = torch.stack([
-        torch.stack([c.sum(dtype=torch.float64),
-                     (c.sum(-1, dtype=torch.float64) * torch.arange(1, len(c) + 1, device=c.device)).sum()])
-        for c in chunks
-    ]).tolist()
-    reps: dict[tuple, list[int]] = {}
-    unique: list[int] = []
-    inverse: list[int] = []
-    for i, (c, g, s) in enumerate(zip(chunks, grid.tolist(), stats, strict=True)):
-        candidates = reps.setdefault((*g, *s), [])
-        match = next((u for u in candidates if torch.equal(chunks[unique[u]], c)), None)
-        if match is None:
-            match = len(unique)
-            unique.append(i)
-            candidates.append(match)
-        inverse.append(match)
-    return unique, inverse
+    """``(unique, inverse)`` of :func:`dedupe` for the images of a ``pixel_values`` batch: two images are the same
+    when their grids and their ``pixel_values`` rows are equal (``torch.equal``, which stops at the first
+    difference). The bucket key, the grid and the sums of each image's first, middle and last rows, costs three
+    rows per image; a full pass (e.g. integer sums of the bit patterns) cost more than the comparisons it saves."""
+    sizes = grid.prod(-1)
+    starts = torch.cumsum(sizes, 0) - sizes
+    probe = torch.stack([starts, starts + sizes // 2, starts + sizes - 1], 1).to(pixel_values.device)
+    sums = pixel_values[probe.flatten()].reshape(len(sizes), 3, -1).sum(-1, dtype=torch.float64)
+    keys = [tuple(g) + tuple(k) for g, k in zip(grid.tolist(), sums.tolist(), strict=True)]
+    chunks = torch.split(pixel_values, sizes.tolist())
+    return dedupe(keys, lambda i, j: torch.equal(chunks[i], chunks[j]))
 
 
 def _shared_image_features(original: Any) -> Any:
