@@ -5,7 +5,8 @@ the repeated rows. With 8 prompts x 8 generations the processor resizes and patc
 per batch: once to tokenize the prompts for generation, once for the multimodal fields of the log-prob forwards),
 and the vision tower encodes 64 copies at the generation prefill, in the old/ref log-prob forwards and again in the
 loss forward. Both are per-image functions (Qwen-VL's vision attention is block-diagonal per image), so computing
-each unique image once and repeating the result gives the same numbers; in the loss forward the repeat is an
+each unique image once and repeating the result gives the same numbers (up to the rounding of matmuls over fewer
+rows: log-probs within 1e-5 in the tests, processor output bit-identical); in the loss forward the repeat is an
 indexing op, so autograd sums the copies' gradients into the one encoding, exactly as if each copy had been
 encoded separately.
 
@@ -30,7 +31,10 @@ batch (``_tokenize_prompts`` and the inline call in ``_generate_and_score_comple
 images once, because TRL builds the second call's inputs itself, inline, with no hook to hand it the first call's
 output; and each forward (prefill, old/ref log-probs, loss) encodes the unique images once, because their weights,
 grad mode or model (reference model) differ, and ``generate`` takes ``pixel_values``, not features. The text of the
-repeated prompts is still tokenized ``num_generations`` times (cheap next to images). With vLLM generation the
+repeated prompts is still tokenized ``num_generations`` times (cheap next to images), and the repeated
+``pixel_values`` tensor is still materialised once per processor call (TRL slices it by rows for its micro-batches
+and log-prob chunks): with 64 rows of 1,024 patches that is a ~300 MB copy, which the vision wrapper then compares
+(``torch.equal``) instead of encoding. With vLLM generation the
 prefill's vision tower runs inside vLLM (which has its own multimodal cache); only the trainer-side calls share.
 Across the loss forwards of one generation batch, sharing only helps where a training micro-batch holds several
 generations of one prompt (TRL shuffles the generation batch before splitting it into micro-batches).
