@@ -51,6 +51,8 @@ def _batch(trainer, start=0):
     """4 prompts x GENERATIONS, as TRL's RepeatSampler hands them over (each prompt a fresh decode)."""
     rows = [trainer.train_dataset[i] for i in range(start, start + 4) for _ in range(GENERATIONS)]
     assert any(len(r["images"]) > 1 for r in rows) and any(not r["images"] for r in rows)  # multi-image, text-only
+    lengths = [len(str(r["prompt"])) for r in rows]
+    assert max(lengths) > 2 * min(lengths)  # short and long prompts: left padding in every forward
     return rows
 
 
