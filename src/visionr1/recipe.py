@@ -200,6 +200,9 @@ class GRPOStage(_StageBase):
         description="Reward functions and their weights (Vision-R1: hard_format_result alone).",
     )
     grpo: dict[str, Any] = Field(default_factory=dict, description="Passed to trl.GRPOConfig (max_completion_length, num_generations, max_steps, epsilon, beta, ...).")
+    share_images: bool = Field(
+        True, description="Process and encode each image once per group of generations (exact; training.image_sharing); false = TRL's per-row work."
+    )
 
     @field_validator("grpo")
     @classmethod

@@ -49,6 +49,7 @@ def test_vision_r1_recipes_carry_the_paper_numbers():
     for g in (g1, g2):
         assert (g["trl_config"]["epsilon"], g["trl_config"]["beta"]) == (0.2, 0.01)
         assert [r["name"] for r in g["rewards"]] == ["hard_format_result"]
+        assert g["share_images"] is True  # the default: one image encoding per group
         assert g["dataset"]["prompt"]["system"] is None
     zero = plan_run(load_recipe(REPO / "recipes" / "vision-r1-zero.yaml"), "/tmp/x", world_size=8)["stages"]
     assert [s["type"] for s in zero] == ["grpo"] and zero[0]["starts_from"] == "Qwen/Qwen2.5-VL-7B-Instruct"

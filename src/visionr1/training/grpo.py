@@ -24,6 +24,7 @@ left padding only when it loads the processor itself. The saved processor keeps 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from trl import GRPOTrainer
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
+from visionr1.training.image_sharing import share_images
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
 from visionr1.utils.io import append_jsonl
@@ -73,14 +75,33 @@ class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
     - batches that mix image and text-only prompts (real RL data has both): TRL 1.16's ``_generate`` returns
       ``None`` as a text-only prompt's image list, and the processor then refuses the whole batch ("only a single
       or a list of entries is supported"); an empty list is what the processor takes for "no image".
-      ``tests/training/test_real_shapes.py`` trains on such batches; ``test_resume.py`` checks the signature.
+      ``tests/training/test_real_shapes.py`` trains on such batches; ``test_resume.py`` checks the signature;
+    - each image processed and encoded once per group (``share_images``, the stage's ``share_images`` field):
+      ``_generate_and_score_completions`` (generation, the processor calls, old/ref log-probs) and ``compute_loss``
+      run inside ``training.image_sharing.share_images``; ``tests/training/test_image_sharing.py`` checks the
+      log-probs, gradients and vision-tower calls, and pins both hooks.
     """
 
-    def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int, **kwargs: Any):
+    def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int,
+                 share_images: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._stage_info = stage_info
         self._completions_path = completions_path
         self._completions_per_log = completions_per_log
+        self._share_images = share_images
+
+    def _sharing(self):
+        if not self._share_images:
+            return contextlib.nullcontext()
+        return share_images(self.processing_class, [self.model, self.ref_model])
+
+    def _generate_and_score_completions(self, inputs: list) -> dict[str, Any]:
+        with self._sharing():
+            return super()._generate_and_score_completions(inputs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        with self._sharing():
+            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
 
     def _generate(self, prompts: list):
         out = super()._generate(prompts)
@@ -149,6 +170,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         stage_info=info,
         completions_path=run.run_dir / COMPLETIONS_FILE,
         completions_per_log=run.recipe.logging.completions_per_log,
+        share_images=run.stage.share_images,
     )
     quiet_printer(trainer)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
