@@ -24,7 +24,8 @@ def _script(name: str):
 def test_peak_rss_is_the_one_child_not_the_largest_so_far():
     """timed_run reads each child's own peak (wait4), so a big run does not leak into the next one's figure."""
     interleave = _script("interleave")
-    grab = "import sys; b = bytearray(int(sys.argv[1]) * 2**20); b[::4096] = b'x' * len(b[::4096])"
+    # each child holds its memory a moment (the benchmark's children run for seconds; /proc is polled every 50 ms)
+    grab = "import sys, time; b = bytearray(int(sys.argv[1]) * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.3)"
     big = interleave.timed_run([sys.executable, "-c", grab, "300"], env={})
     small = interleave.timed_run([sys.executable, "-c", grab, "20"], env={})
     assert big["rc"] == small["rc"] == 0
