@@ -189,6 +189,7 @@ def test_demo_smoke_run_writes_the_report(tmp_path):
     assert rep["coldstart"]["kept"] == 6 and "ORACLE" in rep["coldstart"]["oracle_note"]
     assert rep["training"]["grpo-1"]["steps"] == 1 and rep["training"]["sft"]["steps"] == 2
     assert rep["training"]["grpo-2"]["max_completion_length"] == 12
+    assert 0 <= rep["training"]["grpo-1"]["clipped_ratio_first_quarter"] <= 1  # PTST: what the limit cut off
 
     # --- every stage ran: its weights, its logged steps -------------------------------------------------------
     manifest = json.loads((out / "train" / "manifest.json").read_text())

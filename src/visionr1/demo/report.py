@@ -110,7 +110,8 @@ def _training_summary(train_recipe: Any, rows: list[dict[str, Any]], train_dir: 
             entry.update(max_completion_length=values.get("max_completion_length"),
                          num_generations=values.get("num_generations"), beta=values.get("beta"))
             for key, name in (("reward", "reward"), ("accuracy", "train_accuracy"),
-                              ("completions/mean_length", "mean_length")):
+                              ("completions/mean_length", "mean_length"),
+                              ("completions/clipped_ratio", "clipped_ratio")):
                 vals = [r[key] for r in srows if r.get(key) is not None]
                 if vals:
                     k = max(1, len(vals) // 4)  # first and last quarter of the stage: less noisy than one step
@@ -271,7 +272,7 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
               f"{first.get('samples')} seeded passes (pass@1); **pass@k**: any of the {first.get('samples')} right; "
               "**greedy accuracy**: one greedy pass. An answer is right when the reward library's scorer says so "
               "(`rewards.scoring.is_correct`, read from `<answer>`); **format**: "
-              "`<think>…</think><answer>…</answer>`; **truncated**: cut off at the limit (no answer: wrong).", ""]
+              "`<think>…</think><answer>…</answer>`; **truncated**: cut off at the limit (mostly before its answer).", ""]
     other = "validation" if split == "heldout" else None
     if other and report.get(other):
         lines += [f"**{SPLITS[other]} split** ({SPLIT_NOTE[other]}; {report[other][stages[0]]['n']} items):", "",
@@ -307,7 +308,8 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
                 f"- **{name}** (GRPO, PTST): {e['steps']} step(s), {e['max_completion_length']} tokens × "
                 f"{e['num_generations']} generations, lr {e['learning_rate']}, beta {e['beta']}; reward "
                 f"{_f(e.get('reward_first_quarter'))} → {_f(e.get('reward_last_quarter'))} (first → last quarter), "
-                f"mean length {_f(e.get('mean_length_first_quarter'), 0)} → {_f(e.get('mean_length_last_quarter'), 0)}.")
+                f"mean length {_f(e.get('mean_length_first_quarter'), 0)} → {_f(e.get('mean_length_last_quarter'), 0)}, "
+                f"cut off at the limit {_pct(e.get('clipped_ratio_first_quarter'))} → {_pct(e.get('clipped_ratio_last_quarter'))}.")
     lines += ["", "## Wall time", "", "| phase | seconds |", "|---|---:|"]
     for k, v in report["phases"].items():
         name = f"&nbsp;&nbsp;└ {k.split(':', 1)[1]}" if ":" in k else k  # per-stage parts under their phase
