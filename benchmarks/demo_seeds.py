@@ -1,7 +1,7 @@
 """The demo's headline numbers over several seeds: held-out accuracy per stage, GRPO's gain over SFT, wall time.
 
-    python benchmarks/demo_seeds.py                       # seeds 0 1 2, the shipped recipes/demo.yaml
-    python benchmarks/demo_seeds.py --seeds 0 1 2 3 4     # more seeds
+    python benchmarks/demo_seeds.py                       # seeds 3 4 5, the shipped recipes/demo.yaml
+    python benchmarks/demo_seeds.py --seeds 3 4 5 6 7     # more seeds
     python benchmarks/demo_seeds.py -- stages.grpo-1.grpo.max_steps=60   # overrides for every run
 
 Each seed is one complete `visionr1 demo` run in its own process (so its wall time is what `make demo` costs),
@@ -10,6 +10,10 @@ one after the other (running them side by side on two cores would distort the ti
 table per seed, then ``gain mean ± std`` (sample standard deviation) and the range, and writes
 ``runs/demo-seeds/summary.json``. The issue's target: GRPO over SFT >= +5 points on average, wall time
 <= 15 min per run. The load average is recorded with every run: other processes on the machine slow it down.
+
+The default seeds are 3, 4 and 5 because the shipped settings were tuned on seeds 0, 1 and 2: figures to report
+come from seeds never used for choosing settings, on the held-out split. To compare settings, evaluate on the
+validation split instead (``-- eval.split=validation``) and pass tuning seeds; the table then says so.
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3, 4, 5],
+                        help="Default 3 4 5: never used for tuning (0 1 2 were).")
     parser.add_argument("--recipe", default=None, help="Demo recipe (default: the shipped one).")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "demo-seeds")
     parser.add_argument("overrides", nargs="*", help="Dotted overrides applied to every run (after --).")
@@ -68,15 +73,16 @@ def main() -> None:
 
     reports = {s: run_seed(s, args.out / f"seed-{s}", args.recipe, args.overrides, console) for s in args.seeds}
     stages = reports[args.seeds[0]]["stages"]
+    split = reports[args.seeds[0]].get("split", "heldout")  # the headline split: heldout unless eval.split=validation
 
-    table = Table(title="held-out accuracy per stage (%)")
+    table = Table(title=f"{'held-out' if split == 'heldout' else 'VALIDATION (for tuning)'} accuracy per stage (%)")
     for col in ("seed", *stages, "GRPO − SFT", "wall (min)", "load after"):
         table.add_column(col, justify="right")
     for s, r in reports.items():
-        acc = [f"{100 * r['heldout'][st]['accuracy']:.1f}" for st in stages]
+        acc = [f"{100 * r[split][st]['accuracy']:.1f}" for st in stages]
         table.add_row(str(s), *acc, f"{r['gain']['grpo_over_sft']:+.1f}", f"{r['process_wall_seconds'] / 60:.1f}",
                       r["load_after"])
-    means = [_mean_std([100 * r["heldout"][st]["accuracy"] for r in reports.values()]) for st in stages]
+    means = [_mean_std([100 * r[split][st]["accuracy"] for r in reports.values()]) for st in stages]
     gains = [r["gain"]["grpo_over_sft"] for r in reports.values()]
     walls = [r["process_wall_seconds"] for r in reports.values()]
     g_mean, g_std = _mean_std(gains)
@@ -90,8 +96,8 @@ def main() -> None:
                   f"target <= 15 min: {'met' if max(walls) <= 900 else 'NOT met'}")
 
     summary = {
-        "seeds": args.seeds, "overrides": args.overrides, "stages": stages,
-        "accuracy": {st: {str(s): r["heldout"][st]["accuracy"] for s, r in reports.items()} for st in stages},
+        "seeds": args.seeds, "overrides": args.overrides, "stages": stages, "split": split,
+        "accuracy": {st: {str(s): r[split][st]["accuracy"] for s, r in reports.items()} for st in stages},
         "accuracy_mean_std": {st: list(m) for st, m in zip(stages, means, strict=True)},
         "gain_grpo_over_sft": {"per_seed": dict(zip(map(str, reports), gains, strict=True)), "mean": g_mean,
                                "std": g_std, "min": min(gains), "max": max(gains)},

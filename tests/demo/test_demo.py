@@ -26,10 +26,11 @@ from visionr1.evaluation import heldout
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "recipes" / "demo.yaml"
+PTST = REPO / "recipes" / "demo-ptst.yaml"
 
 # Every stage runs, nothing is measured: tiny model, a few items, a step or two, a few tokens.
 SMOKE = [
-    "data.coldstart_items=6", "data.rl_items=4", "data.heldout_items=3",
+    "data.coldstart_items=6", "data.rl_items=4", "data.heldout_items=3", "data.validation_items=2", "eval.split=both",
     "tiny_model.size=test",
     "stages.sft.sft.max_steps=2", "stages.sft.sft.per_device_train_batch_size=2",
     "stages.grpo-1.grpo.max_steps=1", "stages.grpo-1.grpo.max_completion_length=8",
@@ -65,6 +66,34 @@ def test_shipped_recipe_is_the_default_and_is_ptst():
     assert tr.stages[0].dataset.path == "/tmp/run/coldstart/cold_start.jsonl"
     assert tr.stages[2].dataset.path == "/tmp/run/data/rl.jsonl"
     assert r.eval.data == "/tmp/run/data/test.jsonl"
+    # measured honestly: a validation split to choose settings on; the shipped demo reports the held-out split
+    assert r.data.validation_items > 0 and r.eval.validation_data == "/tmp/run/data/val.jsonl"
+    assert r.eval.split == "heldout"
+
+
+def test_ptst_recipe_is_the_demo_with_an_overthinking_cold_start():
+    demo, r = load_demo_recipe(RECIPE), load_demo_recipe(PTST, ["output_dir=/tmp/ptst"])
+    assert r.name == "demo-ptst" and r.coldstart.backends["oracle"].max_reflections > 0
+    assert r.coldstart.filters.max_repeated_ngram_fraction == 1.0  # the re-checks repeat on purpose: not loops
+    g1, g2 = r.stages[1].grpo, r.stages[2].grpo
+    assert g1["max_completion_length"] < g2["max_completion_length"] and g1["num_generations"] > g2["num_generations"]
+    assert r.eval.max_new_tokens >= g2["max_completion_length"]  # long enough to show what is cut off
+    # everything not about the story is the demo's
+    assert r.model.max_pixels == demo.model.max_pixels and r.tiny_model == demo.tiny_model
+    assert (r.data.name, r.data.rl_items, r.eval.split) == (demo.data.name, demo.data.rl_items, "heldout")
+    assert [w.name for w in r.stages[2].rewards] == [w.name for w in demo.stages[2].rewards]
+    assert g1["learning_rate"] == demo.stages[1].grpo["learning_rate"]
+
+
+def test_ptst_recipe_dry_runs_and_make_names_it():
+    result = CliRunner().invoke(app, ["run", str(PTST), "--dry-run", "-o", "/tmp/ptst-dry"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output)
+    assert plan["coldstart"]["backends"]["oracle"]["max_reflections"] == 4
+    assert [s["trl_config"].get("max_completion_length") for s in plan["train"]["stages"]] == [None, 192, 256]
+    make = subprocess.run(["make", "-n", "demo-ptst"], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert make.returncode == 0, make.stderr
+    assert "visionr1 demo recipes/demo-ptst.yaml" in make.stdout
 
 
 def test_overrides_by_dotted_key_and_stage_name():
@@ -140,9 +169,15 @@ def test_demo_smoke_run_writes_the_report(tmp_path):
     # --- report.json: the contract of issue 8 -----------------------------------------------------------------
     rep = json.loads((out / "report.json").read_text())
     assert rep["stages"] == ["base", "sft", "grpo-1", "grpo-2"]
+    # eval.split=both: the headline numbers are the held-out split's; the validation split is beside them
+    assert rep["split"] == "heldout" == rep["gain"]["split"]
+    assert {s: (rep["validation"][s]["split"], rep["validation"][s]["n"]) for s in rep["stages"]} == {
+        s: ("validation", 2) for s in rep["stages"]}
+    assert rep["task"]["validation"] == 2
     for stage in rep["stages"]:
         h = rep["heldout"][stage]
-        assert h["n"] == 3 and h["samples"] == 2 and h["temperature"] == 0.6
+        assert h["n"] == 3 and h["samples"] == 2 and h["temperature"] == 0.6 and h["split"] == "heldout"
+        assert 0 <= h["truncated_rate"] <= 1
         assert 0 <= h["accuracy"] <= h["pass_at_k"] <= 1 and 0 <= h["format"] <= 1
         assert 0 < h["mean_completion_tokens"] <= 8
         assert set(h["greedy"]) >= {"accuracy", "format", "mean_completion_tokens"}
@@ -154,6 +189,7 @@ def test_demo_smoke_run_writes_the_report(tmp_path):
     assert rep["coldstart"]["kept"] == 6 and "ORACLE" in rep["coldstart"]["oracle_note"]
     assert rep["training"]["grpo-1"]["steps"] == 1 and rep["training"]["sft"]["steps"] == 2
     assert rep["training"]["grpo-2"]["max_completion_length"] == 12
+    assert 0 <= rep["training"]["grpo-1"]["clipped_ratio_first_quarter"] <= 1  # PTST: what the limit cut off
 
     # --- every stage ran: its weights, its logged steps -------------------------------------------------------
     manifest = json.loads((out / "train" / "manifest.json").read_text())
@@ -166,7 +202,9 @@ def test_demo_smoke_run_writes_the_report(tmp_path):
 
     # --- report.md with its plot, and the closing table on the console --------------------------------------
     md = (out / "report.md").read_text()
-    assert "| stage | accuracy | format | mean completion tokens |" in md
+    assert "| stage | accuracy | format | mean completion tokens | truncated |" in md
+    assert "**held-out split** (items never trained on and never used to choose settings" in md
+    assert "**validation split** (items for choosing settings" in md and "2 validation items" in md
     assert "| grpo-2 |" in md and "![" in md and "oracle" in md.lower()
     assert (out / "report.png").stat().st_size > 10_000
-    assert "held-out results" in proc.stdout and "GRPO over SFT" in proc.stdout
+    assert "held-out results" in proc.stdout and "GRPO over SFT (held-out)" in proc.stdout

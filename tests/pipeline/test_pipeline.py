@@ -281,7 +281,7 @@ def test_run_killed_during_training_resumes_without_redoing_finished_sections(ti
     assert manifest["stages"][0].get("started") == sft_started
     rows = [json.loads(x) for x in (run / "train" / "metrics.jsonl").read_text().splitlines()]
     assert sorted(r["step"] for r in rows if r["kind"] == "train" and r["stage"] == "grpo") == [1, 2]
-    assert set(summary["eval"]) == {"base", "sft", "grpo"}
+    assert set(summary["eval"]["heldout"]) == {"base", "sft", "grpo"}  # {split: {stage: scores}}
     for name in ("base", "sft", "grpo"):
         s = json.loads((run / "eval" / name / "summary.json").read_text())
         assert s["n"] == 3 and s["samples"] == 1 and 0 <= s["accuracy"] <= 1

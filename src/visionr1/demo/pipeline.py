@@ -9,7 +9,7 @@ section) plus a report. The story (every part is the project's own component, no
 3. training (``training.runner``): cold-start SFT, then GRPO with PTST (two stages: shorter completions with
    more generations per prompt, then longer with fewer), Vision-R1's hard formatting result reward;
 4. evaluation (``evaluation.evaluate_samples``): the base model, the SFT model and every GRPO stage on the
-   same held-out items, decoded the same way: the paper's sampling (temperature 0.6, top_p 0.95; the mean
+   same held-out items (``eval.split``: or on the validation items, for choosing settings), decoded the same way: the paper's sampling (temperature 0.6, top_p 0.95; the mean
    of k seeded passes) and one greedy pass, with the same completion limit;
 5. report: ``report.json``, ``report.md`` with a plot, and a table on the console.
 

@@ -4,8 +4,10 @@ table printed at the end.
 ``report.json`` (the contract of issue 8; the benchmark and the tests read it):
 ``stages`` (evaluated checkpoints in order: ``base``, ``sft``, ``grpo-1``, ...), ``heldout`` (per stage:
 ``accuracy``, ``format``, ``mean_completion_tokens`` under the paper's sampled decoding, plus ``pass_at_k``,
-``greedy`` (the same three, greedy), ``hard_format_result``, ``truncated_rate``, ``n``, ``samples``), ``gain``
-(held-out accuracy differences in points, sampled and greedy), ``wall_seconds`` and ``phases`` (seconds per phase),
+``greedy`` (the same three, greedy), ``hard_format_result``, ``truncated_rate``, ``n``, ``samples``, ``split``),
+``validation`` (the same, on the validation split, when ``eval.split`` asked for it), ``split`` (which of the
+two the headline numbers, ``gain`` and the tables are from: ``heldout`` when it was evaluated), ``gain``
+(accuracy differences in points, sampled and greedy), ``wall_seconds`` and ``phases`` (seconds per phase),
 ``training`` (per stage: steps, settings, first/last reward), the task, the cold start, the machine and the
 resolved recipe.
 """
@@ -25,31 +27,43 @@ from visionr1.pipeline.config import Pipeline
 from visionr1.utils.io import iter_jsonl
 
 PLOT_FILE = "report.png"
+# each split's name in a report, and what its numbers are for
+SPLITS = {"heldout": "held-out", "validation": "validation"}
+SPLIT_NOTE = {
+    "heldout": "items never trained on and never used to choose settings: the numbers to report",
+    "validation": "items for choosing settings (never trained on, never the held-out items): not a result to report",
+}
 
 
 def write_report(run_dir: Path, recipe: Pipeline, train_recipe: Any, splits: dict[str, Any], cold: dict[str, Any],
-                 heldout: dict[str, dict[str, Any]], phases: dict[str, float], wall: float,
+                 evaluated: dict[str, dict[str, dict[str, Any]]], phases: dict[str, float], wall: float,
                  run_info: dict[str, Any]) -> dict[str, Any]:
-    """Write report.json, report.png and report.md into ``run_dir``; return the report."""
+    """Write report.json, report.png and report.md into ``run_dir``; return the report. ``evaluated`` is the
+    eval section's ``{split: {stage: scores}}``; the headline numbers are the held-out split's when it was
+    evaluated, else the validation split's, and the report names the split everywhere."""
     from visionr1.training.plot import read_metrics
 
     rows = read_metrics(run_dir / "train" / "metrics.jsonl") if (run_dir / "train" / "metrics.jsonl").is_file() else []
-    stages = list(heldout)
-    acc = {s: heldout[s]["accuracy"] for s in stages}
+    split = "heldout" if "heldout" in evaluated else "validation"
+    scores = evaluated[split]  # the headline split's
+    stages = list(scores)
+    acc = {s: scores[s]["accuracy"] for s in stages}
     grpo = [s.name for s in train_recipe.stages if s.type == "grpo"]
     sft = next(s.name for s in train_recipe.stages if s.type == "sft")
     report = {
         "name": recipe.name,
         "seed": recipe.seed,
         "stages": stages,
-        "heldout": heldout,
+        "split": split,
+        **{name: evaluated[name] for name in SPLITS if name in evaluated},
         "gain": {
             "sft_over_base": 100 * (acc[sft] - acc["base"]),
             "grpo_over_sft": 100 * (acc[grpo[-1]] - acc[sft]),
             "per_grpo_stage_over_sft": {g: 100 * (acc[g] - acc[sft]) for g in grpo},
-            "greedy_grpo_over_sft": (100 * (heldout[grpo[-1]]["greedy"]["accuracy"] - heldout[sft]["greedy"]["accuracy"])
-                                     if "greedy" in heldout[sft] else None),
+            "greedy_grpo_over_sft": (100 * (scores[grpo[-1]]["greedy"]["accuracy"] - scores[sft]["greedy"]["accuracy"])
+                                     if "greedy" in scores[sft] else None),
             "unit": "accuracy points (absolute, x100)",
+            "split": split,
         },
         "wall_seconds": round(wall, 1),
         "phases": ordered_phases(phases),
@@ -63,7 +77,8 @@ def write_report(run_dir: Path, recipe: Pipeline, train_recipe: Any, splits: dic
                   "cold_start_data": "coldstart/cold_start.jsonl", "train_manifest": "train/manifest.json"},
     }
     (run_dir / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    plot = plot_report(rows, heldout, run_dir / PLOT_FILE, title=f"{recipe.name} (seed {recipe.seed})")
+    plot = plot_report(rows, scores, run_dir / PLOT_FILE, title=f"{recipe.name} (seed {recipe.seed})",
+                       split=SPLITS[split])
     (run_dir / "report.md").write_text(render_markdown(report, run_dir, plot is not None), encoding="utf-8")
     return report
 
@@ -95,7 +110,8 @@ def _training_summary(train_recipe: Any, rows: list[dict[str, Any]], train_dir: 
             entry.update(max_completion_length=values.get("max_completion_length"),
                          num_generations=values.get("num_generations"), beta=values.get("beta"))
             for key, name in (("reward", "reward"), ("accuracy", "train_accuracy"),
-                              ("completions/mean_length", "mean_length")):
+                              ("completions/mean_length", "mean_length"),
+                              ("completions/clipped_ratio", "clipped_ratio")):
                 vals = [r[key] for r in srows if r.get(key) is not None]
                 if vals:
                     k = max(1, len(vals) // 4)  # first and last quarter of the stage: less noisy than one step
@@ -136,7 +152,8 @@ def _smooth(values: list[float], window: int = 5) -> list[float]:
     return out
 
 
-def plot_report(rows: list[dict[str, Any]], heldout: dict[str, dict[str, Any]], out: Path, title: str) -> Path | None:
+def plot_report(rows: list[dict[str, Any]], heldout: dict[str, dict[str, Any]], out: Path, title: str,
+                split: str = "held-out") -> Path | None:
     """Reward and completion length per GRPO step (PTST stages side by side), and held-out accuracy per stage."""
     import matplotlib
 
@@ -203,8 +220,8 @@ def plot_report(rows: list[dict[str, Any]], heldout: dict[str, dict[str, Any]], 
                   label=f"pass@{first.get('samples')}")
     ax_a.set_xticks(xs, names)
     ax_a.set_ylim(0, 105)
-    ax_a.set_ylabel("% of held-out items")
-    ax_a.set_title(f"held-out accuracy (n={first['n']})")
+    ax_a.set_ylabel(f"% of {split} items")
+    ax_a.set_title(f"{split} accuracy (n={first['n']})")
     ax_a.legend(fontsize=8, loc="upper left")
     ax_a.grid(axis="y", alpha=0.3)
     fig.suptitle(title)
@@ -227,7 +244,8 @@ def _examples(run_dir: Path, stage: str, k: int) -> list[dict[str, Any]]:
 
 
 def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> str:
-    h, g, t = report["heldout"], report["gain"], report["training"]
+    split = report.get("split", "heldout")
+    h, g, t = report[split], report["gain"], report["training"]
     stages = report["stages"]
     sft = next(n for n, e in t.items() if e["type"] == "sft")
     last = stages[-1]
@@ -238,28 +256,27 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
         "",
         f"A {rec['tiny_model']['size']}-size tiny {rec['tiny_model']['family']} with random initial weights went through the "
         f"whole pipeline on the synthetic **{task['task']}** task ({task['difficulty']}) in "
-        f"{report['wall_seconds'] / 60:.1f} minutes: cold-start SFT took held-out accuracy from "
+        f"{report['wall_seconds'] / 60:.1f} minutes: cold-start SFT took {SPLITS[split]} accuracy from "
         f"{100 * h['base']['accuracy']:.1f}% to {100 * h[sft]['accuracy']:.1f}%, and GRPO with PTST from there to "
         f"**{100 * h[last]['accuracy']:.1f}%** ({g['grpo_over_sft']:+.1f} points over SFT; greedy decoding: "
         f"{_f(g.get('greedy_grpo_over_sft'), 1, signed=True)}).",
         "",
-        "| stage | accuracy | format | mean completion tokens | pass@k | greedy accuracy |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"**{SPLITS[split]} split** ({SPLIT_NOTE[split]}):",
+        "",
+        *_split_table(h, stages),
     ]
-    for s in stages:
-        e = h[s]
-        greedy = f"{100 * e['greedy']['accuracy']:.1f}%" if "greedy" in e else "n/a"
-        passk = f"{100 * e['pass_at_k']:.1f}%" if e.get("pass_at_k") is not None else "n/a"
-        lines.append(f"| {s} | {100 * e['accuracy']:.1f}% | {100 * e['format']:.1f}% | "
-                     f"{e['mean_completion_tokens']:.1f} | {passk} | {greedy} |")
     first = h[stages[0]]
-    lines += ["", f"Held-out: {first['n']} items never trained on; every stage decoded the same way, at most "
+    lines += ["", f"{SPLITS[split].capitalize()}: {first['n']} items; every stage decoded the same way, at most "
               f"{rec['eval']['max_new_tokens']} new tokens. **accuracy** follows the paper's evaluation: sampling at "
               f"temperature {first.get('temperature')}, top_p {first.get('top_p')}, averaged over "
               f"{first.get('samples')} seeded passes (pass@1); **pass@k**: any of the {first.get('samples')} right; "
               "**greedy accuracy**: one greedy pass. An answer is right when the reward library's scorer says so "
               "(`rewards.scoring.is_correct`, read from `<answer>`); **format**: "
-              "`<think>…</think><answer>…</answer>`.", ""]
+              "`<think>…</think><answer>…</answer>`; **truncated**: cut off at the limit (mostly before its answer).", ""]
+    other = "validation" if split == "heldout" else None
+    if other and report.get(other):
+        lines += [f"**{SPLITS[other]} split** ({SPLIT_NOTE[other]}; {report[other][stages[0]]['n']} items):", "",
+                  *_split_table(report[other], stages), ""]
     if h[sft].get("pass_at_k") is not None and h[last].get("pass_at_k") is not None:
         k = first.get("samples")
         p0, p1 = 100 * h[sft]["pass_at_k"], 100 * h[last]["pass_at_k"]
@@ -276,7 +293,9 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
         lines += [f"![reward and completion length per GRPO step; held-out accuracy per stage]({PLOT_FILE})", ""]
     lines += ["## What ran", ""]
     lines.append(f"- **data**: {task['coldstart']} cold-start items, {task['rl']} RL prompts, {task['heldout']} held-out "
-                 f"items of `{task['task']}` (difficulty {task['difficulty']}), one seeded stream (seed {report['seed']}).")
+                 f"items of `{task['task']}` (difficulty {task['difficulty']}), one seeded stream (seed {report['seed']})"
+                 + (f"; {task['validation']} validation items from a stream of their own (seed {task['validation_seed']}), "
+                    "for choosing settings." if task.get("validation") is not None else "."))
     c = report["coldstart"]
     lines.append(f"- **cold start**: modality bridging with the **oracle** backend: {c['kept']} of {c['input']} samples "
                  f"kept. {c.get('oracle_note') or ''}")
@@ -289,7 +308,8 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
                 f"- **{name}** (GRPO, PTST): {e['steps']} step(s), {e['max_completion_length']} tokens × "
                 f"{e['num_generations']} generations, lr {e['learning_rate']}, beta {e['beta']}; reward "
                 f"{_f(e.get('reward_first_quarter'))} → {_f(e.get('reward_last_quarter'))} (first → last quarter), "
-                f"mean length {_f(e.get('mean_length_first_quarter'), 0)} → {_f(e.get('mean_length_last_quarter'), 0)}.")
+                f"mean length {_f(e.get('mean_length_first_quarter'), 0)} → {_f(e.get('mean_length_last_quarter'), 0)}, "
+                f"cut off at the limit {_pct(e.get('clipped_ratio_first_quarter'))} → {_pct(e.get('clipped_ratio_last_quarter'))}.")
     lines += ["", "## Wall time", "", "| phase | seconds |", "|---|---:|"]
     for k, v in report["phases"].items():
         name = f"&nbsp;&nbsp;└ {k.split(':', 1)[1]}" if ":" in k else k  # per-stage parts under their phase
@@ -324,6 +344,22 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
     return "\n".join(lines)
 
 
+def _split_table(h: dict[str, dict[str, Any]], stages: list[str]) -> list[str]:
+    lines = ["| stage | accuracy | format | mean completion tokens | truncated | pass@k | greedy accuracy |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for s in stages:
+        e = h[s]
+        greedy = f"{100 * e['greedy']['accuracy']:.1f}%" if "greedy" in e else "n/a"
+        passk = f"{100 * e['pass_at_k']:.1f}%" if e.get("pass_at_k") is not None else "n/a"
+        lines.append(f"| {s} | {100 * e['accuracy']:.1f}% | {100 * e['format']:.1f}% | "
+                     f"{e['mean_completion_tokens']:.1f} | {_pct(e.get('truncated_rate'))} | {passk} | {greedy} |")
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
 def _clip(text: str, n: int) -> str:
     """At most ``n`` characters, marked when cut.
 
@@ -339,25 +375,28 @@ def _f(value: Any, digits: int = 3, signed: bool = False) -> str:
 
 def print_table(report: dict[str, Any], console: Console, run_dir: Path | None = None) -> None:
     """The closing table: one row per stage, the change from the row above, and the headline numbers."""
-    first = report["heldout"][report["stages"][0]]
-    table = Table(title=f"held-out results ({first['n']} items; accuracy = mean of {first.get('samples')} samples "
+    split = report.get("split", "heldout")
+    first = report[split][report["stages"][0]]
+    table = Table(title=f"{SPLITS[split]} results ({first['n']} items; accuracy = mean of {first.get('samples')} samples "
                         f"at T={first.get('temperature')}, as in the paper)")
-    for col in ("stage", "accuracy", "Δ", "pass@k", "greedy", "format", "tokens"):
+    for col in ("stage", "accuracy", "Δ", "pass@k", "greedy", "format", "tokens", "truncated"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     prev = None
     for s in report["stages"]:
-        e = report["heldout"][s]
+        e = report[split][s]
         delta = "" if prev is None else f"{100 * (e['accuracy'] - prev):+.1f}"
         style = "bold green" if s == report["stages"][-1] else None
         greedy = f"{100 * e['greedy']['accuracy']:.1f}%" if "greedy" in e else ""
         passk = f"{100 * e['pass_at_k']:.1f}%" if e.get("pass_at_k") is not None else ""
         table.add_row(s, f"{100 * e['accuracy']:.1f}%", delta, passk, greedy, f"{100 * e['format']:.1f}%",
-                      f"{e['mean_completion_tokens']:.1f}", style=style)
+                      f"{e['mean_completion_tokens']:.1f}", _pct(e.get("truncated_rate")), style=style)
         prev = e["accuracy"]
     console.print(table)
     g = report["gain"]["grpo_over_sft"]
     verdict = "[green]target (+5) met[/]" if round(g, 1) >= 5 else "[yellow]below the +5 target on this seed[/]"
-    console.print(f"GRPO over SFT: [bold]{g:+.1f}[/] points ({verdict}); wall time "
+    if split != "heldout":
+        console.print(f"[yellow]{SPLITS[split]} split: {SPLIT_NOTE[split]}[/]")
+    console.print(f"GRPO over SFT ({SPLITS[split]}): [bold]{g:+.1f}[/] points ({verdict}); wall time "
                   f"{report['wall_seconds'] / 60:.1f} min.")
     if run_dir is not None:
         console.print(f"Report: {run_dir / 'report.md'} (plot {run_dir / PLOT_FILE}), numbers in {run_dir / 'report.json'}")

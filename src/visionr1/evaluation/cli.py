@@ -185,7 +185,8 @@ def heldout_cmd(
     cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """A pipeline recipe's eval section alone (what `visionr1 run` does last): the base model and every stage's
-    final weights on the held-out items, resuming per batch; results in RUN/eval/<stage>/summary.json."""
+    final weights on the held-out items (and/or the validation items: eval.split=validation|both), resuming per
+    batch; results in RUN/eval/<stage>/summary.json (validation: RUN/eval-validation/<stage>/)."""
     from visionr1.config.base import RecipeError
     from visionr1.pipeline.config import load_pipeline
     from visionr1.pipeline.run import PipelineError, eval_section
@@ -201,10 +202,13 @@ def heldout_cmd(
         results = eval_section(pipeline, console, {})
     except (RecipeError, PipelineError) as exc:
         fail(str(exc))
-    for name, r in results.items():
-        greedy = f", greedy {100 * r['greedy']['accuracy']:.1f}%" if "greedy" in r else ""
-        console.print(f"{name}: accuracy {100 * r['accuracy']:.1f}%{greedy} (n={r['n']})", highlight=False)
-    console.print(f"wrote {pipeline.run_dir / 'eval' / 'summary.json'}", highlight=False)
+    from visionr1.pipeline.run import EVAL_DIRS
+
+    for split, stages in results.items():
+        for name, r in stages.items():
+            greedy = f", greedy {100 * r['greedy']['accuracy']:.1f}%" if "greedy" in r else ""
+            console.print(f"{name}: accuracy {100 * r['accuracy']:.1f}%{greedy} (n={r['n']}, {split})", highlight=False)
+        console.print(f"wrote {pipeline.run_dir / EVAL_DIRS[split] / 'summary.json'}", highlight=False)
 
 
 def _report(summary: dict, output: Path) -> None:

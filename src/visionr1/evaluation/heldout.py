@@ -44,7 +44,7 @@ def evaluate_checkpoint(model_dir: Path, heldout: Path, out_dir: Path, spec: Eva
                         console: Console, label: str) -> dict[str, Any]:
     """Held-out scores of ``model_dir`` (see the module docstring); predictions under ``out_dir/<pass>/``."""
     settings = {"model": str(model_dir), "weights": weights_id(model_dir), "data": str(heldout),
-                "max_pixels": max_pixels, **spec.model_dump(mode="json", exclude={"data", "examples"})}
+                "max_pixels": max_pixels, **spec.model_dump(mode="json", exclude={"data", "validation_data", "split", "examples"})}
     done = _finished(out_dir, settings)
     if done is not None:
         console.print(f"  eval {label}: finished before ({out_dir / 'summary.json'}), not evaluated again")

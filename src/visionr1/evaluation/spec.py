@@ -32,6 +32,14 @@ class EvalSpec(DecodingConfig):
     data: str | None = Field(
         None, description="Held-out items (canonical JSONL); default: the data section's test split (RUN/data/test.jsonl)."
     )
+    split: Literal["heldout", "validation", "both"] = Field(
+        "heldout", description="Which items to evaluate on: heldout (the reported numbers), validation (for choosing "
+        "settings), or both; each number in a report names its split."
+    )
+    validation_data: str | None = Field(
+        None, description="Validation items (canonical JSONL); default: the data section's validation split "
+        "(RUN/data/val.jsonl, when data.validation_items > 0)."
+    )
     samples: int = Field(4, ge=1, description="Sampled passes over the held-out items; accuracy is their mean (pass@1).")
     greedy: bool = Field(True, description="Also decode greedily once and report it beside the sampled accuracy.")
     examples: int = Field(2, ge=0, description="Held-out completions per stage quoted in a report (visionr1 demo).")

@@ -1,11 +1,12 @@
 """The pipeline recipe: one file for a whole run, with optional sections run in order by ``visionr1 run``.
 
-    data        synthetic task items: cold-start, RL and held-out splits        -> RUN/data/
+    data        synthetic task items: cold-start, RL, held-out (+ validation)   -> RUN/data/
     tiny_model  a tiny random model built locally (model.path defaults to it)   -> RUN/model/
     coldstart   the cold-start recipe's body (visionr1.coldstart.config)        -> RUN/coldstart/
     model, stages (+ report_to, logging, launch, cpu_threads)
                 the training recipe's fields (visionr1.recipe)                  -> RUN/train/
-    eval        held-out evaluation of the base model and every stage           -> RUN/eval/<stage>/
+    eval        evaluation of the base model and every stage on the held-out    -> RUN/eval/<stage>/
+                and/or the validation items (``eval.split``)                     -> RUN/eval-validation/<stage>/
 
 Every section is validated by its own schema, not a copy of it: ``coldstart`` *is* a
 :class:`~visionr1.coldstart.config.ColdstartRecipe`, the stages *are* the training recipe's typed stages and the
@@ -37,7 +38,9 @@ from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
 
 class SyntheticData(StrictModel):
-    """The ``data`` section: one seeded stream of a synthetic task (visionr1.tasks), split three ways."""
+    """The ``data`` section: one seeded stream of a synthetic task (visionr1.tasks), split three ways, and an
+    optional validation split from a stream of its own (settings are chosen on it, results reported on the
+    held-out split)."""
 
     name: Literal["counting", "arithmetic", "choice", "grounding", "spatial"] = Field(
         "counting", description="Synthetic task (visionr1.tasks.synthetic)."
@@ -50,6 +53,10 @@ class SyntheticData(StrictModel):
     coldstart_items: int = Field(200, ge=1, description="Training items sent through the cold start (RUN/data/coldstart.jsonl).")
     rl_items: int = Field(400, ge=1, description="Further training items whose questions are the GRPO prompts (RUN/data/rl.jsonl).")
     heldout_items: int = Field(150, ge=1, description="Held-out items every stage is evaluated on (RUN/data/test.jsonl).")
+    validation_items: int = Field(
+        0, ge=0, description="Validation items for choosing settings (RUN/data/val.jsonl): a stream of their own "
+        "(another seed derived from the recipe's), never trained on, never the held-out ones; 0 = none."
+    )
 
     @field_validator("difficulty_overrides")
     @classmethod
@@ -139,8 +146,11 @@ class Pipeline(StrictModel):
                 and s.get("type", "sft") in defaults else s
                 for s in _drop_disabled(data["stages"])
             ]
-        if isinstance(data.get("eval"), dict) and data.get("data") is not None:
-            data["eval"] = {"data": str(run / "data" / "test.jsonl"), **data["eval"]}
+        if isinstance(data.get("eval"), dict) and isinstance(data.get("data"), dict):
+            defaults = {"data": str(run / "data" / "test.jsonl")}
+            if data["data"].get("validation_items"):
+                defaults["validation_data"] = str(run / "data" / VALIDATION_FILE)
+            data["eval"] = {**defaults, **data["eval"]}
         return data
 
     @model_validator(mode="after")
@@ -150,8 +160,11 @@ class Pipeline(StrictModel):
         if self.eval is not None:
             if self.model is None:
                 raise ValueError("eval evaluates the model and its stages: add a model (or tiny_model) section")
-            if self.eval.data is None:
+            if self.eval.data is None and self.eval.split != "validation":
                 raise ValueError("eval.data: the held-out items; set it, or add a data section (its test split)")
+            if self.eval.validation_data is None and self.eval.split != "heldout":
+                raise ValueError(f"eval.split={self.eval.split} needs validation items: set data.validation_items "
+                                 "(e.g. 200) or eval.validation_data")
         if self.stages is not None:  # the training recipe's own checks (stage names, image budget); stages not re-validated
             try:
                 self._train = Recipe(name=self.name, seed=self.seed, output_dir=str(self.run_dir / "train"),
@@ -165,6 +178,13 @@ class Pipeline(StrictModel):
     def run_dir(self) -> Path:
         return run_dir_of({"name": self.name, "output_dir": self.output_dir})
 
+    def eval_splits(self) -> dict[str, str]:
+        """The splits the eval section evaluates on, each with its items: ``{"heldout": path, "validation": path}``."""
+        assert self.eval is not None
+        names = ("heldout", "validation") if self.eval.split == "both" else (self.eval.split,)
+        paths = {"heldout": self.eval.data, "validation": self.eval.validation_data}
+        return {name: str(paths[name]) for name in names}
+
     def sections(self) -> list[str]:
         """The sections this recipe has, in the order they run."""
         present = {"data": self.data, "tiny_model": self.tiny_model, "coldstart": self.coldstart,
@@ -176,6 +196,9 @@ class Pipeline(StrictModel):
         if self._train is None:
             raise RecipeError(f"{self.name}: this pipeline recipe has no stages section to train")
         return self._train
+
+
+VALIDATION_FILE = "val.jsonl"
 
 
 def run_dir_of(data: dict[str, Any]) -> Path:
@@ -213,7 +236,8 @@ def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
         update["coldstart"] = coldstart_paths(pipeline.coldstart, base)
         resolve_templates(update["coldstart"], source=f"{path}: coldstart")  # fail now, not after 1000 requests
     if pipeline.eval is not None:
-        update["eval"] = pipeline.eval.model_copy(update={"data": resolve_path(pipeline.eval.data, base)})
+        update["eval"] = pipeline.eval.model_copy(update={"data": resolve_path(pipeline.eval.data, base),
+                                                          "validation_data": resolve_path(pipeline.eval.validation_data, base)})
     train = pipeline._train
     if train is not None:
         train = training_paths(train, base)

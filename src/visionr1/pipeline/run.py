@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from visionr1.pipeline.config import Pipeline
+from visionr1.pipeline.config import VALIDATION_FILE, Pipeline
 from visionr1.utils.io import atomic_write_json
 
 MARKER = "pipeline.json"  # the resolved recipe, written first: marks a directory as a pipeline run
@@ -68,7 +68,8 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
                 out["data"] = make_data(pipeline, run_dir)
                 d = out["data"]
                 console.print(f"  {d['task']} ({d['difficulty']}): {d['coldstart']} cold-start items, {d['rl']} RL "
-                              f"prompts, {d['heldout']} held-out items")
+                              f"prompts, {d['heldout']} held-out items"
+                              + (f", {d['validation']} validation items (seed {d['validation_seed']})" if "validation" in d else ""))
             if pipeline.tiny_model is not None:
                 out["model"] = str(make_model(pipeline, run_dir))
                 console.print(f"  tiny model {out['model']}")
@@ -86,8 +87,8 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
 
     # --- 4. evaluation ---------------------------------------------------------------------------------------------
     if pipeline.eval is not None:
-        with steps.phase("eval", "evaluation: held-out accuracy of every stage"):
-            out["eval"] = eval_section(pipeline, console, steps.phases)
+        with steps.phase("eval", f"evaluation: {' and '.join(pipeline.eval_splits())} accuracy of every stage"):
+            out["eval"] = eval_section(pipeline, console, steps.phases)  # {split: {stage: scores}}
 
     out["phases"] = steps.phases
     atomic_write_json(run_dir / "summary.json", out)
@@ -101,7 +102,10 @@ def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]
     out: dict[str, Any] = {"run_dir": str(run_dir), "sections": pipeline.sections()}
     if pipeline.data is not None:
         out["data"] = {**pipeline.data.model_dump(mode="json"), "seed": pipeline.seed,
-                       "outputs": [str(run_dir / "data" / f) for f in ("coldstart.jsonl", "rl.jsonl", "test.jsonl")]}
+                       "outputs": [str(run_dir / "data" / f) for f in ("coldstart.jsonl", "rl.jsonl", "test.jsonl",
+                                                                       *([VALIDATION_FILE] if pipeline.data.validation_items else []))]}
+        if pipeline.data.validation_items:
+            out["data"]["validation_seed"] = validation_seed(pipeline.seed)
     if pipeline.tiny_model is not None:
         out["tiny_model"] = {**pipeline.tiny_model.model_dump(mode="json"), "output": str(run_dir / "model")}
     if pipeline.coldstart is not None:
@@ -113,7 +117,7 @@ def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]
         out["train"] = plan_run(train, train.output_dir, num_processes or train.launch.num_processes,
                                 source=f"{pipeline.name}: stages")
     if pipeline.eval is not None:
-        out["eval"] = {**pipeline.eval.model_dump(mode="json"), "checkpoints": {k: str(v) for k, v in checkpoints(pipeline).items()}}
+        out["eval"] = {**pipeline.eval.model_dump(mode="json"), "splits": pipeline.eval_splits(), "checkpoints": {k: str(v) for k, v in checkpoints(pipeline).items()}}
     return out
 
 
@@ -124,7 +128,11 @@ def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]
 
 def make_data(pipeline: Pipeline, run_dir: Path) -> dict[str, Any]:
     """Draw ``coldstart + rl + heldout`` items of one stream; write ``coldstart.jsonl`` (the first items),
-    ``rl.jsonl`` (the next) and ``test.jsonl`` (the last, held out) beside the images."""
+    ``rl.jsonl`` (the next) and ``test.jsonl`` (the last, held out) beside the images. With
+    ``validation_items``, ``val.jsonl`` holds that many items of a second stream (:func:`validation_seed`):
+    the first stream is drawn exactly as without it, so adding a validation split changes no training or
+    held-out item; a validation item whose content (question and image) equals a training or held-out
+    item's is dropped, and the count of drops reported."""
     from visionr1.tasks.synthetic import make_synthetic
 
     t = pipeline.data
@@ -132,10 +140,19 @@ def make_data(pipeline: Pipeline, run_dir: Path) -> dict[str, Any]:
     difficulty = t.resolved_difficulty()
     result = {"task": t.name, "difficulty": difficulty.name, "difficulty_params": difficulty.to_dict(),
               "coldstart": t.coldstart_items, "rl": t.rl_items, "heldout": t.heldout_items}
-    settings = {"data": t.model_dump(mode="json"), "seed": pipeline.seed}
+    # (validation_items: 0 is left out, so runs made before the field existed still resume)
+    settings = {"data": t.model_dump(mode="json", exclude=set() if t.validation_items else {"validation_items"}),
+                "seed": pipeline.seed}
     data_dir = run_dir / "data"
+    val_file = data_dir / VALIDATION_FILE
     if _section_done(run_dir, "data", settings, data_dir):
+        if t.validation_items:
+            result.update(validation=_count_lines(val_file), validation_seed=validation_seed(pipeline.seed))
         return result
+    if t.validation_items:  # first, so that the main stream's train.jsonl / test.jsonl are written last
+        make_synthetic(t.name, t.validation_items, validation_seed(pipeline.seed), data_dir, difficulty=difficulty,
+                       test_fraction=0.0)
+        (data_dir / "train.jsonl").replace(val_file)
     n = t.coldstart_items + t.rl_items + t.heldout_items
     make_synthetic(t.name, n, pipeline.seed, data_dir, difficulty=difficulty, test_fraction=t.heldout_items / n)
     train = [line + "\n" for line in (data_dir / "train.jsonl").read_text(encoding="utf-8").split("\n") if line]
@@ -143,8 +160,46 @@ def make_data(pipeline: Pipeline, run_dir: Path) -> dict[str, Any]:
         raise PipelineError(f"make_synthetic wrote {len(train)} training items, expected {t.coldstart_items + t.rl_items}")
     (data_dir / "coldstart.jsonl").write_text("".join(train[: t.coldstart_items]), encoding="utf-8")
     (data_dir / "rl.jsonl").write_text("".join(train[t.coldstart_items :]), encoding="utf-8")
+    if t.validation_items:
+        seen = {content_key(data_dir, line) for f in ("train.jsonl", "test.jsonl")
+                for line in (data_dir / f).read_text(encoding="utf-8").splitlines() if line}
+        lines = [line for line in val_file.read_text(encoding="utf-8").splitlines() if line]
+        kept = [line for line in lines if content_key(data_dir, line) not in seen]
+        if not kept:
+            raise PipelineError(f"data: all {len(lines)} validation items (seed {validation_seed(pipeline.seed)}) are "
+                                "training or held-out items too; no validation item is left: the task has too few "
+                                "distinct items for three splits (raise its difficulty or lower the items asked)")
+        val_file.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        result.update(validation=len(kept), validation_seed=validation_seed(pipeline.seed),
+                      validation_dropped_duplicates=len(lines) - len(kept))
     _section_finished(run_dir, "data", settings)
     return result
+
+
+def validation_seed(seed: int) -> int:
+    """The validation stream's seed, derived from the recipe's: never the seed itself, and no simple shift of
+    it (seed + 1 is another run's training stream). Its items' ids carry it (``counting-s<seed>-...``).
+
+    >>> validation_seed(0) != 0 and validation_seed(0) == validation_seed(0) != validation_seed(1)
+    True
+    """
+    import hashlib
+
+    derived = int.from_bytes(hashlib.sha256(f"visionr1-validation-{seed}".encode()).digest()[:4], "big")
+    return derived if derived != seed else derived + 1
+
+
+def content_key(data_dir: Path, line: str) -> tuple[str, str]:
+    """What makes two items the same item whatever their ids: the question and the image's bytes."""
+    import hashlib
+
+    record = json.loads(line)
+    images = "".join(hashlib.sha256((data_dir / p).read_bytes()).hexdigest() for p in record.get("images") or [])
+    return record["question"], images
+
+
+def _count_lines(path: Path) -> int:
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line) if path.is_file() else 0
 
 
 def make_model(pipeline: Pipeline, run_dir: Path) -> Path:
@@ -218,27 +273,39 @@ def checkpoints(pipeline: Pipeline) -> dict[str, Path | str]:
     return out
 
 
-def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Every checkpoint on the same held-out items, decoded the same way (``evaluation.heldout``)."""
+def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every checkpoint on the same items, decoded the same way (``evaluation.heldout``), for each split of
+    ``eval.split``: ``{"heldout": {stage: scores}, "validation": {...}}`` (the splits asked for). Held-out
+    results go to ``RUN/eval/<stage>/``, validation results to ``RUN/eval-validation/<stage>/``."""
     from visionr1.evaluation.heldout import evaluate_checkpoint
     from visionr1.training.loading import resolve_model_path
 
     spec = pipeline.eval
-    assert spec is not None and spec.data is not None and pipeline.model is not None
-    if not Path(spec.data).is_file():
-        raise PipelineError(f"eval.data: {spec.data} not found; set eval.data to the held-out items (canonical JSONL)")
+    assert spec is not None and pipeline.model is not None
+    splits = pipeline.eval_splits()
+    for split, data in splits.items():
+        if not Path(data).is_file():
+            field = "eval.data" if split == "heldout" else "eval.validation_data"
+            raise PipelineError(f"{field}: {data} not found; set {field} to the {split} items (canonical JSONL)")
     max_pixels = pipeline.model.max_pixels
-    results: dict[str, dict[str, Any]] = {}
-    for name, path in checkpoints(pipeline).items():
-        path = Path(resolve_model_path(str(path)))
-        if not path.is_dir():
-            raise PipelineError(f"eval: checkpoint {name} ({path}) not found; its stage has not finished")
-        t0 = time.perf_counter()
-        results[name] = evaluate_checkpoint(path, Path(spec.data), pipeline.run_dir / "eval" / name, spec,
-                                            max_pixels, console, label=name)
-        phases[f"eval:{name}"] = round(time.perf_counter() - t0, 1)
-    atomic_write_json(pipeline.run_dir / "eval" / "summary.json", results)
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for split, data in splits.items():
+        out_dir = pipeline.run_dir / EVAL_DIRS[split]
+        results[split] = {}
+        for name, path in checkpoints(pipeline).items():
+            path = Path(resolve_model_path(str(path)))
+            if not path.is_dir():
+                raise PipelineError(f"eval: checkpoint {name} ({path}) not found; its stage has not finished")
+            t0 = time.perf_counter()
+            label = name if split == "heldout" else f"{name} (validation)"
+            scores = evaluate_checkpoint(path, Path(data), out_dir / name, spec, max_pixels, console, label=label)
+            results[split][name] = {"split": split, **scores}
+            phases[f"eval:{name}" if split == "heldout" else f"eval:{name}@validation"] = round(time.perf_counter() - t0, 1)
+        atomic_write_json(out_dir / "summary.json", results[split])
     return results
+
+
+EVAL_DIRS = {"heldout": "eval", "validation": "eval-validation"}  # per split, under the run directory
 
 
 # ----------------------------------------------------------------------------------------------------------
