@@ -88,3 +88,36 @@ def test_train_refuses_a_locked_run_directory_before_touching_it(holder):
     assert "another `visionr1 train` is running" in out and f"PID {proc.pid}" in out and "Traceback" not in out
     assert sorted(p.name for p in run_dir.iterdir()) == before  # no manifest, no logs, nothing written
     assert proc.poll() is None
+
+
+PIPELINE_HOLDER = "import sys, time\nfrom visionr1.training.lock import pipeline_lock\nwith pipeline_lock(sys.argv[1]):\n" \
+                  "    print('held', flush=True)\n    time.sleep(120)\n"
+
+
+@pytest.mark.parametrize("command", [["demo"], ["run", "recipes/demo.yaml"]])
+def test_a_second_demo_or_run_refuses_a_running_pipeline_directory_before_clearing_it(tmp_path, command):
+    """Regression: a second `visionr1 demo` on the directory of a running one cleared it (the training lock is
+    taken only inside `train/`, after the demo had already removed the previous run): the first run then died
+    on its missing files. The pipeline lock lives beside the directory and is taken before anything is touched."""
+    from visionr1.training.lock import pipeline_lock_path
+
+    run_dir = tmp_path / "demo"
+    run_dir.mkdir()
+    (run_dir / "demo_recipe.json").write_text("{}")  # what a running demo's directory holds: the marker ...
+    (run_dir / "train").mkdir()
+    sentinel = run_dir / "train" / "metrics.jsonl"  # ... and its work so far
+    sentinel.write_text('{"step": 1}\n')
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", PIPELINE_HOLDER, str(run_dir)], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        args = [*command, "--output-dir", str(run_dir)] if command[0] == "demo" else [*command, "-o", str(run_dir)]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code != 0
+        assert "another `visionr1 run / demo` is running" in res.output and str(proc.pid) in res.output
+        assert sentinel.read_text() == '{"step": 1}\n'  # untouched
+        assert pipeline_lock_path(run_dir) == tmp_path / ".demo.lock"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -34,6 +34,7 @@ def demo(
     from visionr1.data.errors import DataError
     from visionr1.demo.pipeline import DemoError, default_recipe_path, load_demo_recipe, main
     from visionr1.pipeline.run import PipelineError
+    from visionr1.training.lock import RunLockedError
     from visionr1.training.plan import PlanError
 
     if recipe is not None and "=" in recipe.name and not recipe.is_file():
@@ -44,5 +45,5 @@ def demo(
         path = recipe if recipe is not None else default_recipe_path()
         resolved = load_demo_recipe(path, overrides)
         main(resolved, recipe_path=path, overrides=overrides, resume=resume, console=console)
-    except (RecipeError, DemoError, PipelineError, PlanError, DataError) as exc:
+    except (RecipeError, DemoError, PipelineError, PlanError, DataError, RunLockedError) as exc:
         fail(str(exc))

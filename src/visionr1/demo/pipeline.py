@@ -49,6 +49,15 @@ def main(recipe: Pipeline, recipe_path: str | Path | None = None, overrides: lis
     """Run the demo; returns the report (also written to ``RUN_DIR/report.json``)."""
     console = console or Console(highlight=False)
     check_demo_recipe(recipe)
+    from visionr1.training.lock import pipeline_lock
+
+    run_dir = recipe.run_dir
+    with pipeline_lock(run_dir):  # before the directory is prepared: a fresh demo clears it
+        return _main_locked(recipe, recipe_path, overrides, resume, console)
+
+
+def _main_locked(recipe: Pipeline, recipe_path: str | Path | None, overrides: list[str] | tuple[str, ...],
+                 resume: bool, console: Console) -> dict[str, Any]:
     run_dir = recipe.run_dir
     _prepare_run_dir(run_dir, recipe, resume, console)
     _quiet_libraries()

@@ -48,6 +48,14 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
 
         train = pipeline.training_recipe()
         plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe_path or "pipeline recipe"))
+    from visionr1.training.lock import pipeline_lock
+
+    with pipeline_lock(pipeline.run_dir):  # one writer per pipeline run directory (re-entrant for the demo's)
+        return _main_locked(pipeline, recipe_path, overrides, console, label, extra_steps)
+
+
+def _main_locked(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str], console: Console,
+                 label: str, extra_steps: int) -> dict[str, Any]:
     run_dir = pipeline.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / MARKER, pipeline.model_dump(mode="json"))

@@ -82,11 +82,44 @@ def run_lock(run_dir: str | os.PathLike, *, enabled: bool = True,
     if not enabled:
         yield None
         return
-    notify = notify or (lambda msg: print(f"visionr1: {msg}", file=sys.stderr, flush=True))
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_FILE
-    fd = _acquire(path, notify)
+    with _held(run_dir / LOCK_FILE, notify, "visionr1 train", run_dir) as path:
+        yield path
+
+
+_HELD: set[Path] = set()  # pipeline locks this process holds (``visionr1 demo`` runs ``visionr1 run`` inside its own)
+
+
+def pipeline_lock_path(run_dir: str | os.PathLike) -> Path:
+    """A pipeline run's lock, BESIDE its directory (``runs/.demo.lock`` for ``runs/demo``): a fresh
+    ``visionr1 demo`` clears its whole directory, and a lock inside it would be deleted with it while held."""
+    run_dir = Path(run_dir).absolute()
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def pipeline_lock(run_dir: str | os.PathLike, notify: Callable[[str], None] | None = None) -> Iterator[Path]:
+    """One ``visionr1 run`` / ``visionr1 demo`` per pipeline run directory, held from before the directory is
+    prepared (a second demo on a running one's directory used to clear it under the first). Re-entrant within
+    one process."""
+    path = pipeline_lock_path(run_dir)
+    if path in _HELD:
+        yield path
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _held(path, notify, "visionr1 run / demo", Path(run_dir)):
+        _HELD.add(path)
+        try:
+            yield path
+        finally:
+            _HELD.discard(path)
+
+
+@contextlib.contextmanager
+def _held(path: Path, notify: Callable[[str], None] | None, what: str, subject: Path | None = None) -> Iterator[Path]:
+    notify = notify or (lambda msg: print(f"visionr1: {msg}", file=sys.stderr, flush=True))
+    fd = _acquire(path, notify, what, subject)
     try:
         yield path
     finally:
@@ -96,7 +129,8 @@ def run_lock(run_dir: str | os.PathLike, *, enabled: bool = True,
         os.close(fd)
 
 
-def _acquire(path: Path, notify: Callable[[str], None]) -> int:
+def _acquire(path: Path, notify: Callable[[str], None], what: str = "visionr1 train", subject: Path | None = None) -> int:
+    subject = subject or path.parent  # the run directory the messages name
     fix = f"wait for it to finish, stop it, or use another --output-dir; if it is not running, delete {path}"
     for _ in range(10):  # retried only when the file was replaced between open and flock
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -106,7 +140,7 @@ def _acquire(path: Path, notify: Callable[[str], None]) -> int:
             info = _read(fd)
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunLockedError(f"{path.parent}: another `visionr1 train` is running on this run directory "
+                raise RunLockedError(f"{subject}: another `{what}` is running on this run directory "
                                      f"({_describe(info) if info else 'holder unknown'}). Fix: {fix}") from None
             raise
         try:
@@ -122,8 +156,8 @@ def _acquire(path: Path, notify: Callable[[str], None]) -> int:
             if not same_host or _alive(int(info["pid"]), info.get("start_time")):
                 os.close(fd)
                 where = "another machine: its lock is not visible from here" if not same_host else "this machine"
-                raise RunLockedError(f"{path.parent}: locked by {_describe(info)}, on {where}. Fix: {fix}")
-            notify(f"{path.parent}: taking over a stale lock: {_describe(info)} is no longer running "
+                raise RunLockedError(f"{subject}: locked by {_describe(info)}, on {where}. Fix: {fix}")
+            notify(f"{subject}: taking over a stale lock: {_describe(info)} is no longer running "
                    "(killed?); resuming its run")
         record = {"pid": os.getpid(), "host": socket.gethostname(), "start_time": _start_time(os.getpid()),
                   "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": [Path(sys.argv[0]).name, *sys.argv[1:]]}
