@@ -4,24 +4,14 @@ tiny model. They measure nothing; the real runs are by hand (README)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"visionr1_bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_ptst_arms_share_the_samples_x_length_budget():
-    ptst = _script("ptst_ablation")
+def test_ptst_arms_share_the_samples_x_length_budget(bench_script):
+    ptst = bench_script("ptst_ablation")
     for cfg in (ptst.FULL, ptst.SMOKE):
         per_step, steps = {}, {}
         for arm, (start, stages) in ptst.arms(cfg, Path("rl.jsonl")).items():
@@ -36,8 +26,8 @@ def test_ptst_arms_share_the_samples_x_length_budget():
 
 
 @pytest.mark.slow
-def test_sft_vs_rl_ood_smoke(tiny_model_dir, tmp_path):
-    mod = _script("sft_vs_rl_ood")
+def test_sft_vs_rl_ood_smoke(tiny_model_dir, tmp_path, bench_script):
+    mod = bench_script("sft_vs_rl_ood")
     summary = mod.main(["--smoke", "--out", str(tmp_path), "--start-model", str(tiny_model_dir)])
     run = summary["per_seed"][0]
     assert set(run["results"]) == {"start", "sft", "grpo"}
@@ -49,8 +39,8 @@ def test_sft_vs_rl_ood_smoke(tiny_model_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_ptst_ablation_smoke(tiny_model_dir, tmp_path):
-    mod = _script("ptst_ablation")
+def test_ptst_ablation_smoke(tiny_model_dir, tmp_path, bench_script):
+    mod = bench_script("ptst_ablation")
     summary = mod.main(["--smoke", "--out", str(tmp_path), "--start-model", str(tiny_model_dir)])
     assert list(summary["stats"]) == ["base", "ci", "ptst-1", "ptst-2", "long", "zero"]
     curves = summary["per_seed"][0]["curves"]

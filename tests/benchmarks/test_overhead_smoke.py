@@ -5,25 +5,14 @@ the real run is by hand (README, Speed)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
-
-def _script(name: str):
-    spec = importlib.util.spec_from_file_location(f"visionr1_bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_peak_rss_is_the_one_child_not_the_largest_so_far():
+def test_peak_rss_is_the_one_child_not_the_largest_so_far(bench_script):
     """timed_run reads each child's own peak (wait4), so a big run does not leak into the next one's figure."""
-    interleave = _script("interleave")
+    interleave = bench_script("interleave")
     # each child holds its memory a moment (the benchmark's children run for seconds; /proc is polled every 50 ms)
     grab = "import sys, time; b = bytearray(int(sys.argv[1]) * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.3)"
     big = interleave.timed_run([sys.executable, "-c", grab, "300"], env={})
@@ -35,8 +24,8 @@ def test_peak_rss_is_the_one_child_not_the_largest_so_far():
     assert failed["rc"] == 3 and "boom" in failed["output_tail"]
 
 
-def test_ratios_are_bare_over_visionr1_within_a_round():
-    mod = _script("overhead")
+def test_ratios_are_bare_over_visionr1_within_a_round(bench_script):
+    mod = bench_script("overhead")
     run = lambda g: {"rc": 0, "load_before": 1.0, "seconds": 10.0, "cpu_seconds": 5.0, "peak_rss_mib": 100.0,  # noqa: E731
                      "generation_seconds": g}
     raw = {"visionr1": [run(2.0), run(1.0), run(4.0)], "bare": [run(1.0), run(1.0), run(3.0)]}
@@ -47,8 +36,8 @@ def test_ratios_are_bare_over_visionr1_within_a_round():
 
 
 @pytest.mark.slow
-def test_overhead_smoke_both_sides_do_the_same_work(tmp_path):
-    mod = _script("overhead")
+def test_overhead_smoke_both_sides_do_the_same_work(tmp_path, bench_script):
+    mod = bench_script("overhead")
     report = mod.main(["--smoke", "--out", str(tmp_path / "out"), "--keep", str(tmp_path / "work")])
     for kind in ("grpo", "sft"):
         w = report["workloads"][kind]
