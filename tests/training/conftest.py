@@ -140,3 +140,21 @@ def write_varied_grpo(root: Path, n: int = 8) -> Path:
 @pytest.fixture(scope="session")
 def varied_grpo(tmp_path_factory) -> Path:
     return write_varied_grpo(tmp_path_factory.mktemp("varied-grpo"))
+
+
+def first_grpo_trainer(recipe, tmp_path: Path):
+    """The GRPO trainer (and processor) that ``visionr1 train`` would build for the recipe's first stage, without
+    training: preflight, the stage's run, ``build_grpo_trainer``."""
+    from visionr1.training.grpo import build_grpo_trainer
+    from visionr1.training.loading import resolve_model_path
+    from visionr1.training.runner import preflight
+    from visionr1.training.stage import StageRun
+
+    run_dir = tmp_path / "run"
+    stage = recipe.stages[0]
+    prepared = preflight(recipe, run_dir, 1, [0])
+    run = StageRun(recipe=recipe, stage=stage, index=0, run_dir=run_dir, stage_dir=run_dir / stage.name,
+                   start_path=resolve_model_path(recipe.model.path), resume_from=None, step_offset=0,
+                   train_dataset=prepared[0].train)
+    trainer, processor, _ = build_grpo_trainer(run)
+    return trainer, processor

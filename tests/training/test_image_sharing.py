@@ -16,13 +16,10 @@ import torch
 from tests.varied import write_jsonl
 
 from visionr1.recipe import load_recipe
-from visionr1.training.grpo import VisionR1GRPOTrainer, build_grpo_trainer
+from visionr1.training.grpo import VisionR1GRPOTrainer
 from visionr1.training.image_sharing import image_key, share_images, unique_images
-from visionr1.training.loading import resolve_model_path
-from visionr1.training.runner import preflight
-from visionr1.training.stage import StageRun
 
-from .conftest import TINY
+from .conftest import TINY, first_grpo_trainer
 
 FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
 GENERATIONS = 2
@@ -38,12 +35,7 @@ def _trainer(tmp_path, family, share=True):
         "stages.ptst-1.grpo.max_completion_length=6",
         "stages.ptst-1.grpo.num_iterations=2",  # makes TRL compute old_per_token_logps in the batch
     ])
-    run_dir = tmp_path / "run"
-    prepared = preflight(recipe, run_dir, 1, [0])
-    run = StageRun(recipe=recipe, stage=recipe.stages[0], index=0, run_dir=run_dir, stage_dir=run_dir / "ptst-1",
-                   start_path=resolve_model_path(recipe.model.path), resume_from=None, step_offset=0,
-                   train_dataset=prepared[0].train)
-    trainer, processor, _ = build_grpo_trainer(run)
+    trainer, processor = first_grpo_trainer(recipe, tmp_path)
     return trainer, processor
 
 

@@ -11,12 +11,8 @@ import pytest
 import torch
 
 from visionr1.recipe import load_recipe
-from visionr1.training.grpo import build_grpo_trainer
-from visionr1.training.loading import resolve_model_path
-from visionr1.training.runner import preflight
-from visionr1.training.stage import StageRun
 
-from .conftest import TINY
+from .conftest import TINY, first_grpo_trainer
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +39,7 @@ def test_mixed_length_batch_logprobs_equal_each_prompt_alone(tmp_path, varied_gr
         "stages.ptst-1.grpo.max_completion_length=6",
         "stages.ptst-1.grpo.num_iterations=2",  # makes TRL compute old_per_token_logps in the batch
     ])
-    run_dir = tmp_path / "run"
-    prepared = preflight(recipe, run_dir, 1, [0])
-    run = StageRun(recipe=recipe, stage=recipe.stages[0], index=0, run_dir=run_dir, stage_dir=run_dir / "ptst-1",
-                   start_path=resolve_model_path(recipe.model.path), resume_from=None, step_offset=0,
-                   train_dataset=prepared[0].train)
-    trainer, processor, _ = build_grpo_trainer(run)
+    trainer, processor = first_grpo_trainer(recipe, tmp_path)
     assert processor.tokenizer.padding_side == "left"
 
     rows = [trainer.train_dataset[i] for i in range(4)]
