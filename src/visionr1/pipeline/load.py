@@ -41,30 +41,30 @@ def load_training_recipe(path: str | Path, overrides: list[str] | tuple[str, ...
     """``visionr1 train``'s recipe: a training recipe, or a pipeline recipe's model + stages sections."""
     from visionr1.recipe import load_recipe
 
-    if not is_pipeline(load_yaml_with_includes(Path(path))):
-        return load_recipe(path, overrides)
-    from visionr1.pipeline.config import load_pipeline
-
-    pipeline = load_pipeline(path, overrides)
-    if pipeline.stages is None:
-        raise RecipeError(f"{path}: a pipeline recipe without a stages section: nothing to train "
-                          f"(its sections: {', '.join(pipeline.sections()) or 'none'})")
-    return pipeline.training_recipe()
+    return _own_or_section(path, overrides, load_recipe, "stages", "a stages section: nothing to train",
+                           lambda p: p.training_recipe())
 
 
 def load_coldstart_section(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ColdstartRecipe:
     """``visionr1 coldstart``'s recipe: a cold-start recipe, or a pipeline recipe's coldstart section."""
     from visionr1.coldstart.config import load_coldstart_recipe
 
+    return _own_or_section(path, overrides, load_coldstart_recipe, "coldstart", "a coldstart section",
+                           lambda p: p.coldstart)
+
+
+def _own_or_section(path: str | Path, overrides: list[str] | tuple[str, ...], load_own: Any, section: str,
+                    missing: str, pick: Any) -> Any:
+    """A command's own kind of recipe, or its section of a pipeline recipe (an error naming what is missing)."""
     if not is_pipeline(load_yaml_with_includes(Path(path))):
-        return load_coldstart_recipe(path, overrides)
+        return load_own(path, overrides)
     from visionr1.pipeline.config import load_pipeline
 
     pipeline = load_pipeline(path, overrides)
-    if pipeline.coldstart is None:
-        raise RecipeError(f"{path}: a pipeline recipe without a coldstart section "
+    if getattr(pipeline, section) is None:
+        raise RecipeError(f"{path}: a pipeline recipe without {missing} "
                           f"(its sections: {', '.join(pipeline.sections()) or 'none'})")
-    return pipeline.coldstart
+    return pick(pipeline)
 
 
 def pipeline_hint(path: str | Path, exc: Exception) -> str:
