@@ -41,8 +41,31 @@ def run_seeds(doc: str, default_out: Path, full: dict[str, Any], smoke: dict[str
     seeds = args.seeds if args.seeds is not None else ([0] if args.smoke else [0, 1, 2])
     console = Console(highlight=False)
     setup()
-    per_seed = [one_seed(s, args.out / f"seed-{s}", cfg, console, args.start_model) for s in seeds]
+    per_seed = [cached(args.out / f"seed-{s}" / "result.json", _settings(cfg, args),
+                       lambda s=s: one_seed(s, args.out / f"seed-{s}", cfg, console, args.start_model), console)
+                for s in seeds]
     return args, cfg, seeds, per_seed
+
+
+def _settings(cfg: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    return {**cfg, "start_model": str(args.start_model) if args.start_model else None}
+
+
+def cached(path: Path, settings: dict[str, Any], compute: Any, console: Console | None = None) -> Any:
+    """``compute()``'s result, kept in ``path`` with the settings it was computed under: a rerun (one seed per
+    process, then all seeds to merge; or after a kill) reuses it when the settings are the same and recomputes
+    it when they are not, so a summary never mixes settings."""
+    if path.is_file():
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        if saved.get("settings") == json.loads(json.dumps(settings, default=str)):
+            if console is not None:
+                console.print(f"reusing {path} (same settings)")
+            return saved["result"]
+        if console is not None:
+            console.print(f"{path}: computed under other settings, recomputing")
+    result = compute()
+    write_json(path, {"settings": settings, "result": result})
+    return result
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

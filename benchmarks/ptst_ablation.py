@@ -4,6 +4,10 @@ base model ("Zero"), the same samples x length budget, from a reflective (overth
     python benchmarks/ptst_ablation.py                 # seeds 0 1 2 -> runs/claims/ptst/summary.json, curves.png
     python benchmarks/ptst_ablation.py --smoke         # seconds: every step runs, nothing is measured
 
+One seed per process runs the seeds side by side (``--seeds 0 &``, ``--seeds 1 &``, ...); each keeps its result
+in ``seed-N/result.json`` (and each checkpoint's scores in ``seed-N/eval/``), so ``--seeds 0 1 2`` afterwards
+only merges them, and a rerun after a kill resumes (training from its last checkpoint) instead of starting over.
+
 The paper (research notes; avg of MathVista / MathVerse / MM-Math): base 49.6; cold-start SFT ("CI") 44.5
 and overthinking; 16K x 4 only ("Long") 47.7; PTST 4K x 16 -> 8K x 8 55.4; RL from the base ("Zero") 50.7.
 Here, per seed:
@@ -76,8 +80,9 @@ def one_seed(seed: int, out: Path, cfg: dict, console: Console, start_model: Pat
     limit = 4 * cfg["L1"]
     results = {}
     for name, ckpt in checkpoints.items():
-        r = claims.evaluate(ckpt, {"test": parts["test"]}, limit, cfg["eval_samples"], cfg["max_pixels"],
-                            greedy=cfg["eval_greedy"])["test"]
+        r = claims.cached(out / "eval" / f"{name}.json", {**cfg, "checkpoint": str(ckpt)},
+                          lambda ckpt=ckpt: claims.evaluate(ckpt, {"test": parts["test"]}, limit, cfg["eval_samples"],
+                                                            cfg["max_pixels"], greedy=cfg["eval_greedy"])["test"])
         results[name] = {k: r.get(k) for k in ("accuracy", "format", "mean_completion_tokens", "truncated_rate")}
         results[name]["greedy"] = r.get("greedy", {}).get("accuracy")
         console.print(f"seed {seed} {name}: accuracy {100 * r['accuracy']:.1f}%, "

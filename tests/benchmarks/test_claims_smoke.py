@@ -48,3 +48,31 @@ def test_ptst_ablation_smoke(tiny_model_dir, tmp_path, bench_script):
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "summary.json").is_file()
     cold = (tmp_path / "seed-0" / "coldstart" / "cold_start.jsonl").read_text()
     assert "Wait" in cold  # the reflective cold start
+
+
+def test_seed_results_are_reused_only_under_the_same_settings(tmp_path, bench_script):
+    claims = bench_script("claims")
+    calls = []
+
+    def compute(value):
+        calls.append(value)
+        return {"accuracy": value}
+
+    path = tmp_path / "seed-0" / "result.json"
+    assert claims.cached(path, {"S": 20}, lambda: compute(0.5)) == {"accuracy": 0.5}
+    assert claims.cached(path, {"S": 20}, lambda: compute(0.9)) == {"accuracy": 0.5}  # reused, not recomputed
+    assert claims.cached(path, {"S": 10}, lambda: compute(0.7)) == {"accuracy": 0.7}  # other settings: recomputed
+    assert calls == [0.5, 0.7]
+    assert json.loads(path.read_text())["settings"] == {"S": 10}
+
+
+@pytest.mark.slow
+def test_ptst_ablation_merges_seeds_run_apart(tiny_model_dir, tmp_path, bench_script):
+    """Seeds run in separate processes, then ``--seeds 0 1`` merges them without training anything again."""
+    mod = bench_script("ptst_ablation")
+    common = ["--smoke", "--out", str(tmp_path), "--start-model", str(tiny_model_dir)]
+    one = {s: mod.main(["--seeds", str(s), *common])["per_seed"][0] for s in (0, 1)}
+    stamp = (tmp_path / "seed-0" / "train-ptst" / "ptst-2" / "final").stat().st_mtime_ns
+    merged = mod.main(["--seeds", "0", "1", *common])
+    assert merged["per_seed"] == [one[0], one[1]] and merged["seeds"] == [0, 1]
+    assert (tmp_path / "seed-0" / "train-ptst" / "ptst-2" / "final").stat().st_mtime_ns == stamp
