@@ -51,6 +51,10 @@ def test_geometry3k_choices_are_choice_tasks(tmp_path):
         assert row["solution"] == item.answer
         if item.kind == "choice_letters":  # options drawn in the image: "A. A" is not listed
             assert "A. A" not in prompt_text(row)
+        elif item.choices:  # the problem text carries "(A) ...": listed once, not again under "Choices:"
+            text = prompt_text(row)
+            assert "Choices:" not in text, text
+            assert all(text.count(c) == 1 for c in item.choices), text
     # told otherwise: the recipe's task wins
     assert set(load_samples(DatasetSpec(format="geometry3k", path=str(path), task="math")).dataset["task"]) == {"math"}
 

@@ -72,6 +72,16 @@ def test_answer_from_response(response, expected):
         ("{question}\n{choices}", "Q", ["x"], "Q\nA. x"),
         ("{choices}|{question}", "{choices} in Q", ["x"], "A. x|{choices} in Q"),  # question text is not re-filled
         ("\\boxed{} {question}", "\\frac{1}{2}?", None, "\\boxed{} \\frac{1}{2}?"),
+        # the question already lists every option (EasyR1's MATH-V conversion): not listed twice
+        ("{question}", "Which? (A) $1$\n(B) two", ["$1$", "two"], "Which? (A) $1$\n(B) two"),
+        ("{question}\n{choices}", "Which?\nA. x\nB) y", ["x", "y"], "Which?\nA. x\nB) y\n"),
+        # only some of them, or the texts without their letters: still listed
+        ("{question}", "Which? (A) x", ["x", "y"], "Which? (A) x\nChoices:\nA. x\nB. y"),
+        ("{question}", "Is x or y bigger?", ["x", "y"], "Is x or y bigger?\nChoices:\nA. x\nB. y"),
+        # options that are figures, named as the (rewritten) question names them
+        ("{question}", "Which?\n(A) (image 2)\n(B) (image 3)", ["<image2>", "<image3>"],
+         "Which?\n(A) (image 2)\n(B) (image 3)"),
+        ("{question}", "Which?", ["<image2>", "<image3>"], "Which?\nChoices:\nA. (image 2)\nB. (image 3)"),
     ],
 )
 def test_render_template(template, question, choices, expected):

@@ -89,14 +89,43 @@ def render_template(template: str, question: str, choices: list[str] | None) -> 
     '2+2?\\n\\nAnswer with \\\\boxed{}.'
 
     Options that are just their own letters (``["A", "B", "C"]``: the options are drawn in the image, as in
-    MATH-V and EasyR1's geometry data) are not listed: "A. A / B. B" tells the model nothing.
+    MATH-V and EasyR1's geometry data) are not listed: "A. A / B. B" tells the model nothing. Nor are options
+    the question already lists with their letters (EasyR1's MATH-V conversion appends ``(A) ...`` to the
+    problem): listing them twice makes a prompt no published one is.
+
+    >>> render_template("{question}", "Which? (A) red\\n(B) blue", ["red", "blue"])
+    'Which? (A) red\\n(B) blue'
+    >>> render_template("{question}", "Which graph?", ["<image2>", "<image3>"])
+    'Which graph?\\nChoices:\\nA. (image 2)\\nB. (image 3)'
     """
-    options = "" if bare_letters(choices) else format_choices(choices)
+    if choices:  # options that are figures ("<image2>"), named as the question names them: "(image 2)"
+        choices = [_IMAGE_REF_RE.sub(lambda m: f"(image {m.group(1)})", str(c)) for c in choices]
+    shown = bare_letters(choices) or lists_choices(question, choices)
+    options = "" if shown else format_choices(choices)
     if "{choices}" in template:
         return template.replace("{choices}", options).replace("{question}", question)
     if options:
         question = f"{question}\nChoices:\n{options}"
     return template.replace("{question}", question)
+
+
+def lists_choices(question: str, choices: list[str] | None) -> bool:
+    """True when ``question`` already lists every option with its letter, in order: ``(A) x``, ``A. x``,
+    ``A) x`` or ``A: x`` (the option's text right after its letter).
+
+    >>> lists_choices("Which? (A) 3 (B) 4", ["3", "4"]), lists_choices("Which? (A) 3", ["3", "4"])
+    (True, False)
+    """
+    if not choices:
+        return False
+    at = 0
+    for i, c in enumerate(choices):
+        marker = re.compile(rf"(?:\({LETTERS[i]}\)|\b{LETTERS[i]}[.):])\s*{re.escape(str(c).strip())}")
+        found = marker.search(question, at)
+        if found is None:
+            return False
+        at = found.end()
+    return True
 
 
 def bare_letters(choices: list[str] | None) -> bool:
