@@ -245,13 +245,46 @@ def test_resume_refuses_what_changes_a_response(tmp_path, fake_generator):
 
 
 def test_records_without_question_text_are_an_error_not_an_empty_prompt(tmp_path):
-    """A geometry3k-style file (``problem``, not ``question``) given as MATH-V data used to give empty prompts."""
+    """A file with neither MATH-V's ``question`` nor EasyR1's ``problem`` used to give empty prompts."""
     from visionr1.evaluation.benchmarks import get_benchmark
     from visionr1.evaluation.records import EvalError
 
     data = tmp_path / "test.jsonl"
-    data.write_text('{"id": "1", "problem": "What is 2+2?", "answer": "4", "options": []}\n')
+    data.write_text('{"id": "1", "text": "What is 2+2?", "answer": "4", "options": []}\n')
     bench = get_benchmark("mathvision")
     items = bench.load(data, for_generation=True)
     with pytest.raises(EvalError, match="record 1: no question text"):
         bench.samples(items, "{question}", 50176, None)
+
+
+def test_mathvision_reads_easyr1_layout_as_training_does(tmp_path):
+    """EasyR1's MATH-V parquet (geometry3k columns, options appended to ``problem``, images embedded): the
+    prompt is training's (``format: geometry3k``) prompt, images included, and letters and option texts score."""
+    from tests.varied import varied_items, write_geometry3k
+
+    from visionr1.data import DatasetSpec, load_samples
+    from visionr1.data.spec import DEFAULT_TEMPLATE
+    from visionr1.evaluation.benchmarks import get_benchmark
+    from visionr1.evaluation.benchmarks.base import ScoringContext
+
+    data = write_geometry3k(tmp_path / "geo", 8, 0, split="test")
+    bench = get_benchmark("mathvision")
+    evals = {s.pid: s for s in bench.samples(bench.load(data, for_generation=True), DEFAULT_TEMPLATE, 401408, None)}
+    train = {r["id"]: r for r in load_samples(DatasetSpec(format="geometry3k", path=str(data))).dataset}
+    assert set(evals) == set(train) and len(evals) == 8
+    for pid, row in train.items():
+        assert evals[pid].prompt[0]["content"] == row["prompt"][0]["content"], pid
+        assert len(evals[pid].images) == len(row["images"]), pid
+    ctx = ScoringContext()
+    items = {i.pid: i for i in bench.load(data)}
+    choice = [it for it in varied_items(8, 0) if it.choices and it.kind != "choice_letters"]
+    assert choice
+    for it in choice:
+        assert bench.score(items[it.id], f"<think>x</think><answer>{it.answer}</answer>", ctx).correct
+        wrong = "A" if it.answer != "A" else "B"
+        assert not bench.score(items[it.id], f"<think>x</think><answer>{wrong}</answer>", ctx).correct
+    # an option's text counts as its letter (official), read from EasyR1's `choices`
+    from visionr1.evaluation.benchmarks.base import Item
+
+    geo = Item("x", {"id": "x", "problem": "<image>Which? (A) 3 (B) 5", "choices": ["3", "5"], "answer": "B"}, data)
+    assert bench.score(geo, "<answer>5</answer>", ctx).correct and not bench.score(geo, "<answer>3</answer>", ctx).correct

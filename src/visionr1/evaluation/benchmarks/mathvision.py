@@ -1,7 +1,10 @@
 """MathVision (MATH-V: 3,040 test / 304 testmini), scored as mathllm/MATH-V's ``evaluation/evaluate.py``.
 
 Records (JSONL or the Hugging Face parquet): ``id, question, options (list, empty for free form), image,
-decoded_image, answer (a letter for multiple choice), solution, level, subject``.
+decoded_image, answer (a letter for multiple choice), solution, level, subject``. EasyR1's conversion of
+MATH-V (geometry3k columns: ``problem`` with ``<image>`` placeholders and the options appended as ``(A) ...``,
+``images`` as ``{bytes, path}``, ``answer``, ``choices``) is read too, prompted exactly as training's
+``format: geometry3k`` prompts it.
 
 Official rules, ported: the answer is the letter a response starts/ends with, a number after "is", the text
 after "the (final|correct) answer is", or the last ``\\boxed{}``; then LaTeX clean-up
@@ -224,23 +227,33 @@ def official_model_answer(response: str) -> str:
     return model_answer.rstrip(".").lstrip(":").strip()
 
 
+def _options(record: dict[str, Any]) -> list[str]:
+    """The options: MATH-V's ``options``, or EasyR1's ``choices``."""
+    return [str(o) for o in (record.get("options") or record.get("choices") or [])]
+
+
 class MathVision(Benchmark):
     name = "mathvision"
     id_field = "id"
+    image_fields = ("decoded_image", "image", "images")  # images: EasyR1's layout
+    binary_fields = ("decoded_image", "images")
 
     def question(self, item: Item) -> str:
-        # the same rewriting of <image1>..<imageN> as training's `format: mathv` (one scheme, both sides)
+        # the same rewriting of <image1>..<imageN> as training's `format: mathv` / `geometry3k` (one scheme);
+        # EasyR1's `problem` keeps its <image> placeholders, which place the images as training places them
         from visionr1.data.prompts import rewrite_image_references
 
-        return rewrite_image_references(str(item.record.get("question", "")))
+        r = item.record
+        text = r["problem"] if "question" not in r and "problem" in r else r.get("question", "")
+        return rewrite_image_references(str(text or ""))
 
     def choices(self, item: Item) -> list[str] | None:
-        return list(item.record.get("options") or []) or None
+        return _options(item.record) or None
 
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         r = item.record
         self.require(item, "answer")
-        options = list(r.get("options") or [])
+        options = _options(r)
         gt = str(r["answer"])
         gt_value = options[ord(gt) - ord("A")] if options and len(gt) == 1 and 0 <= ord(gt) - 65 < len(options) else ""
         found, source = None, "benchmark_rules"
