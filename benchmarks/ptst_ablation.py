@@ -93,28 +93,48 @@ def one_seed(seed: int, out: Path, cfg: dict, console: Console, start_model: Pat
     return {"seed": seed, "results": results, "curves": curves}
 
 
+CURVES = (("reward", "reward (zero: format + accuracy)"), ("completions/mean_length", "mean completion tokens"),
+          ("completions/clipped_ratio", "share cut off at the limit"))
+# the claims, as paired differences per seed (first minus second), in accuracy points
+CONTRASTS = (("ptst-2", "long"), ("ptst-2", "zero"), ("ptst-2", "ptst-1"), ("ptst-1", "ci"), ("long", "ci"))
+
+
 def plot_curves(per_seed: list[dict], path: Path) -> Path:
-    """Reward and mean completion length per step of every arm (one line per seed) in one figure."""
+    """Reward, mean completion length and the clipped share per GRPO step of every arm, in one figure: the
+    mean over seeds (a 3-step moving average) with the seeds' range shaded, and where PTST's stage 2 starts."""
     import matplotlib
+    import numpy as np
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_r, ax_l) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, axes = plt.subplots(len(CURVES), 1, figsize=(9, 8), sharex=True)
     colors = {"ptst": "tab:blue", "long": "tab:orange", "zero": "tab:green"}
-    for k, run in enumerate(per_seed):
-        for arm, rows in run["curves"].items():
-            x = [r["run_step"] for r in rows]
-            label = arm if k == 0 else None
-            ax_r.plot(x, [r["reward"] for r in rows], "-", color=colors[arm], alpha=0.7, label=label)
-            ax_l.plot(x, [r["completions/mean_length"] for r in rows], "-", color=colors[arm], alpha=0.7, label=label)
-    ax_r.set_ylabel("reward (zero: format + accuracy)")
-    ax_l.set_ylabel("mean completion length (tokens)")
-    ax_l.set_xlabel("GRPO step")
-    for ax in (ax_r, ax_l):
+    boundary = None
+    for arm, color in colors.items():
+        runs = [run["curves"][arm] for run in per_seed if run["curves"].get(arm)]
+        if not runs:
+            continue
+        steps = min(len(rows) for rows in runs)
+        x = np.array([r["run_step"] for r in runs[0][:steps]])
+        if arm == "ptst":
+            starts = [r["run_step"] for r, prev in zip(runs[0][1:], runs[0]) if r["stage"] != prev["stage"]]
+            boundary = starts[0] - 0.5 if starts else None
+        for ax, (key, label) in zip(axes, CURVES):
+            ys = np.array([[float(r.get(key) or 0.0) for r in rows[:steps]] for rows in runs])
+            kernel = np.ones(min(3, steps))
+            norm = np.convolve(np.ones(steps), kernel, mode="same")  # the ends average fewer steps, not zeros
+            smooth = np.array([np.convolve(y, kernel, mode="same") / norm for y in ys])
+            ax.plot(x, smooth.mean(0), "-", color=color, label=f"{arm} ({len(runs)} seeds)")
+            ax.fill_between(x, smooth.min(0), smooth.max(0), color=color, alpha=0.15, linewidth=0)
+            ax.set_ylabel(label, fontsize=9)
+    for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("PTST ablation: training curves (one line per seed)")
+        if boundary is not None:
+            ax.axvline(boundary, color="tab:blue", linestyle=":", linewidth=1)
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xlabel("GRPO step (dotted: PTST stage 2 begins, twice the length, half the generations)")
+    fig.suptitle("PTST ablation: training curves (mean over seeds, 3-step moving average; band: seeds' range)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -122,24 +142,60 @@ def plot_curves(per_seed: list[dict], path: Path) -> Path:
     return path
 
 
+def training_stats(per_seed: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per GRPO stage, mean over seeds of the mean completion length and the clipped share in the first and
+    the last quarter of its steps (how the limit shaped the completions during training)."""
+    out: dict[str, dict[str, list[float]]] = {}
+    for run in per_seed:
+        for rows in run["curves"].values():
+            for stage in dict.fromkeys(r["stage"] for r in rows):
+                own = [r for r in rows if r["stage"] == stage]
+                q = max(1, len(own) // 4)
+                for part, chunk in (("first", own[:q]), ("last", own[-q:])):
+                    for key, short in (("completions/mean_length", "length"), ("completions/clipped_ratio", "clipped")):
+                        values = [float(r.get(key) or 0.0) for r in chunk]
+                        out.setdefault(stage, {}).setdefault(f"{short}_{part}", []).append(sum(values) / len(values))
+    return {stage: {k: claims.mean_std(v) for k, v in d.items()} for stage, d in out.items()}
+
+
+def contrasts(per_seed: list[dict]) -> dict[str, dict]:
+    """Paired differences in held-out accuracy (points), per seed and as mean ± std."""
+    out = {}
+    for a, b in CONTRASTS:
+        if all(a in r["results"] and b in r["results"] for r in per_seed):
+            diffs = [100 * (r["results"][a]["accuracy"] - r["results"][b]["accuracy"]) for r in per_seed]
+            greedy = [100 * ((r["results"][a].get("greedy") or 0) - (r["results"][b].get("greedy") or 0)) for r in per_seed]
+            out[f"{a} - {b}"] = {"per_seed": diffs, "mean_std": claims.mean_std(diffs),
+                                 "seeds_positive": sum(d > 0 for d in diffs), "greedy_mean_std": claims.mean_std(greedy)}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     args, cfg, seeds, per_seed = claims.run_seeds(__doc__, REPO / "runs" / "claims" / "ptst", FULL, SMOKE, one_seed, argv)
-    console = Console(highlight=False)
+    console = Console(highlight=False, width=max(Console().width, 150))
     names = list(per_seed[0]["results"])
-    stats = {n: {k: claims.mean_std([r["results"][n][k] for r in per_seed])
-                 for k in ("accuracy", "mean_completion_tokens", "truncated_rate")} for n in names}
-    summary = {"settings": cfg, "smoke": args.smoke, "seeds": seeds, "stats": stats, "per_seed": per_seed,
+    keys = ("accuracy", "greedy", "format", "mean_completion_tokens", "truncated_rate")
+    stats = {n: {k: claims.mean_std([r["results"][n][k] or 0.0 for r in per_seed]) for k in keys} for n in names}
+    summary = {"settings": cfg, "smoke": args.smoke, "seeds": seeds, "stats": stats,
+               "training": training_stats(per_seed), "contrasts": contrasts(per_seed), "per_seed": per_seed,
                "curves_png": str(plot_curves(per_seed, args.out / "curves.png"))}
 
     table = Table(title=f"held-out, limit {4 * cfg['L1']} tokens; mean ± std over seeds {' '.join(map(str, seeds))}")
-    for col in ("checkpoint", "accuracy %", "mean tokens", "truncated %"):
+    for col in ("checkpoint", "accuracy %", "greedy %", "format %", "mean tokens", "truncated %",
+                "training: tokens first -> last quarter", "clipped %"):
         table.add_column(col, justify="right")
     for n in names:
-        s = stats[n]
-        table.add_row(n, f"{100 * s['accuracy'][0]:.1f} ± {100 * s['accuracy'][1]:.1f}",
+        s, t = stats[n], summary["training"].get(n)
+        train = (f"{t['length_first'][0]:.0f} -> {t['length_last'][0]:.0f}", f"{100 * t['clipped_first'][0]:.0f} -> "
+                 f"{100 * t['clipped_last'][0]:.0f}") if t else ("", "")
+        table.add_row(n, *(f"{100 * s[k][0]:.1f} ± {100 * s[k][1]:.1f}" for k in ("accuracy", "greedy", "format")),
                       f"{s['mean_completion_tokens'][0]:.0f} ± {s['mean_completion_tokens'][1]:.0f}",
-                      f"{100 * s['truncated_rate'][0]:.0f} ± {100 * s['truncated_rate'][1]:.0f}")
+                      f"{100 * s['truncated_rate'][0]:.0f} ± {100 * s['truncated_rate'][1]:.0f}", *train)
     console.print(table)
+    for name, c in summary["contrasts"].items():
+        m, sd = c["mean_std"]
+        console.print(f"{name}: {m:+.1f} ± {sd:.1f} points (positive in {c['seeds_positive']}/{len(seeds)} seeds; "
+                      f"per seed {', '.join(f'{d:+.1f}' for d in c['per_seed'])}; greedy {c['greedy_mean_std'][0]:+.1f})")
     console.print(f"curves: {summary['curves_png']}")
     claims.write_json(args.out / "summary.json", summary)
     return summary

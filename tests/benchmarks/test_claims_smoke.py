@@ -46,6 +46,11 @@ def test_ptst_ablation_smoke(tiny_model_dir, tmp_path, bench_script):
     curves = summary["per_seed"][0]["curves"]
     assert set(curves) == {"ptst", "long", "zero"} and all(curves.values())
     assert (tmp_path / "curves.png").stat().st_size > 0 and (tmp_path / "summary.json").is_file()
+    assert set(summary["training"]) == {"ptst-1", "ptst-2", "long", "zero"}  # in-training length/clip per stage
+    assert summary["training"]["ptst-2"]["length_last"][0] > 0
+    run = summary["per_seed"][0]["results"]
+    diff = summary["contrasts"]["ptst-2 - long"]
+    assert diff["per_seed"] == [100 * (run["ptst-2"]["accuracy"] - run["long"]["accuracy"])]
     cold = (tmp_path / "seed-0" / "coldstart" / "cold_start.jsonl").read_text()
     assert "Wait" in cold  # the reflective cold start
 
@@ -76,3 +81,26 @@ def test_ptst_ablation_merges_seeds_run_apart(tiny_model_dir, tmp_path, bench_sc
     merged = mod.main(["--seeds", "0", "1", *common])
     assert merged["per_seed"] == [one[0], one[1]] and merged["seeds"] == [0, 1]
     assert (tmp_path / "seed-0" / "train-ptst" / "ptst-2" / "final").stat().st_mtime_ns == stamp
+
+
+def test_ptst_summary_pairs_seeds_and_quarters_stages(bench_script):
+    """The contrasts pair each seed's two checkpoints; training stats read each stage's own first/last quarter."""
+    mod = bench_script("ptst_ablation")
+
+    def res(acc):
+        return {"accuracy": acc, "greedy": acc, "format": 1.0, "mean_completion_tokens": 50, "truncated_rate": 0.0}
+
+    def rows(stage, lengths, start=1):
+        return [{"stage": stage, "run_step": start + i, "completions/mean_length": n,
+                 "completions/clipped_ratio": n / 100} for i, n in enumerate(lengths)]
+
+    per_seed = [{"results": {"ptst-2": res(0.5), "long": res(0.3)},
+                 "curves": {"ptst": rows("ptst-1", [90, 80, 70, 60]) + rows("ptst-2", [10, 20, 30, 40], 5)}},
+                {"results": {"ptst-2": res(0.2), "long": res(0.4)},
+                 "curves": {"ptst": rows("ptst-1", [90, 80, 70, 60]) + rows("ptst-2", [30, 20, 30, 40], 5)}}]
+    c = mod.contrasts(per_seed)["ptst-2 - long"]
+    assert [round(d, 6) for d in c["per_seed"]] == [20.0, -20.0] and c["seeds_positive"] == 1
+    assert abs(c["mean_std"][0]) < 1e-9
+    t = mod.training_stats(per_seed)
+    assert t["ptst-1"]["length_first"] == (90.0, 0.0) and t["ptst-1"]["length_last"] == (60.0, 0.0)
+    assert t["ptst-2"]["length_first"][0] == 20.0 and t["ptst-2"]["clipped_last"][0] == 0.4
