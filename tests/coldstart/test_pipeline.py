@@ -114,16 +114,20 @@ def test_oracle_on_records_without_ground_truth_fails_them_with_a_reason(tmp_pat
 
 
 @pytest.mark.slow
-def test_local_backend_with_the_tiny_model(tmp_path, tiny_model_dir):
-    """Steps 1-2 by the tiny Qwen2.5-VL in-process (visionr1.inference, batched), step 3 by the oracle."""
+@pytest.mark.parametrize("as_spec", [False, True], ids=["checkpoint-dir", "tiny-spec"])
+def test_local_backend_with_the_tiny_model(tmp_path, tiny_model_dir, as_spec):
+    """Steps 1-2 by the tiny Qwen2.5-VL in-process (visionr1.inference, batched), step 3 by the oracle; the
+    model given as a checkpoint directory or, as recipes and ``eval run`` accept it, ``tiny:FAMILY/SIZE``."""
+    model = "tiny:qwen2_5_vl/test" if as_spec else str(tiny_model_dir)
     recipe = oracle_recipe(tmp_path, n=4, overrides=[
-        f"backends.mllm={json.dumps({'type': 'local', 'model': str(tiny_model_dir), 'batch_size': 4, 'device': 'cpu'})}",
+        f"backends.mllm={json.dumps({'type': 'local', 'model': model, 'batch_size': 4, 'device': 'cpu'})}",
         "pseudo_cot.backend=mllm", "description.backend=mllm",
         "pseudo_cot.max_tokens=8", "description.max_tokens=8",
     ])
     report = run_coldstart(recipe, output_dir=tmp_path / "out")
     assert report["finished"] == 4 and not report["failed"]
     assert report["backends"]["pseudo_cot"]["label"].startswith("local:") and report["oracle_steps"] == ["reasoning"]
+    assert recipe.backends["mllm"].model == model  # a tiny: spec is not made a path relative to the recipe
     tok = report["tokens"]["pseudo_cot"]
     assert tok["requests_ok"] == 4 and 4 <= tok["completion_tokens"] <= 32
     entries = list(JsonlLog(tmp_path / "out" / "steps" / "description.jsonl"))

@@ -125,19 +125,25 @@ class LocalBackend:
     is_oracle = False
 
     def __init__(self, name: str, spec: LocalBackendSpec) -> None:
+        from visionr1.training.loading import TINY_PREFIX
+
         self.name, self.spec = name, spec
-        if not (Path(spec.model) / "config.json").is_file():
+        tiny = spec.model.startswith(TINY_PREFIX)  # built (once, cached) when first used, as recipes' tiny: paths
+        if not tiny and not (Path(spec.model) / "config.json").is_file():
             raise RecipeError(f"backends.{name}.model: {spec.model} is not a model directory (no config.json); "
-                              "the local backend loads saved checkpoints (serve hub models with an openai backend)")
-        self.label = f"local:{Path(spec.model).name}"
+                              "the local backend loads saved checkpoints or tiny:FAMILY/SIZE (serve hub models "
+                              "with an openai backend)")
+        self.label = f"local:{spec.model if tiny else Path(spec.model).name}"
         self._model = self._processor = None
         self._queue: asyncio.Queue | None = None
         self._worker: asyncio.Task | None = None
 
     def _load(self) -> None:
         from visionr1.inference import load_model_and_processor
+        from visionr1.training.loading import resolve_model_path
 
-        self._model, self._processor = load_model_and_processor(self.spec.model, dtype=self.spec.dtype, device=self.spec.device)
+        path = resolve_model_path(self.spec.model)
+        self._model, self._processor = load_model_and_processor(path, dtype=self.spec.dtype, device=self.spec.device)
 
     async def generate(self, req: GenRequest) -> ChatReply:
         if self._queue is None:

@@ -49,7 +49,7 @@ class OpenAIBackendSpec(StrictModel):
 
 class LocalBackendSpec(StrictModel):
     type: Literal["local"] = Field("local", description="In-process transformers model (visionr1.inference, batched generate).")
-    model: str = Field(..., description="Local model directory (a saved checkpoint; relative to the recipe).")
+    model: str = Field(..., description="Local model directory (a saved checkpoint; relative to the recipe), or tiny:FAMILY/SIZE.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype.")
     device: str | None = Field(None, description="cuda, cuda:1, cpu ...; null = cuda when available.")
     batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
@@ -304,7 +304,7 @@ def _resolve_paths(recipe: ColdstartRecipe, base: Path) -> ColdstartRecipe:
         recipe.input.path = fix(recipe.input.path)
         recipe.input.image_root = fix(recipe.input.image_root)
     for spec in recipe.backends.values():
-        if isinstance(spec, LocalBackendSpec):
+        if isinstance(spec, LocalBackendSpec) and not spec.model.startswith("tiny:"):
             spec.model = fix(spec.model)
     for step in STEPS:
         s = recipe.step(step)
