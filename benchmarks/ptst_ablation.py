@@ -24,6 +24,7 @@ Here, per seed:
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -158,6 +159,32 @@ def training_stats(per_seed: list[dict]) -> dict[str, dict[str, tuple[float, flo
     return {stage: {k: claims.mean_std(v) for k, v in d.items()} for stage, d in out.items()}
 
 
+def training_cost(out: Path, cfg: dict, per_seed: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per GRPO stage, what the equal samples x length budget cost in fact: wall seconds (the run manifests'
+    start/finish; the seeds ran side by side on one machine, so compare arms, not absolute times) and tokens
+    generated (mean completion length x completions per step, summed over steps)."""
+    from datetime import datetime
+
+    per_step = {st["name"]: st["grpo"]["per_device_train_batch_size"]
+                for _, stages in arms(cfg, Path("rl.jsonl")).values() for st in stages}
+    walls: dict[str, list[float]] = {}
+    tokens: dict[str, list[float]] = {}
+    for run in per_seed:
+        seed_dir = out / f"seed-{run['seed']}"
+        for arm, rows in run["curves"].items():
+            manifest = seed_dir / f"train-{arm}" / "manifest.json"
+            if manifest.is_file():
+                for st in json.loads(manifest.read_text(encoding="utf-8"))["stages"]:
+                    if st.get("started") and st.get("finished"):
+                        span = datetime.fromisoformat(st["finished"]) - datetime.fromisoformat(st["started"])
+                        walls.setdefault(st["name"], []).append(span.total_seconds())
+            for stage in dict.fromkeys(r["stage"] for r in rows):
+                total = sum(float(r.get("completions/mean_length") or 0.0) for r in rows if r["stage"] == stage)
+                tokens.setdefault(stage, []).append(total * per_step.get(stage, 0))
+    return {stage: {"wall_s": claims.mean_std(walls[stage]) if walls.get(stage) else None,
+                    "generated_tokens": claims.mean_std(tokens[stage])} for stage in tokens}
+
+
 def contrasts(per_seed: list[dict]) -> dict[str, dict]:
     """Paired differences in held-out accuracy (points), per seed and as mean ± std."""
     out = {}
@@ -177,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict:
     keys = ("accuracy", "greedy", "format", "mean_completion_tokens", "truncated_rate")
     stats = {n: {k: claims.mean_std([r["results"][n][k] or 0.0 for r in per_seed]) for k in keys} for n in names}
     summary = {"settings": cfg, "smoke": args.smoke, "seeds": seeds, "stats": stats,
-               "training": training_stats(per_seed), "contrasts": contrasts(per_seed), "per_seed": per_seed,
+               "training": training_stats(per_seed), "cost": training_cost(args.out, cfg, per_seed),
+               "contrasts": contrasts(per_seed), "per_seed": per_seed,
                "curves_png": str(plot_curves(per_seed, args.out / "curves.png"))}
 
     table = Table(title=f"held-out, limit {4 * cfg['L1']} tokens; mean ± std over seeds {' '.join(map(str, seeds))}")
@@ -192,6 +220,9 @@ def main(argv: list[str] | None = None) -> dict:
                       f"{s['mean_completion_tokens'][0]:.0f} ± {s['mean_completion_tokens'][1]:.0f}",
                       f"{100 * s['truncated_rate'][0]:.0f} ± {100 * s['truncated_rate'][1]:.0f}", *train)
     console.print(table)
+    for stage, c in summary["cost"].items():
+        wall = f"{c['wall_s'][0]:.0f} ± {c['wall_s'][1]:.0f} s" if c["wall_s"] else "wall time not recorded"
+        console.print(f"{stage}: {wall}, {c['generated_tokens'][0] / 1000:.1f}k tokens generated in training")
     for name, c in summary["contrasts"].items():
         m, sd = c["mean_std"]
         console.print(f"{name}: {m:+.1f} ± {sd:.1f} points (positive in {c['seeds_positive']}/{len(seeds)} seeds; "
