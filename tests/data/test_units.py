@@ -199,3 +199,21 @@ def test_prepare_image_errors(source, reason):
     with pytest.raises(DataError, match=reason) as e:
         prepare_image(source, WHERE, "images[0]", 10_000)
     assert str(e.value).startswith("/d/train.jsonl: record r1: field images[0]: ")
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("How many digits?\n<image1>", "How many digits?"),  # a lone marker where the image was: removed
+        ("<image1>\nHow many digits?", "How many digits?"),
+        ("Which fit in the middle so\n<image1>that one can pass?", "Which fit in the middle so that one can pass?"),
+        # a lone reference inside a sentence names the figure: kept as a name, never a hole ("showed .")
+        ("The clock showed <image1>. Later it showed <image1>.", "The clock showed (image 1). Later it showed (image 1)."),
+        ("Look at <image1>, then answer.", "Look at (image 1), then answer."),
+        ("The clock showed <image1>. Later it showed <image2>.", "The clock showed (image 1). Later it showed (image 2)."),
+    ],
+)
+def test_rewrite_image_references(text, expected):
+    from visionr1.data.prompts import rewrite_image_references
+
+    assert rewrite_image_references(text) == expected

@@ -154,9 +154,10 @@ def rewrite_image_references(text: str) -> str:
     (``format: mathv``) and ``eval run``.
 
     MATH-V gives one image per question, a composite of every figure the question names, and puts it
-    before the text. A lone ``<image1>`` just marks where that image was: it is removed. Several distinct
-    references name parts of the composite: each becomes ``(image K)``, so "the clock showed <image1>,
-    later <image2>" keeps its meaning.
+    before the text. A lone ``<image1>`` standing apart just marks where that image was: it is removed. One
+    inside a sentence (punctuation right after it: "the clock showed <image1>.") names the figure, and
+    several distinct references name parts of the composite: each becomes ``(image K)``, so "the clock
+    showed <image1>, later <image2>" keeps its meaning and no sentence is left with a hole.
 
     >>> rewrite_image_references("How many digits?\\n<image1>")
     'How many digits?'
@@ -164,9 +165,12 @@ def rewrite_image_references(text: str) -> str:
     'The clock showed (image 1). Later it showed (image 2).'
     """
     refs = set(image_references(text))
-    if len(refs) <= 1:
-        return re.sub(r"\s*<image\d+>\s*", " ", text).strip() if refs else text
-    return _IMAGE_REF_RE.sub(lambda m: f"(image {m.group(1)})", text)
+    if not refs:
+        return text
+    if len(refs) > 1:
+        return _IMAGE_REF_RE.sub(lambda m: f"(image {m.group(1)})", text)
+    named = re.sub(r"<image(\d+)>(?=[ \t]*[.,;:!?)])", lambda m: f"(image {m.group(1)})", text)
+    return re.sub(r"\s*<image\d+>\s*", " ", named).strip()
 
 
 def strip_placeholders(text: str) -> str:
