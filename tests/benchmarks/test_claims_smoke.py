@@ -50,7 +50,7 @@ def test_ptst_ablation_smoke(tiny_model_dir, tmp_path, bench_script):
     assert summary["training"]["ptst-2"]["length_last"][0] > 0
     cost = summary["cost"]  # what the equal budget cost: wall time from the manifests, tokens from the curves
     assert set(cost) == {"ptst-1", "ptst-2", "long", "zero"}
-    assert all(c["wall_s"][0] > 0 and c["generated_tokens"][0] > 0 for c in cost.values())
+    assert all(c["wall_s"][0] >= 0 and c["generated_tokens"][0] > 0 for c in cost.values())  # s resolution
     run = summary["per_seed"][0]["results"]
     diff = summary["contrasts"]["ptst-2 - long"]
     assert diff["per_seed"] == [100 * (run["ptst-2"]["accuracy"] - run["long"]["accuracy"])]
