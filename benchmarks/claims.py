@@ -28,16 +28,24 @@ def setup() -> int:
 
 
 def run_seeds(doc: str, default_out: Path, full: dict[str, Any], smoke: dict[str, Any], one_seed: Any,
-              argv: list[str] | None = None) -> tuple[argparse.Namespace, dict[str, Any], list[int], list[Any]]:
-    """The command line both claim scripts share (``--seeds``, ``--out``, ``--smoke``, ``--start-model``), then
-    ``one_seed(seed, out_dir, cfg, console, start_model)`` per seed; returns (args, cfg, seeds, results)."""
+              argv: list[str] | None = None, variants: dict[str, dict[str, Any]] | None = None,
+              ) -> tuple[argparse.Namespace, dict[str, Any], list[int], list[Any]]:
+    """The command line both claim scripts share (``--seeds``, ``--out``, ``--smoke``, ``--start-model``, and
+    ``--variant`` when a script has other full settings), then ``one_seed(seed, out_dir, cfg, console,
+    start_model)`` per seed; returns (args, cfg, seeds, results)."""
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Default: 0 1 2 (smoke: 0).")
-    parser.add_argument("--out", type=Path, default=default_out)
+    parser.add_argument("--out", type=Path, default=None, help=f"Default: {default_out}[-VARIANT].")
     parser.add_argument("--smoke", action="store_true", help="Tiny settings: proves every step runs, measures nothing.")
     parser.add_argument("--start-model", type=Path, default=None, help="Base checkpoint instead of a new random one.")
+    if variants:
+        parser.add_argument("--variant", choices=sorted(variants), default=None,
+                            help="Other full settings: " + "; ".join(f"{k}: {v.get('about', '')}" for k, v in variants.items()))
     args = parser.parse_args(argv)
-    cfg = smoke if args.smoke else full
+    variant = getattr(args, "variant", None)
+    if args.out is None:
+        args.out = default_out.with_name(f"{default_out.name}-{variant}") if variant else default_out
+    cfg = smoke if args.smoke else (variants[variant] if variant else full)
     seeds = args.seeds if args.seeds is not None else ([0] if args.smoke else [0, 1, 2])
     console = Console(highlight=False)
     setup()

@@ -39,6 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 FULL = {"model": "demo", "max_pixels": 12544, "cold_items": 400, "max_reflections": 4, "sft_steps": 150,
         "sft_batch": 8, "rl_items": 480, "L1": 96, "G1": 8, "prompts": 4, "S": 20, "lr_sft": 2e-3, "lr_grpo": 1e-4,
         "eval_items": 150, "eval_samples": 2, "eval_greedy": True, "plot": True}
+# a task where thinking length pays: counting 4-7 shapes of more colours; the oracle's plain reasoning is
+# 96-153 tokens (41% over 128), reflective 97-783 (49% over 512), so stage 1 (128) must cut reasoning, not
+# only re-checks, and stage 2 (256) has room to win it back
+VARIANTS = {"medium": {**FULL, "difficulty": "medium", "L1": 128,
+                       "about": "counting 4-7 shapes, 128 x 8 -> 256 x 4 vs 512 x 2 (length pays)"}}
 SMOKE = {"model": "test", "max_pixels": 12544, "cold_items": 4, "max_reflections": 2, "sft_steps": 1,
          "sft_batch": 2, "rl_items": 4, "L1": 4, "G1": 8, "prompts": 1, "S": 1, "lr_sft": 1e-3, "lr_grpo": 1e-5,
          "eval_items": 2, "eval_samples": 1, "eval_greedy": False, "plot": False}
@@ -59,9 +64,9 @@ def arms(cfg: dict, rl: Path) -> dict[str, tuple[str, list[dict]]]:
 
 def one_seed(seed: int, out: Path, cfg: dict, console: Console, start_model: Path | None = None) -> dict:
     # --- 1. data, model, reflective cold start, SFT ("ci") ------------------------------------------------------
-    easy = claims.difficulty("easy")
+    preset = claims.difficulty(cfg.get("difficulty", "easy"))
     items = claims.make_split("counting", cfg["cold_items"] + cfg["rl_items"] + cfg["eval_items"], seed,
-                              out / "data", easy)
+                              out / "data", preset)
     parts = claims.split_lines(items, {"cold": cfg["cold_items"], "rl": cfg["rl_items"], "test": cfg["eval_items"]})
     base = claims.build_model(cfg["model"], seed, out / "model", start_model)
     cold = claims.coldstart(parts["cold"], out / "coldstart", max_reflections=cfg["max_reflections"])
@@ -198,7 +203,8 @@ def contrasts(per_seed: list[dict]) -> dict[str, dict]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args, cfg, seeds, per_seed = claims.run_seeds(__doc__, REPO / "runs" / "claims" / "ptst", FULL, SMOKE, one_seed, argv)
+    args, cfg, seeds, per_seed = claims.run_seeds(__doc__, REPO / "runs" / "claims" / "ptst", FULL, SMOKE, one_seed, argv,
+                                                  variants=VARIANTS)
     console = Console(highlight=False, width=max(Console().width, 150))
     names = list(per_seed[0]["results"])
     keys = ("accuracy", "greedy", "format", "mean_completion_tokens", "truncated_rate")
