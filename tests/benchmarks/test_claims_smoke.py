@@ -107,3 +107,22 @@ def test_ptst_summary_pairs_seeds_and_quarters_stages(bench_script):
     t = mod.training_stats(per_seed)
     assert t["ptst-1"]["length_first"] == (90.0, 0.0) and t["ptst-1"]["length_last"] == (60.0, 0.0)
     assert t["ptst-2"]["length_first"][0] == 20.0 and t["ptst-2"]["clipped_last"][0] == 0.4
+
+
+def test_a_variant_runs_its_own_settings_into_its_own_directory(tmp_path, bench_script):
+    claims = bench_script("claims")
+    seen = []
+
+    def one_seed(seed, out, cfg, console, start_model):
+        seen.append((seed, out, cfg["L1"]))
+        return {"L1": cfg["L1"]}
+
+    default = tmp_path / "ptst"
+    args, cfg, seeds, results = claims.run_seeds("doc", default, {"L1": 96}, {"L1": 4}, one_seed, ["--seeds", "0"],
+                                                 variants={"medium": {"L1": 128}})
+    assert results == [{"L1": 96}] and args.out == default
+    args, cfg, seeds, results = claims.run_seeds("doc", default, {"L1": 96}, {"L1": 4}, one_seed,
+                                                 ["--seeds", "0", "1", "--variant", "medium"],
+                                                 variants={"medium": {"L1": 128}})
+    assert results == [{"L1": 128}] * 2 and args.out == tmp_path / "ptst-medium"
+    assert seen[1:] == [(0, tmp_path / "ptst-medium" / "seed-0", 128), (1, tmp_path / "ptst-medium" / "seed-1", 128)]
