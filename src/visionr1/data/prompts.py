@@ -116,7 +116,7 @@ def lists_choices(question: str, choices: list[str] | None) -> bool:
     >>> lists_choices("Which? (A) 3 (B) 4", ["3", "4"]), lists_choices("Which? (A) 3", ["3", "4"])
     (True, False)
     """
-    if not choices:
+    if not choices or len(choices) > len(LETTERS):
         return False
     at = 0
     for i, c in enumerate(choices):
