@@ -288,3 +288,19 @@ def test_mathvision_reads_easyr1_layout_as_training_does(tmp_path):
 
     geo = Item("x", {"id": "x", "problem": "<image>Which? (A) 3 (B) 5", "choices": ["3", "5"], "answer": "B"}, data)
     assert bench.score(geo, "<answer>5</answer>", ctx).correct and not bench.score(geo, "<answer>3</answer>", ctx).correct
+
+
+def test_a_record_with_more_options_than_letters_is_named(tmp_path, fake_generator):
+    from tests.varied import write_mathv
+
+    from visionr1.evaluation.records import EvalError
+
+    data = write_mathv(tmp_path / "mathv", 3, 0)
+    with data.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"id": "many", "question": "Which?", "options": [str(i) for i in range(27)],
+                             "image": None, "answer": "B", "level": 1, "subject": "logic"}) + "\n")
+    decoding = DecodingConfig(max_new_tokens=4, batch_size=4)
+    with pytest.raises(EvalError, match="record many: 27 options; at most 26 can be lettered"):
+        run_benchmark("mathvision", "tiny:qwen2_5_vl/test", data, tmp_path / "out", decoding)
+    summary = run_benchmark("mathvision", "tiny:qwen2_5_vl/test", data, tmp_path / "out", decoding, skip_bad=True)
+    assert [b["pid"] for b in summary["skipped_bad_records"]] == ["many"] and summary["generated_this_run"] == 3

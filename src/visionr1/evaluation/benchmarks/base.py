@@ -186,7 +186,11 @@ class Benchmark:
             if not question.strip():  # e.g. geometry3k's `problem` column read as this benchmark's data
                 raise EvalError(f"{item.file}: record {item.pid}: no question text (fields: {sorted(item.record)[:12]}); "
                                 f"is this {self.name} data in its published format?")
-            text = render_template(template, question, self.choices(item))
+            choices = self.choices(item)
+            if choices and len(choices) > len(LETTERS):
+                raise EvalError(f"{item.file}: record {item.pid}: {len(choices)} options; at most {len(LETTERS)} "
+                                "can be lettered")
+            text = render_template(template, question, choices)
             out.append(Sample(item.pid, user_prompt(text, len(images)), images))
         return out
 
