@@ -153,7 +153,7 @@ def test_ctrl_c_saves_everything_and_writes_a_partial_report(tmp_path, proxy, ti
     recipe_path.write_text(make_http_recipe(data, proxy.url, str(tiny_model_dir), concurrency=1))
     out = tmp_path / "out"
     cmd = [sys.executable, "-c", "from visionr1.cli import app; app()", "coldstart", str(recipe_path), "--output-dir", str(out)]
-    proxy.delay = 0.2
+    proxy.delay = 1.0  # 24 requests one at a time: >= 24 s, so the SIGINT lands mid-run even on a fast, idle host
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 90
     while _lines(out / "records.jsonl") < 1:
