@@ -42,8 +42,8 @@ from visionr1.training.plan import FINAL, iteration_dir, stage_config, world_siz
 from visionr1.training.stage import (
     STAGE_RECORD,
     StageRun,
-    quiet_printer,
     read_stage_record,
+    ready,
     release,
     save_final,
 )
@@ -435,7 +435,7 @@ def train_iteration(run: StageRun, iteration: int, start: str, pairs: Any, steps
         model=model, ref_model=ref, args=config, train_dataset=pairs.select_columns(PAIR_COLUMNS),
         processing_class=processor, callbacks=it.callbacks(it.info(iteration=iteration)),
     )
-    quiet_printer(trainer)
+    ready(trainer, run)
     result = trainer.train(resume_from_checkpoint=resume)
 
     # --- save ---------------------------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.image_sharing import share_images
 from visionr1.training.plan import stage_config, world_size_from_env
-from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
+from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 from visionr1.utils.io import append_jsonl
 
 # Columns rewards may read (passed by TRL as keyword arguments); `completion` would be mistaken for SFT data.
@@ -172,7 +172,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         completions_per_log=run.recipe.logging.completions_per_log,
         share_images=run.stage.share_images,
     )
-    quiet_printer(trainer)
+    ready(trainer, run)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
 
 

@@ -61,6 +61,10 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
     stage by calling ``launcher(stage_name)`` (a process of its own, ``training.launch``) instead of here."""
     # --- 1. plan (for the processes the stages will run on) ------------------------------------------------------
     world_size = world_size_from_env()  # this process's launch
+    if world_size > 1 and not dry_run:
+        from visionr1.patches.accelerate import apply_cpu_distributed_shims
+
+        apply_cpu_distributed_shims()  # on a machine without a GPU only: gloo DDP / FSDP2 / ZeRO-3 (patches.accelerate)
     if not dry_run:
         from visionr1.runtime import apply_cpu_threads, summary_line
 

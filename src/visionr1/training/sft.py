@@ -15,7 +15,7 @@ from typing import Any
 
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.plan import stage_config, world_size_from_env
-from visionr1.training.stage import StageRun, quiet_printer, save_final, tensorboard_dir
+from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 
 SFT_COLUMNS = ["prompt", "completion", "images"]
 
@@ -48,7 +48,7 @@ def train_sft(run: StageRun) -> dict[str, Any]:
         processing_class=processor,
         callbacks=run.callbacks(run.info()),
     )
-    quiet_printer(trainer)
+    ready(trainer, run)
     result = trainer.train(resume_from_checkpoint=run.resume_from)
 
     # --- save --------------------------------------------------------------------------------------------------

@@ -113,12 +113,54 @@ def read_stage_record(final: Path) -> dict[str, Any]:
         return {}
 
 
-def quiet_printer(trainer: Any) -> None:
-    """With tqdm disabled, transformers prints every log dict raw; metrics.jsonl and our console lines
-    already show them."""
+def ready(trainer: Any, run: StageRun) -> None:
+    """What every stage's trainer needs once built: the check that it runs the processes and engine its plan
+    resolved (:func:`check_engine`), no raw log printing (with tqdm disabled, transformers prints every log dict;
+    metrics.jsonl and our console lines already show them), and the distributed patches that depend on the
+    trainer's engine (``patches.fsdp2``)."""
     from transformers.trainer_callback import PrinterCallback
 
+    from visionr1.patches.fsdp2 import patch_trainer
+
+    check_engine(trainer.accelerator, run)
     trainer.remove_callback(PrinterCallback)
+    patch_trainer(trainer)
+
+
+class EngineMismatch(RuntimeError):
+    """A stage whose processes are not the ones its plan resolved (count, distributed type)."""
+
+
+def engine_of(accelerator: Any) -> str:
+    """accelerate's distributed type as a plan names it: DEEPSPEED, FSDP, DDP (any other multi-process type) or NO."""
+    kind = str(accelerator.distributed_type).split(".")[-1]
+    return kind if kind in ("DEEPSPEED", "FSDP", "NO") else "DDP"
+
+
+def check_engine(accelerator: Any, run: StageRun) -> None:
+    """Refuse to train a stage whose world size or engine differs from its plan: a launch config that accelerate
+    routes to its single-process launcher, a ``--multi_gpu`` run whose processes each believe they are rank 0 of 1,
+    an FSDP or DeepSpeed config that silently became DDP. A stage that ``visionr1 train`` launched is held to the
+    recipe's ``launch`` section; a process started some other way, to its own launch (``WORLD_SIZE``)."""
+    from visionr1.training.launch import is_stage_child, planned_engine
+    from visionr1.training.plan import world_size_from_env
+
+    launch = run.recipe.launch
+    own = is_stage_child()
+    want_n = launch.num_processes if own else world_size_from_env()
+    want = planned_engine(launch) if (own or launch.config_file) else None
+    got_n, got = accelerator.num_processes, engine_of(accelerator)
+    if want is not None and want_n > 1 and want == "NO":
+        want = "DDP"
+    if got_n == want_n and (want is None or got == want or (want == "NO" and got_n == 1)):
+        return
+    planned = f"{want_n} process(es)" + (f", {want}" if want else "")
+    source = f" ({launch.config_file})" if launch.config_file else ""
+    raise EngineMismatch(
+        f"stage {run.stage.name}: the plan is {planned}{source}, but this process runs in {got_n} process(es) as "
+        f"{got}. Nothing was trained. Fix: launch the stage through `visionr1 train` with launch.num_processes and "
+        "launch.config_file (configs/accelerate/cpu-*.yaml on a machine without a GPU), not by hand"
+    )
 
 
 def release() -> None:
