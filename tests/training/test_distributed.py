@@ -4,33 +4,26 @@ processes, rewards gathered and normalised per group across them, one final mode
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, TINY, VISIONR1, read_jsonl, subprocess_env
+from .conftest import REPO, TINY, read_jsonl, subprocess_env, visionr1_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+CPU_DDP = REPO / "configs" / "accelerate" / "cpu-ddp.yaml"
 
 
 def test_grpo_stage_on_two_cpu_processes(tmp_path, tiny_model_dir, tiny_data):
-    accelerate = Path(VISIONR1).with_name("accelerate")
-    if not accelerate.exists():
-        accelerate = Path(shutil.which("accelerate") or "accelerate")
     run = tmp_path / "run"
-    cmd = [
-        str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
-        VISIONR1, "train", str(TINY / "grpo.yaml"),
+    cmd = visionr1_cmd(
+        "train", str(TINY / "grpo.yaml"),
         f"model.path={tiny_model_dir}", f"stages.ptst-1.dataset.path={tiny_data['grpo']}",
         "stages.ptst-1.grpo.per_device_train_batch_size=2",  # 2 per process x 2 processes = 1 prompt x 4
+        "launch.num_processes=2", f"launch.config_file={CPU_DDP}",
         "--output-dir", str(run),
-    ]
-    # ACCELERATE_USE_CPU: accelerate's CPU launcher needs MPI for several processes; its torchrun launcher
-    # with this variable gives several gloo processes on the CPU instead.
-    env = subprocess_env(ACCELERATE_USE_CPU="true")
+    )
+    env = subprocess_env()  # no ACCELERATE_USE_CPU: the config alone gives 2 gloo processes (patches.accelerate)
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     assert out.stdout.count('"run_dir"') == 1  # only the main process reports
@@ -54,8 +47,6 @@ def test_each_stage_in_its_own_two_process_launch_and_resume_between_stages(tmp_
     import signal
     import time
 
-    from .conftest import visionr1_cmd
-
     run = tmp_path / "run"
     cmd = visionr1_cmd(
         "train", str(TINY / "ptst.yaml"), f"model.path={tiny_model_dir}",
@@ -65,11 +56,10 @@ def test_each_stage_in_its_own_two_process_launch_and_resume_between_stages(tmp_
         "stages.ptst-1.grpo.per_device_train_batch_size=2",  # 2 x 2 processes = 1 prompt x 4 generations
         "stages.ptst-2.grpo.per_device_train_batch_size=2",  # 2 prompts x 2 generations
         f"stages.ptst-2.eval_dataset={{format: jsonl, path: {tiny_data['grpo']}, limit: 2}}",
-        "launch.num_processes=2",
-        "launch.args=[--multi_gpu, --num_machines, '1', --mixed_precision, 'no', --dynamo_backend, 'no', --main_process_port, '0']",
+        "launch.num_processes=2", f"launch.config_file={CPU_DDP}",
         "--output-dir", str(run),
     )
-    env = subprocess_env(ACCELERATE_USE_CPU="true")
+    env = subprocess_env()
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 300
@@ -92,3 +82,21 @@ def test_each_stage_in_its_own_two_process_launch_and_resume_between_stages(tmp_
     rows = read_jsonl(run / "metrics.jsonl")
     assert [(r["stage"], r["kind"]) for r in rows if r["kind"] in ("train", "eval")] == [
         ("sft", "train"), ("ptst-1", "train"), ("ptst-2", "train"), ("ptst-2", "eval")]
+
+
+def test_a_config_that_runs_one_process_where_the_plan_says_two_is_refused(tmp_path, tiny_model_dir, tiny_data):
+    """The old configs/accelerate/cpu2.yaml (MULTI_CPU, use_cpu: true): accelerate sends it to its single-process
+    launcher, so `launch.num_processes=2` trained in one process while the plan and manifest said 2. The stage now
+    refuses, naming both, before any step."""
+    config = tmp_path / "one-process.yaml"
+    config.write_text("compute_environment: LOCAL_MACHINE\\ndistributed_type: MULTI_CPU\\nmixed_precision: 'no'\\n"
+                      "num_machines: 1\\nnum_processes: 2\\nuse_cpu: true\\n")
+    run = tmp_path / "run"
+    out = subprocess.run(visionr1_cmd(
+        "train", str(TINY / "grpo.yaml"), f"model.path={tiny_model_dir}", f"stages.ptst-1.dataset.path={tiny_data['grpo']}",
+        "launch.num_processes=2", f"launch.config_file={config}", "--output-dir", str(run),
+    ), cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=400)
+    assert out.returncode != 0
+    assert "the plan is 2 process(es), DDP" in out.stderr and "runs in 1 process(es) as NO" in out.stderr, out.stderr[-3000:]
+    assert not list(run.glob("ptst-1/checkpoint-*")) and not (run / "ptst-1" / "final").exists()
+    assert json.loads((run / "manifest.json").read_text())["stages"][0]["status"] == "failed"

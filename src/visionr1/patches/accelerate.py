@@ -25,9 +25,8 @@ import os
 
 import torch
 
-UPSTREAM = ("huggingface/accelerate: FSDP/DeepSpeed are never selected for CPU processes "
-            "(state.py, AcceleratorState FSDP promotion lists GPU types; PartialState._prepare_backend); "
-            "no upstream issue found, report drafted in docs/distributed.md")
+UPSTREAM = ("huggingface/accelerate: no issue found for CPU FSDP/DeepSpeed selection (state.py); the nearest is "
+            "Lightning-AI/pytorch-lightning#21812 (FSDP on CPU for CI). Report: docs/distributed.md, 'Upstream reports'")
 _APPLIED = "_visionr1_cpu_shims"
 
 

@@ -10,15 +10,16 @@ and is averaged. A 2-process run's head drifted from DDP's by ~3e-4 after two st
 Fix: the model's ``get_output_embeddings`` (which the fused forward calls to find the head) first *unshards* the
 head's FSDP unit, as the unit's own forward hook would, so the forward reads the plain unsharded weight, its
 gradient accumulates there, and FSDP's post-backward reduce-scatters (averages) it with the rest of the unit.
-Test: ``tests/scale/test_fsdp2.py`` compares every parameter's gradient with the single-process result.
+Test: ``tests/training/test_engines.py`` compares every parameter's gradient with the single-process result.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-UPSTREAM = ("huggingface/trl: fused LM head under FSDP2 takes DTensor.full_tensor() of lm_head.weight, whose "
-            "backward does not average the gradient across ranks (trl/trainer/utils.py add_fused_lm_head)")
+UPSTREAM = ("huggingface/trl#6077 introduced the one-time lm_head.weight.full_tensor() (for speed); its backward is "
+            "a slice, not a mean, under accelerate's tail FSDP2 unit. Related: verl-project/verl#7427 (fused untied "
+            "heads under FSDP2, moved into the root unit). Report to TRL: docs/distributed.md, 'Upstream reports'")
 
 
 def gather_fused_lm_head(model: Any) -> None:

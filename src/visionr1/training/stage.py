@@ -22,6 +22,7 @@ from typing import Any
 
 from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage
 from visionr1.training.callbacks import MetricsLogger, StageInfo, progress_callbacks
+from visionr1.training.checkpoints import WEIGHT_FILES
 from visionr1.training.loading import load_model, load_processor, merge_lora_into
 
 
@@ -84,9 +85,19 @@ def save_final(trainer: Any, processor: Any, run: StageRun, record: dict[str, An
     if accelerator.is_main_process and tmp.exists():
         shutil.rmtree(tmp)
     accelerator.wait_for_everyone()
-    trainer.save_model(str(tmp))
+    if _sharded_fsdp(accelerator):
+        # transformers saves nothing for a SHARDED_STATE_DICT run (its checkpoints hold shards only); final/ must
+        # be a model the next stage and `eval` load, so the full weights are gathered here (every rank takes part)
+        state = accelerator.get_state_dict(trainer.model)
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(trainer.model).save_pretrained(str(tmp), state_dict=state)
+    else:
+        trainer.save_model(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        if not any((tmp / name).is_file() for name in WEIGHT_FILES):
+            raise RuntimeError(f"stage {run.stage.name}: saving the final weights to {tmp} wrote no weights file "
+                               f"({', '.join(WEIGHT_FILES)}); the stage is not marked done")
         if run.recipe.model.lora is not None:
             merged = run.stage_dir / "final.merged"
             if merged.exists():
@@ -105,6 +116,11 @@ def save_final(trainer: Any, processor: Any, run: StageRun, record: dict[str, An
     return {**record, "final_dir": str(final)}
 
 
+def _sharded_fsdp(accelerator: Any) -> bool:
+    plugin = getattr(accelerator.state, "fsdp_plugin", None)
+    return accelerator.distributed_type.name == "FSDP" and plugin is not None and "FULL" not in str(plugin.state_dict_type)
+
+
 def read_stage_record(final: Path) -> dict[str, Any]:
     """What a finished stage recorded in ``final/stage.json`` (``{}`` for a ``final/`` written without one)."""
     try:
@@ -116,15 +132,15 @@ def read_stage_record(final: Path) -> dict[str, Any]:
 def ready(trainer: Any, run: StageRun) -> None:
     """What every stage's trainer needs once built: the check that it runs the processes and engine its plan
     resolved (:func:`check_engine`), no raw log printing (with tqdm disabled, transformers prints every log dict;
-    metrics.jsonl and our console lines already show them), and the distributed patches that depend on the
-    trainer's engine (``patches.fsdp2``)."""
+    metrics.jsonl and our console lines already show them), and the patches that depend on the trainer's engine
+    and loss (``patches.apply_to_trainer``)."""
     from transformers.trainer_callback import PrinterCallback
 
-    from visionr1.patches.fsdp2 import patch_trainer
+    from visionr1.patches import apply_to_trainer
 
     check_engine(trainer.accelerator, run)
     trainer.remove_callback(PrinterCallback)
-    patch_trainer(trainer)
+    apply_to_trainer(trainer)
 
 
 class EngineMismatch(RuntimeError):

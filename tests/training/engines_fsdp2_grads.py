@@ -1,4 +1,4 @@
-"""Run under `torchrun --nproc_per_node 2` (tests/scale/test_fsdp2.py): per-parameter gradients of TRL's fused
+"""Run under `torchrun --nproc_per_node 2` (tests/training/test_engines.py): per-parameter gradients of TRL's fused
 LM-head loss under FSDP2 (accelerate's wrapping: lm_head in a unit of its own) against the same loss on one
 process over both ranks' batches (what DDP computes). Prints one JSON line on rank 0:
 {"max_abs": {...per parameter...}, "scale": ...}. argv[1]: tiny model dir; argv[2]: "fix" or "nofix"."""
