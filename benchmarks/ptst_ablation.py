@@ -124,9 +124,9 @@ def plot_curves(per_seed: list[dict], path: Path) -> Path:
         steps = min(len(rows) for rows in runs)
         x = np.array([r["run_step"] for r in runs[0][:steps]])
         if arm == "ptst":
-            starts = [r["run_step"] for r, prev in zip(runs[0][1:], runs[0]) if r["stage"] != prev["stage"]]
+            starts = [r["run_step"] for r, prev in zip(runs[0][1:], runs[0], strict=False) if r["stage"] != prev["stage"]]
             boundary = starts[0] - 0.5 if starts else None
-        for ax, (key, label) in zip(axes, CURVES):
+        for ax, (key, label) in zip(axes, CURVES, strict=False):
             ys = np.array([[float(r.get(key) or 0.0) for r in rows[:steps]] for rows in runs])
             kernel = np.ones(min(3, steps))
             norm = np.convolve(np.ones(steps), kernel, mode="same")  # the ends average fewer steps, not zeros
