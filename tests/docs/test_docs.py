@@ -196,6 +196,33 @@ def commands_in(path: Path, repo: Path = REPO) -> tuple[list[Command], list[str]
     return found, unparsable
 
 
+def doc_recipes(path: Path) -> dict[str, str]:
+    """Recipes a doc shows in full: a ``yaml`` block with a ``stages:`` key, named by the last ``*.yaml`` file the
+    prose before it mentions (``Save this as `my-vision-r1.yaml```)."""
+    found: dict[str, str] = {}
+    last_named: str | None = None
+    block: list[str] | None = None
+    for line in path.read_text().splitlines():
+        fence = FENCE.match(line)
+        if fence and block is None:
+            block = [] if fence.group(2).lower() == "yaml" else None
+            if block is None:
+                last_named = None if fence.group(2) else last_named
+            continue
+        if fence:
+            text = "\n".join(block) + "\n"
+            if last_named and re.search(r"^stages:", text, re.M):
+                found[last_named] = text
+            block = None
+            continue
+        if block is not None:
+            block.append(line)
+        else:
+            names = re.findall(r"`([\w./-]+\.yaml)`", line)
+            last_named = names[-1] if names else last_named
+    return found
+
+
 # ------------------------------------------------------------------------------------------------ checking commands
 
 
@@ -251,7 +278,8 @@ def resolve(argv: tuple[str, ...], group: Any) -> tuple[Any, list[str], list[str
     return command, args, problems, name
 
 
-def _recipe_and_overrides(command: Any, name: str, args: list[str]) -> tuple[Path, list[str]] | None:
+def _recipe_and_overrides(command: Any, name: str, args: list[str],
+                          defined: dict[str, Path]) -> tuple[Path, list[str]] | None:
     """The recipe file a command line names (relative to the repository) and its overrides, when it names one."""
     try:
         ctx = command.make_context(name, list(args), resilient_parsing=True)
@@ -262,6 +290,8 @@ def _recipe_and_overrides(command: Any, name: str, args: list[str]) -> tuple[Pat
         if recipe is not None and "=" in str(recipe) and not (REPO / str(recipe)).is_file():
             overrides, recipe = [str(recipe), *overrides], None
         recipe = recipe or Path("recipes/demo.yaml")
+    if recipe is not None and str(recipe) in defined:
+        return defined[str(recipe)], overrides
     if recipe is None or not (REPO / str(recipe)).is_file():
         return None
     return Path(recipe), overrides
@@ -289,7 +319,8 @@ def recipe_problem(name: str, recipe: Path, overrides: list[str]) -> str | None:
     return None
 
 
-def check_commands(commands: list[Command]) -> list[str]:
+def check_commands(commands: list[Command], defined: dict[str, Path] | None = None) -> list[str]:
+    """Problems of the command lines; ``defined``: recipes the docs show in full, written out to files."""
     group = typer.main.get_command(app)
     problems: list[str] = []
     loads: dict[tuple[str, str, tuple[str, ...]], list[str]] = {}
@@ -298,7 +329,7 @@ def check_commands(commands: list[Command]) -> list[str]:
         problems += [f"{cmd.where}: {p}" for p in found]
         if leaf is None or found:
             continue
-        named = _recipe_and_overrides(leaf, name, args)
+        named = _recipe_and_overrides(leaf, name, args, defined or {})
         if named is not None:
             loads.setdefault((name, str(named[0]), tuple(named[1])), []).append(cmd.where)
     for (name, recipe, overrides), where in loads.items():
@@ -362,7 +393,7 @@ def test_every_file_the_docs_name_exists():
     assert problems == [], "\n".join(problems)
 
 
-def test_every_visionr1_command_line_names_a_command_and_options_that_exist(monkeypatch):
+def test_every_visionr1_command_line_names_a_command_and_options_that_exist(monkeypatch, tmp_path):
     monkeypatch.chdir(REPO)  # the docs' commands run from the repository root
     commands: list[Command] = []
     unparsable: list[str] = []
@@ -371,8 +402,33 @@ def test_every_visionr1_command_line_names_a_command_and_options_that_exist(monk
         commands += found
         unparsable += bad
     assert len(commands) > 40  # the docs were read
-    problems = unparsable + check_commands(commands)
+    defined = {}
+    for path in doc_files():
+        for name, text in doc_recipes(path).items():
+            defined[name] = tmp_path / Path(name).name
+            defined[name].write_text(text)
+    problems = unparsable + check_commands(commands, defined)
     assert problems == [], "\n".join(problems)
+
+
+def test_the_readme_shows_one_complete_recipe_that_loads(monkeypatch, tmp_path):
+    """The ten-minute path's recipe: complete (no include), a cold start, PTST stages, and it passes the checks
+    `visionr1 recipe check` makes (TRL configs built, batch shapes for 8 processes)."""
+    monkeypatch.chdir(REPO)
+    recipes = doc_recipes(REPO / "README.md")
+    assert len(recipes) == 1, recipes.keys()
+    (name, text), = recipes.items()
+    assert "include:" not in text
+    path = tmp_path / Path(name).name
+    path.write_text(text)
+    result = CliRunner().invoke(app, ["recipe", "check", str(path), "launch.num_processes=8"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    resolved = json.loads(result.output)
+    assert [s["type"] for s in resolved["stages"]] == ["sft", "grpo", "grpo"]
+    assert resolved["stages"][0]["dataset"]["format"] == "sharegpt"
+    assert {s["dataset"]["format"] for s in resolved["stages"][1:]} == {"geometry3k"}
 
 
 def test_one_launch_story():
