@@ -196,30 +196,36 @@ def commands_in(path: Path, repo: Path = REPO) -> tuple[list[Command], list[str]
     return found, unparsable
 
 
-def doc_recipes(path: Path) -> dict[str, str]:
-    """Recipes a doc shows in full: a ``yaml`` block with a ``stages:`` key, named by the last ``*.yaml`` file the
-    prose before it mentions (``Save this as `my-vision-r1.yaml```)."""
+def doc_recipes(path: Path, repo: Path = REPO) -> dict[str, str]:
+    """Recipes a doc shows in full: a ``yaml`` block with a ``stages:`` key, named by the first ``*.yaml`` file
+    of the paragraph before it (``Save this as `my-vision-r1.yaml` ...``) that is not a file of the repository
+    (a shown recipe never stands in for a shipped one)."""
     found: dict[str, str] = {}
-    last_named: str | None = None
+    paragraph: list[str] = []  # the prose paragraph being read, or the last one when a blank line ended it
     block: list[str] | None = None
+    ended = False
     for line in path.read_text().splitlines():
         fence = FENCE.match(line)
         if fence and block is None:
-            block = [] if fence.group(2).lower() == "yaml" else None
-            if block is None:
-                last_named = None if fence.group(2) else last_named
+            if fence.group(2).lower() == "yaml":
+                block = []
+            else:
+                paragraph = []
             continue
         if fence:
             text = "\n".join(block) + "\n"
-            if last_named and re.search(r"^stages:", text, re.M):
-                found[last_named] = text
-            block = None
+            names = [n for n in re.findall(r"`([\w./-]+\.yaml)`", " ".join(paragraph)) if not (repo / n).exists()]
+            if names and re.search(r"^stages:", text, re.M):
+                found[names[0]] = text
+            block, paragraph = None, []
             continue
         if block is not None:
             block.append(line)
+        elif not line.strip():
+            ended = True
         else:
-            names = re.findall(r"`([\w./-]+\.yaml)`", line)
-            last_named = names[-1] if names else last_named
+            paragraph = [line] if ended else [*paragraph, line]
+            ended = False
     return found
 
 
@@ -407,6 +413,7 @@ def test_every_visionr1_command_line_names_a_command_and_options_that_exist(monk
         for name, text in doc_recipes(path).items():
             defined[name] = tmp_path / Path(name).name
             defined[name].write_text(text)
+    assert any(c.argv[1:2] == ("my-vision-r1.yaml",) for c in commands) and "my-vision-r1.yaml" in defined
     problems = unparsable + check_commands(commands, defined)
     assert problems == [], "\n".join(problems)
 
@@ -416,7 +423,7 @@ def test_the_readme_shows_one_complete_recipe_that_loads(monkeypatch, tmp_path):
     `visionr1 recipe check` makes (TRL configs built, batch shapes for 8 processes)."""
     monkeypatch.chdir(REPO)
     recipes = doc_recipes(REPO / "README.md")
-    assert len(recipes) == 1, recipes.keys()
+    assert list(recipes) == ["my-vision-r1.yaml"]
     (name, text), = recipes.items()
     assert "include:" not in text
     path = tmp_path / Path(name).name

@@ -1,8 +1,9 @@
 """Library messages that tell a visionr1 user nothing, filtered once per process (the CLI does it for every
 command, stage processes included).
 
-- transformers 5 warns ``FutureWarning: `gradient_checkpointing_enable` is deprecated`` whenever TRL's trainers
-  turn on ``gradient_checkpointing: true``: TRL still calls the old name, and the user can change nothing.
+- transformers 5 warns ``FutureWarning: `gradient_checkpointing` is deprecated`` for every ``TrainingArguments``
+  TRL builds (the field exists whether set or not), and again for ``gradient_checkpointing_enable`` and
+  ``is_gradient_checkpointing``: TRL still uses the old names, and the user can change nothing.
 - torch's DataLoader warns "'pin_memory' argument is set as true but no accelerator is found" on every CPU run
   (``Trainer`` pins memory by default); it changes nothing about the run.
 - transformers draws a "Writing model shards" bar at every checkpoint save (and loading bars); in a log file
@@ -18,7 +19,7 @@ import sys
 import warnings
 from typing import TextIO
 
-GRADIENT_CHECKPOINTING = r"`gradient_checkpointing_(enable|disable)` is deprecated"
+GRADIENT_CHECKPOINTING = r"`(is_)?gradient_checkpointing(_enable|_disable|_kwargs)?` is deprecated"
 PIN_MEMORY = r"'pin_memory' argument is set as true but no accelerator is found"
 
 
