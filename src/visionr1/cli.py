@@ -119,6 +119,10 @@ def main(
     ] = False,
 ) -> None:
     """visionr1 command line."""
+    from visionr1.utils.quiet import filter_library_noise, quiet_progress_bars
+
+    filter_library_noise()
+    quiet_progress_bars()
 
 
 @recipe_app.command("explain")

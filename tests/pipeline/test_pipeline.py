@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from visionr1.cli import app
 from visionr1.coldstart.config import load_coldstart_recipe
 from visionr1.config.base import RecipeError
-from visionr1.pipeline.config import Pipeline, load_pipeline
-from visionr1.pipeline.load import is_pipeline, load_coldstart_section, load_raw, load_training_recipe
+from visionr1.pipeline.config import Pipeline, load_pipeline, load_raw
+from visionr1.pipeline.load import is_pipeline, load_coldstart_section, load_training_recipe
 from visionr1.recipe import Recipe, load_recipe
 
 REPO = Path(__file__).resolve().parents[2]

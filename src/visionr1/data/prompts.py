@@ -15,12 +15,12 @@ braces (``\\frac{1}{2}``, ``\\boxed{}``) that ``format`` would choke on.
 from __future__ import annotations
 
 import re
-import string
 from typing import Any
+
+from visionr1.rewards.extract import ANSWER_BLOCK_RE, LETTERS
 
 IMAGE_PLACEHOLDER = "<image>"
 VIDEO_PLACEHOLDER = "<video>"
-LETTERS = string.ascii_uppercase
 
 # The one place the Arrow shape of a message is decided: every content part has both keys, so image parts
 # read back as {"type": "image", "text": None}, which TRL (prepare_multimodal_messages) and the Qwen chat
@@ -235,7 +235,6 @@ def assistant_turn(text: str) -> list[Message]:
     return [{"role": "assistant", "content": [text_part(text)]}]
 
 
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _FINAL_ANSWER_RE = re.compile(r"^\s*\**\s*final\s+answer\s*\**\s*[:：]\s*\**\s*", re.IGNORECASE)
 
 
@@ -251,7 +250,7 @@ def answer_from_response(response: str) -> str:
     """
     if "</think>" in response:
         response = response.rsplit("</think>", 1)[1]
-    found = _ANSWER_RE.findall(response)
+    found = ANSWER_BLOCK_RE.findall(response)
     if not found:
         return ""
     return _FINAL_ANSWER_RE.sub("", found[-1]).strip()

@@ -27,14 +27,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from visionr1.data.spec import DEFAULT_MAX_PIXELS
 from visionr1.evaluation.benchmarks import Benchmark, get_benchmark
 from visionr1.evaluation.benchmarks.synthetic import score_completion
 from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_resumable_jsonl
 from visionr1.evaluation.score import score_predictions
 from visionr1.evaluation.spec import DecodingConfig
-
-DEFAULT_MAX_PIXELS = 512 * 28 * 28  # DatasetSpec's default, when neither --max-pixels nor the checkpoint sets one
 
 
 class Generator:

@@ -29,6 +29,8 @@ from visionr1.coldstart.config import ColdstartRecipe
 from visionr1.config.base import (
     RecipeError,
     StrictModel,
+    apply_overrides,
+    load_yaml_with_includes,
     parse_model,
     resolve_path,
 )
@@ -220,11 +222,23 @@ def _drop_disabled(stages: list[Any]) -> list[Any]:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The recipe file with its includes, and the overrides applied (``stages.NAME.x=1`` accepted)."""
+    from visionr1.recipe import _drop_disabled_stages, _stage_name_to_index
+
+    path = Path(path)
+    raw = load_yaml_with_includes(path)
+    try:
+        raw = _drop_disabled_stages(raw)
+    except ValueError as exc:
+        raise RecipeError(f"{path}: stages: {exc}") from None
+    return apply_overrides(raw, [_stage_name_to_index(o, raw, path) for o in overrides])
+
+
 def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
     """Load, include, override and validate a pipeline recipe; relative paths resolve against the file."""
     from visionr1.coldstart.config import _resolve_paths as coldstart_paths
     from visionr1.coldstart.config import resolve_templates
-    from visionr1.pipeline.load import load_raw
     from visionr1.recipe import _resolve_paths as training_paths
 
     path = Path(path)

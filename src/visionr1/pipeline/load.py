@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from visionr1.config.base import RecipeError, apply_overrides, load_yaml_with_includes
+from visionr1.config.base import RecipeError, load_yaml_with_includes
 
 if TYPE_CHECKING:
     from visionr1.coldstart.config import ColdstartRecipe
@@ -22,19 +22,6 @@ PIPELINE_KEYS = ("data", "tiny_model", "coldstart", "eval")
 
 def is_pipeline(raw: dict[str, Any]) -> bool:
     return any(key in raw for key in PIPELINE_KEYS)
-
-
-def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """The recipe file with its includes, and the overrides applied (``stages.NAME.x=1`` accepted)."""
-    from visionr1.recipe import _drop_disabled_stages, _stage_name_to_index
-
-    path = Path(path)
-    raw = load_yaml_with_includes(path)
-    try:
-        raw = _drop_disabled_stages(raw)
-    except ValueError as exc:
-        raise RecipeError(f"{path}: stages: {exc}") from None
-    return apply_overrides(raw, [_stage_name_to_index(o, raw, path) for o in overrides])
 
 
 def load_training_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:

@@ -36,6 +36,9 @@ TRUNCATION_POLICIES = ("no_answer", "read")
 # How an answer was found (``extract_with_source``); the last ones are guesses an LLM extractor would do better.
 SOURCES = ("answer_tag", "boxed", "answer_is", "short_text", "math_span", "last_number", "last_box", "whole_text")
 LAST_RESORTS = frozenset({"math_span", "last_number", "last_box", "whole_text"})
+# The answer format, one definition each: option letters A, B, C, ... and a closed <answer> block.
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 
 _PREFIX_RE = re.compile(
     r"^(?:\s|\*\*|__|#)*(?:(?:the\s+)?final\s+answer|(?:the\s+)?answer)\s*(?:is\s*)?[:：]?(?:\s|\*\*|__)*",

@@ -20,13 +20,12 @@ from fractions import Fraction
 from typing import Any
 
 from visionr1.rewards.detection import score_detection
-from visionr1.rewards.extract import completion_text, extract_answer
+from visionr1.rewards.extract import LETTERS, completion_text, extract_answer
 from visionr1.rewards.mathcheck import MAX_ANSWER_CHARS, math_equal_many
 from visionr1.rewards.symbolic import DEFAULT_TIMEOUT_S
 
 TASKS = ("math", "choice", "count", "grounding", "detection", "free")
 IOU_THRESHOLD = 0.5
-_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 # ----------------------------------------------------------------------------- free text
 
@@ -49,7 +48,7 @@ def normalize_text(s: str) -> str:
 
 
 def _valid_letters(choices: Sequence[str] | None) -> str:
-    return _LETTERS[: len(choices)] if choices else _LETTERS[:8]
+    return LETTERS[: len(choices)] if choices else LETTERS[:8]
 
 
 def gold_option(solution: str, choices: Sequence[str] | None) -> tuple[str | None, str | None]:
@@ -69,7 +68,7 @@ def gold_option(solution: str, choices: Sequence[str] | None) -> tuple[str | Non
         norm = normalize_text(s)
         for i, c in enumerate(choices):
             if normalize_text(str(c)) == norm:
-                return _LETTERS[i], str(c)
+                return LETTERS[i], str(c)
     return None, s
 
 

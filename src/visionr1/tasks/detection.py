@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import random
 
-from visionr1.tasks.scene import Difficulty, name, sample_shape_scene, where
+from visionr1.tasks.scene import Difficulty, describe, name, sample_shape_scene, where
 
 # Categories named per question: how many are drawn in the scene and how many are not (upper bounds).
 MAX_PRESENT = 3
@@ -47,8 +47,6 @@ def _named_list(names: list[str], conj: str = "and") -> str:
 
 def generate(rng: random.Random, d: Difficulty) -> dict:
     """One detection item (the synthetic task registry calls this with the item's own random stream)."""
-    from visionr1.tasks.synthetic import describe  # late: synthetic.py registers this generator
-
     scene = sample_shape_scene(rng, d, num_objects=max(3, rng.randint(d.min_objects, d.max_objects)))
     present = sorted({name(o) for o in scene["objects"]})
     every = [f"{c} {s}" for c in d.colors for s in d.shapes]

@@ -277,3 +277,38 @@ def article(phrase: str) -> str:
 def name(o: dict) -> str:
     """'red circle', or 'red 7' for a number."""
     return f"{o['color']} {o['shape']}" if o["kind"] == "shape" else f"{o['color']} number {o['value']}"
+
+
+# ------------------------------------------------------------------------------------------ descriptions
+
+
+def left_to_right(scene: dict) -> list[dict]:
+    """The scene's objects in reading order (descriptions and reasoning walk them the same way)."""
+    return sorted(scene["objects"], key=lambda o: center(o["box"]))
+
+
+def describe(scene: dict, boxes: bool = False, sizes: bool = False) -> str:
+    """Ground-truth description of a scene: every object, left to right, with position (and box / size)."""
+    objs = left_to_right(scene)
+    w, h = scene["width"], scene["height"]
+    bg = "a white background" if scene["background"] == [255, 255, 255] else "a light, slightly tinted background"
+    parts = []
+    for o in objs:
+        text = article(name(o)) if o["kind"] == "shape" else f"the {name(o)}"
+        if sizes and o["kind"] == "shape":
+            text += f" {o['size']} pixels wide"
+        text += f" {where(o['box'], w, h)}"
+        if boxes:
+            text += f" (box {box_text(o['box'])})"
+        parts.append(text)
+    kind = "objects" if objs[0]["kind"] == "shape" else "numbers"
+    text = f"The image is {w}x{h} pixels and shows {len(objs)} {kind} on {bg}, from left to right: "
+    text += "; ".join(parts) + "."
+    if scene.get("clutter"):
+        text += " Some thin grey lines and dots are scattered in the background; they are not objects."
+    return text
+
+
+def box_text(box: list[int]) -> str:
+    """A box as the answers and descriptions write it: ``[x1, y1, x2, y2]``."""
+    return "[" + ", ".join(str(v) for v in box) + "]"

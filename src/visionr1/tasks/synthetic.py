@@ -38,9 +38,11 @@ from visionr1.tasks.scene import (
     PLURALS,
     SHAPES,
     Difficulty,
-    article,
+    box_text,
     center,
+    describe,
     get_difficulty,
+    left_to_right,
     name,
     render,
     sample_number_scene,
@@ -56,39 +58,6 @@ GENERATOR_VERSION = 1  # bump when the same seed would draw different items
 
 class _Resample(Exception):
     """The drawn scene cannot carry this question (e.g. a tie); draw another from the same stream."""
-
-
-# ------------------------------------------------------------------------------------------ descriptions
-
-
-def _left_to_right(scene: dict) -> list[dict]:
-    return sorted(scene["objects"], key=lambda o: center(o["box"]))
-
-
-def describe(scene: dict, boxes: bool = False, sizes: bool = False) -> str:
-    """Ground-truth description of a scene: every object, left to right, with position (and box / size)."""
-    objs = _left_to_right(scene)
-    w, h = scene["width"], scene["height"]
-    bg = "a white background" if scene["background"] == [255, 255, 255] else "a light, slightly tinted background"
-    parts = []
-    for o in objs:
-        text = article(name(o)) if o["kind"] == "shape" else f"the {name(o)}"
-        if sizes and o["kind"] == "shape":
-            text += f" {o['size']} pixels wide"
-        text += f" {where(o['box'], w, h)}"
-        if boxes:
-            text += f" (box {_box_text(o['box'])})"
-        parts.append(text)
-    kind = "objects" if objs[0]["kind"] == "shape" else "numbers"
-    text = f"The image is {w}x{h} pixels and shows {len(objs)} {kind} on {bg}, from left to right: "
-    text += "; ".join(parts) + "."
-    if scene.get("clutter"):
-        text += " Some thin grey lines and dots are scattered in the background; they are not objects."
-    return text
-
-
-def _box_text(box: list[int]) -> str:
-    return "[" + ", ".join(str(v) for v in box) + "]"
 
 
 def _plural(shape: str, n: int) -> str:
@@ -131,7 +100,7 @@ def _counting(rng: random.Random, d: Difficulty) -> dict:
     answer = sum(1 for o in scene["objects"] if match(o))
     steps, count = [], 0
     w, h = scene["width"], scene["height"]
-    for i, o in enumerate(_left_to_right(scene), 1):
+    for i, o in enumerate(left_to_right(scene), 1):
         if match(o):
             count += 1
             steps.append(f"{i}. The {name(o)} {where(o['box'], w, h)} counts; that makes {count}.")
@@ -257,7 +226,7 @@ def _grounding(rng: random.Random, d: Difficulty) -> dict:
     o = rng.choice(candidates)
     x1, y1, x2, y2 = o["box"]
     at = where(o["box"], scene["width"], scene["height"])
-    answer = _box_text(o["box"])
+    answer = box_text(o["box"])
     reasoning = (
         f"I look for the {name(o)}; it is the only {name(o)} in the image, {at}.\n"
         f"Its left edge is at x = {x1} and its right edge at x = {x2}.\n"

@@ -91,7 +91,7 @@ class ConsoleLines(TrainerCallback):
 
     def __init__(self, stage: StageInfo, console: Console | None = None) -> None:
         self.stage = stage
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, soft_wrap=True)  # a log line never wraps at 80 columns
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs or "train_runtime" in logs:

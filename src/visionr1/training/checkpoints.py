@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,22 @@ def checkpoint_step(checkpoint: str | None) -> int:
     (12, 0)
     """
     return int(Path(checkpoint).name.rsplit("-", 1)[1]) if checkpoint else 0
+
+
+def last_checkpoint(folder: Path, cleanup: bool = False) -> str | None:
+    """The newest *complete* ``checkpoint-N`` of a stage (TRL writes ``trainer_state.json`` last); incomplete
+    ones, left by a kill mid-save, are removed when ``cleanup`` (main process only)."""
+    if not folder.is_dir():
+        return None
+    complete: list[tuple[int, Path]] = []
+    for path in folder.iterdir():
+        if not (path.is_dir() and path.name.startswith("checkpoint-") and path.name[11:].isdigit()):
+            continue
+        try:
+            json.loads((path / "trainer_state.json").read_text())
+            complete.append((int(path.name[11:]), path))
+        except (OSError, json.JSONDecodeError):
+            if cleanup:
+                log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
+                shutil.rmtree(path, ignore_errors=True)
+    return str(max(complete)[1]) if complete else None

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.training.callbacks import METRICS_FILE
-from visionr1.training.checkpoints import StrictResumeMixin, checkpoint_step, trim_logs
+from visionr1.training.checkpoints import StrictResumeMixin, checkpoint_step, last_checkpoint, trim_logs
 from visionr1.training.data_order import dataset_key, stream_slice
 from visionr1.training.plan import FINAL, iteration_dir, stage_config, world_size_from_env
 from visionr1.training.stage import (
@@ -411,7 +411,6 @@ def train_iteration(run: StageRun, iteration: int, start: str, pairs: Any, steps
 
     from visionr1.training.callbacks import COMPLETIONS_FILE
     from visionr1.training.loading import load_model
-    from visionr1.training.runner import last_checkpoint
 
     folder = iteration_dir(run.run_dir, run.stage, iteration)
     main = PartialState().is_main_process

@@ -15,17 +15,15 @@ Re-running the same command after a kill (at any moment) continues where the run
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from visionr1.recipe import Recipe
 from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
-from visionr1.training.checkpoints import checkpoint_step, trim_logs
+from visionr1.training.checkpoints import checkpoint_step, last_checkpoint, trim_logs
 from visionr1.training.data_order import dataset_key, stage_offset
 from visionr1.training.launch import is_stage_child
 from visionr1.training.lock import run_lock
@@ -316,25 +314,6 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
             problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(recipe.stages[i], prepared[i].train, processor, max_length)]
         raise_if(problems, source)
     return prepared
-
-
-def last_checkpoint(folder: Path, cleanup: bool = False) -> str | None:
-    """The newest *complete* ``checkpoint-N`` of a stage (TRL writes ``trainer_state.json`` last); incomplete
-    ones, left by a kill mid-save, are removed when ``cleanup`` (main process only)."""
-    if not folder.is_dir():
-        return None
-    complete: list[tuple[int, Path]] = []
-    for path in folder.iterdir():
-        if not (path.is_dir() and path.name.startswith("checkpoint-") and path.name[11:].isdigit()):
-            continue
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-            complete.append((int(path.name[11:]), path))
-        except (OSError, json.JSONDecodeError):
-            if cleanup:
-                log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
-                shutil.rmtree(path, ignore_errors=True)
-    return str(max(complete)[1]) if complete else None
 
 
 def _mark_finished(manifest: Manifest, recipe: Recipe, run_dir: Path, done: list[bool]) -> None:

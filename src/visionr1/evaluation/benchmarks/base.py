@@ -32,7 +32,13 @@ from typing import Any, ClassVar
 
 from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, PublishedRecord, read_records
-from visionr1.rewards.extract import LAST_RESORTS, extract_with_source, strip_thinking
+from visionr1.rewards.extract import (
+    ANSWER_BLOCK_RE,
+    LAST_RESORTS,
+    LETTERS,
+    extract_with_source,
+    strip_thinking,
+)
 
 # Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction").
 SOURCES = ("answer_rules", "benchmark_rules", "llm", "none", "missing")
@@ -207,9 +213,6 @@ class Benchmark:
 # Shared helpers
 # ----------------------------------------------------------------------------------------------------------
 
-_ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
-
-
 def answer_region(text: str) -> str:
     """Where a final answer is written: inside the last ``<answer>`` tag after the thinking, else the text
     after the thinking (:func:`visionr1.rewards.extract.strip_thinking`; an unclosed thought is read), else
@@ -219,7 +222,7 @@ def answer_region(text: str) -> str:
     '\\\\boxed{2}'
     """
     rest = strip_thinking(text, truncated="read") or ""
-    found = _ANSWER_TAG_RE.findall(rest)
+    found = ANSWER_BLOCK_RE.findall(rest)
     return found[-1] if found else rest
 
 
@@ -231,7 +234,7 @@ def official_response(text: str) -> str:
     ('D', 'so it is D.\\nD.')
     """
     rest = strip_thinking(text, truncated="read") or ""
-    found = _ANSWER_TAG_RE.findall(rest)
+    found = ANSWER_BLOCK_RE.findall(rest)
     if found:
         return found[-1].strip()
     if "<answer>" in rest:  # truncated inside the answer
@@ -291,7 +294,6 @@ def load_item_images(item: Item, fields: Sequence[str], max_pixels: int, image_r
     return []
 
 
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _LEAD_LETTER_RE = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*[\)\]]?(?=$|[\s.:,)\]])")
 
 
