@@ -34,8 +34,10 @@ from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, PublishedRecord, read_records
 from visionr1.rewards.extract import LAST_RESORTS, extract_with_source, strip_thinking
 
-# Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction").
-SOURCES = ("answer_rules", "benchmark_rules", "llm", "none", "missing")
+# Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction"): "answer_format" the
+# project's own <answer> block (project_answer), "published_extraction" the prediction's own `extraction`
+# field (the official pipeline's extraction step, e.g. MathVista's GPT-4 extraction, handed on as it is).
+SOURCES = ("answer_format", "published_extraction", "answer_rules", "benchmark_rules", "llm", "none", "missing")
 
 
 @dataclass
@@ -64,10 +66,11 @@ class ItemResult:
 
 # Named departures from the official results, off by default (``ScoringContext.leniencies``).
 LENIENCIES = {
-    "rewards_extraction": "MATH-V, DynaMath, We-Math, MM-Math: the rewards' extraction (boxed, 'answer is', ...) "
-    "runs before the official rules, so a model is read at evaluation as it was rewarded",
-    "option_latex": "MATH-V: an option text written in LaTeX ($40^{\\circ}$) is compared by value; the official "
-    "parser fails on it, so '40' for that option is officially wrong",
+    "rewards_extraction": "MATH-V, DynaMath, We-Math, MM-Math: where the official reading scores a reply wrong, "
+    "the rewards' extraction (boxed, 'answer is', the last number, ...) is tried too, so a model is read at "
+    "evaluation as it was rewarded; never scores lower than the default",
+    "option_latex": "MATH-V: an option text with a degree sign ($40^{\\circ}$) is compared by value; the "
+    "official parser (latex2sympy2) fails on it, so '40' for that option is officially wrong",
     "partial_choice": "MathVerse: an answer naming several options ('C and D') counts for its first one; the "
     "official judge wants a complete match",
 }
@@ -195,6 +198,11 @@ class Benchmark:
         return out
 
     # ---- scoring ----------------------------------------------------------------------------------------
+    def score_prediction(self, item: Item, prediction: dict[str, Any], ctx: ScoringContext) -> ItemResult:
+        """Score one prediction line. Benchmarks whose official pipeline has an extraction step override this
+        to hand a prediction's own ``extraction`` to the official normalisation as it is."""
+        return self.score(item, str(prediction.get("response") or ""), ctx)
+
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         raise NotImplementedError
 
@@ -237,6 +245,26 @@ def official_response(text: str) -> str:
     if "<answer>" in rest:  # truncated inside the answer
         return rest[rest.rfind("<answer>") + len("<answer>") :].strip()
     return rest.strip()
+
+
+def project_answer(response: str, task: str | None) -> str | None:
+    """X when the response is written in the project's own answer format, i.e. what the rewards accept as the
+    answer of a well-formed completion: exactly one closed ``<answer>`` block after the thinking (an unclosed
+    ``<think>`` is read, the shared truncation policy), unwrapped as the rewards unwrap it (``Final Answer:``,
+    ``\\boxed{}``, "The answer is"). Every benchmark hands X to its official rules as the model's answer;
+    None (no block, two blocks, an unclosed one) leaves the response to the official reading.
+
+    >>> project_answer("<think>so 6</think><answer> Final Answer:6 </answer>", "math")
+    '6'
+    >>> project_answer("<answer>\\\\boxed{B}</answer>", "choice"), project_answer("<answer>1</answer><answer>2</answer>", "math")
+    ('B', None)
+    """
+    rest = strip_thinking(response, truncated="read") or ""
+    if rest.count("<answer>") != 1 or rest.count("</answer>") != 1 or rest.find("</answer>") < rest.find("<answer>"):
+        return None
+    found, how = extract_with_source(response, task, truncated="read")
+    found = None if found is None else str(found).strip()
+    return found if how == "answer_tag" and found else None
 
 
 def rules_extract_with_source(response: str, task: str | None) -> tuple[str | None, str | None]:

@@ -604,6 +604,20 @@ class MathVista(Benchmark):
             return ctx.llm(prompt), "llm", how
         return "", "none", None
 
+    def score_prediction(self, item: Item, prediction: dict[str, Any], ctx: ScoringContext) -> ItemResult:
+        """A prediction with an ``extraction`` (the published output files: GPT-4's extraction beside the
+        ``response``) is scored as ``calculate_score.py`` scores it: that text, exactly, through the official
+        normalisation; the rules read ``response`` only when there is none."""
+        extraction = prediction.get("extraction")
+        if extraction is None:
+            return super().score_prediction(item, prediction, ctx)
+        r = item.record
+        self.require(item, "answer", "question_type", "answer_type")
+        normalized = normalize_extracted_answer(
+            extraction, r.get("choices"), r["question_type"], r["answer_type"], precision_of(r)
+        )
+        return ItemResult(item.pid, extraction, normalized, safe_equal(normalized, r["answer"]), "published_extraction")
+
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         r = item.record
         self.require(item, "answer", "question_type", "answer_type")
