@@ -41,6 +41,7 @@ from visionr1.evaluation.benchmarks.base import (
     ItemResult,
     ScoringContext,
     accuracy_table,
+    answer_region,
     official_response,
     project_answer,
     rules_extract,
@@ -172,7 +173,7 @@ class DynaMath(Benchmark):
         task = "choice" if answer_type == "multiple choice" else "math"
         block = project_answer(response, task)
         if block is not None:  # the project's answer: the short answer itself (a JSON object in it is read)
-            found, source = json_short_answer(block) or block, "answer_format"
+            found, source = json_short_answer(answer_region(response)) or block, "answer_format"
         else:
             text = official_response(response)
             found, source = official_short_answer(text)[0], "benchmark_rules"

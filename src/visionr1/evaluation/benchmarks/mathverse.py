@@ -31,6 +31,7 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     leading_letter,
+    project_answer,
     rules_extract_with_source,
 )
 from visionr1.rewards.extract import LAST_RESORTS
@@ -211,6 +212,8 @@ class MathVerse(Benchmark):
             extracted, source = extracted.replace("Extracted Answer: ", "").strip(), "llm"
         elif extracted is None:
             source = "none"
+        elif how == "answer_tag" and project_answer(response, task) is not None:
+            source = "answer_format"
         normalized, correct = self._rule_judge(extracted, r, ctx.lenient("partial_choice"))
         info = {"last_resort": how} if how in LAST_RESORTS else {}
         return ItemResult(item.pid, extracted, normalized, correct, source, info=info)

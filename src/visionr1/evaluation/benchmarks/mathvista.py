@@ -39,6 +39,7 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     official_response,
+    project_answer,
     rules_extract_with_source,
 )
 from visionr1.rewards.extract import LAST_RESORTS
@@ -587,7 +588,8 @@ class MathVista(Benchmark):
                 form = llm_form(found, record, response, how)
                 if multi_choice and not form.strip():  # a hedge between two options, no option named
                     return found if how not in (None, "whole_text") else official_response(response), "answer_rules", "no_answer"
-                return form, "answer_rules", how
+                source = "answer_format" if how == "answer_tag" and project_answer(response, task) else "answer_rules"
+                return form, source, how
             if found is None and record.get("question_type") == "multi_choice" and record.get("choices"):
                 letter = choice_from_prose(official_response(response), record["choices"], record.get("question"))
                 if letter is not None and not ctx.wants_llm("whole_text"):
