@@ -23,11 +23,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from visionr1.evaluation.benchmarks import Benchmark, get_benchmark
+from visionr1.evaluation.benchmarks import Benchmark, ScoringContext, get_benchmark
 from visionr1.evaluation.benchmarks.synthetic import score_completion
 from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_resumable_jsonl
@@ -175,6 +175,8 @@ def run_benchmark(
     judge: EvalJudge | None = None,
     progress: Any = None,
     strategy: Any = None,
+    leniencies: Iterable[str] = (),
+    strict: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Generate the missing responses for ``data`` (first ``limit`` records), then score them all.
 
@@ -186,7 +188,8 @@ def run_benchmark(
     ``generated_this_run``, ``resumed_from``, ``mean_completion_tokens``, ``truncated_rate`` and, when
     something was generated, ``tokens_per_second`` / ``samples_per_second``. ``progress(done, total)`` is
     called after each batch. ``strategy``: an inference-time strategy (``evaluation.strategies``;
-    default ``single``, one response per item).
+    default ``single``, one response per item). ``leniencies`` / ``strict``: named scoring options, as
+    ``eval score`` takes them (they change no response, so a run resumes across them).
     """
     from visionr1.data.budget import saved_processor_budget
     from visionr1.data.spec import DEFAULT_TEMPLATE
@@ -219,9 +222,11 @@ def run_benchmark(
         **({"summary_model_files": model_files(summary_dir)} if summary_dir else {}),
     }
     config_path, pred_path = out / "run_config.json", out / "predictions.jsonl"
-    _check_resume(config_path, config)
-    digests = {item.pid: record_digest(item.record) for item in items}
+    ScoringContext(leniencies=frozenset(leniencies), strict=frozenset(strict))  # unknown names: refused now
     done = {str(row.get("pid")): row for row in read_resumable_jsonl(pred_path)}
+    if done:  # an attempt that made no response (it failed before generating) binds no settings
+        _check_resume(config_path, config)
+    digests = {item.pid: record_digest(item.record) for item in items}
     _check_records(out, done, digests)
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     todo = [item for item in items if item.pid not in done]
@@ -289,7 +294,7 @@ def run_benchmark(
                       "samples_per_second": generated / seconds})
     summary = score_predictions(
         bench, Path(data), [{"pid": r["pid"], "response": r.get("response")} for r in rows], out,
-        judge=judge, items=items, only_ids=[i.pid for i in items], extra=stats,
+        judge=judge, items=items, only_ids=[i.pid for i in items], extra=stats, leniencies=leniencies, strict=strict,
     )
     if "format" in summary.get("metrics", {}):
         summary["format"] = summary["metrics"]["format"]
