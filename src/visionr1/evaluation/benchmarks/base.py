@@ -143,8 +143,12 @@ class Benchmark:
     llm_use: ClassVar[str] = "none"  # what the official pipeline uses an LLM for (reported in the summary)
 
     # ---- records -> items -------------------------------------------------------------------------------
-    def load(self, path: Path, for_generation: bool = False) -> list[Item]:
+    def load(self, path: Path, for_generation: bool = False, columns: dict[str, str] | None = None) -> list[Item]:
+        """The records of ``path`` as items. ``columns``: ``{benchmark field: the data's column}``, for data
+        whose columns are named otherwise (a pipeline's ``eval.columns``)."""
         raws = read_records(Path(path), skip_columns=() if for_generation else self.binary_fields)
+        for r in raws:
+            rename_columns(r, columns or {})
         items = [Item(self.record_id(r), r.data, r.file) for r in raws]
         dup = [pid for pid, n in Counter(i.pid for i in items).items() if n > 1]
         if dup:
@@ -216,6 +220,15 @@ class Benchmark:
 # ----------------------------------------------------------------------------------------------------------
 
 _ANSWER_TAG_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+
+
+def rename_columns(raw: PublishedRecord, columns: dict[str, str]) -> None:
+    """Give the record the benchmark's field names: ``columns`` maps a benchmark field to the data's column."""
+    for field_name, column in columns.items():
+        if column not in raw.data:
+            raise EvalError(f"{raw.file}: record {raw.index}: no column {column!r} (eval.columns maps {field_name!r} to "
+                            f"it); its columns are {sorted(raw.data)[:12]}")
+        raw.data[field_name] = raw.data[column]
 
 
 def answer_region(text: str) -> str:

@@ -126,9 +126,9 @@ class DynaMath(Benchmark):
     name = "dynamath"
     id_field = "id"
 
-    def load(self, path: Path, for_generation: bool = False) -> list[Item]:
+    def load(self, path: Path, for_generation: bool = False, columns: dict[str, str] | None = None) -> list[Item]:
         self._several_files = len(data_files(Path(path))) > 1
-        return super().load(path, for_generation)
+        return super().load(path, for_generation, columns)
 
     def record_id(self, raw: PublishedRecord) -> str:
         d = raw.data
