@@ -34,8 +34,9 @@ class _Generator:
 @pytest.fixture
 def mathv(tmp_path, monkeypatch):
     """MATH-V records whose answer column is named ``gt`` (eval.columns maps it), and a stand-in model."""
-    import visionr1.evaluation.run as run
     from tests.varied import write_mathv
+
+    import visionr1.evaluation.run as run
 
     monkeypatch.setattr(run, "Generator", _Generator)
     path = write_mathv(tmp_path / "mathv", 5, 0)
