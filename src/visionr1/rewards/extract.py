@@ -6,8 +6,10 @@ Order (docs/CONTRACTS.md, issue 3):
    Evaluation reads it instead (``truncated="read"``): the official pipelines hand the whole response to an
    LLM extractor, which would take "...so the answer is 5" from a truncated response. A completion without
    tags is read as a whole.
-2. The last ``<answer>`` block (to ``</answer>``, or to the end when the closing tag is missing -- the format
-   reward punishes that, accuracy need not). Inside it a leading ``Final Answer:`` (Vision-R1-cold data),
+2. The ``<answer>`` block (to ``</answer>``, or to the end when the closing tag is missing -- the format
+   reward punishes that, accuracy need not). Two blocks are no answer (``<answer>12</answer><answer>13</answer>``
+   hedges), and so are two different values stated in one block ("The answer is 12. The answer is 13." reads
+   ``12, 13``: right only where a list is asked for). Inside it a leading ``Final Answer:`` (Vision-R1-cold data),
    ``Answer:`` or ``The answer is``, and ``\\boxed{}``, are unwrapped; for math and count, a sentence is
    reduced to its answer: its last math span ("Therefore $x \\geq 5$ is the solution."), else what follows
    its last "is" / "=" ("The area is 12 cm.").

@@ -9,13 +9,15 @@ One policy for every benchmark (docs/evaluation.md):
 - Truncation: closed ``<think>`` blocks are dropped; an unclosed ``<think>`` (a truncated response) is *read*,
   as the official pipelines' LLM extractors read the whole response ("...so the answer is 5" counts). The RL
   reward keeps hard formatting (a truncated completion has no answer); see rewards/extract.py.
-- What the official rules see: :func:`official_response` -- the response under that policy, with the content
-  of its last ``<answer>`` block standing for the response when it has one. Benchmarks whose official
-  pipeline has no LLM (MATH-V, DynaMath, We-Math, MM-Math) run their official rules on exactly that, so the
-  default is the official result; the rewards' extraction in front of them is a named leniency
-  (``LENIENCIES``). MathVista and MathVerse officially extract with an LLM; without one, the rewards'
-  extraction stands in for it (it reads what an LLM extractor would) and hands the official normalisation
-  the forms an LLM would write (``0.333`` for ``\\frac{1}{3}``, ``5`` for ``5 cm``).
+- What the official rules see: X when the response is in the project's own answer format
+  (:func:`project_answer`: one closed ``<answer>`` block, unwrapped as the rewards unwrap it), on every
+  benchmark; otherwise :func:`official_response` (the response under that policy, the content of its last
+  ``<answer>`` block standing for it when it has one) read exactly as the official script reads it, quirks
+  included. MathVista and MathVerse officially extract with an LLM; without one, the rewards' extraction
+  stands in for it and hands the official normalisation the forms an LLM would write (``0.333`` for
+  ``\\frac{1}{3}``, ``5`` for ``5 cm``). A prediction that carries the official pipeline's own
+  ``extraction`` is scored from exactly that (:meth:`Benchmark.score_prediction`).
+- Leniencies (``LENIENCIES``) are named, off by default, and never score an item lower than the default.
 - Last resorts (the last number, the whole text, a math span in prose): with ``--judge-mode fallback`` they
   go to the LLM; without a judge they are kept. Either way they are counted in the summary.
 """
