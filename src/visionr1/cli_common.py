@@ -19,9 +19,12 @@ err_console = Console(stderr=True, soft_wrap=True)
 def fail(message: str, code: int = 2) -> None:
     """Print an error (no traceback: the message names the file, field and fix) and exit non-zero; anything
     that looks like a secret is redacted."""
+    from rich.markup import escape
+
     from visionr1.utils.secrets import redact_text
 
-    err_console.print(f"[bold red]error:[/] {redact_text(message)}", highlight=False)
+    # the message is text, not markup: "pip install 'visionr1[vllm]'" keeps its brackets
+    err_console.print(f"[bold red]error:[/] {escape(redact_text(message))}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -118,10 +118,13 @@ def test_mmmath_summary_breakdowns(tmp_path, fixtures):
     data = fixtures.jsonl(tmp_path / "mm_math.jsonl", [dict(v, id=k) for k, v in MMMATH.items()])
     preds = fixtures.predictions(tmp_path / "p.jsonl", {"a": "\\boxed{3}", "d": "Final Answer: 60", "g": "\\boxed{5}", "i": "\\boxed{7}"})
     summary = score_predictions("mmmath", data, preds, tmp_path / "out")
-    assert (summary["n"], summary["correct"]) == (9, 3)
+    assert (summary["n"], summary["correct"]) == (9, 2)  # officially a reply without \boxed{} scores 0 ("d")
+    lenient = score_predictions("mmmath", data, preds, leniencies=["rewards_extraction"])
+    assert lenient["correct"] == 3 and lenient["scoring"]["extraction"]["answer_rules"] == 1
     assert summary["breakdowns"]["difficulty"]["hard"] == {"accuracy": 1.0, "correct": 1, "total": 1}
     assert summary["breakdowns"]["grade"]["seven"]["total"] == 7
-    assert summary["breakdowns"]["knowledge"]["shape"]["correct"] == 1
+    assert summary["breakdowns"]["knowledge"]["shape"]["correct"] == 0  # "d", right only with the leniency
+    assert lenient["breakdowns"]["knowledge"]["shape"]["correct"] == 1
     assert summary["metrics"] == {"answers_without_boxed": 1, "truths_without_boxed": 1}
 
 
@@ -302,7 +305,11 @@ def test_mathvision_option_latex_is_official_by_default(tmp_path, fixtures):
     [
         ("The answer is D.\nD.", True, True),  # the official last-line rule
         ("After all this, D is the one.\nSo, in the end: D.", False, False),  # last line "So, in the end: D"
-        ("so the answer is \\boxed{D}\nThat settles it", False, True),  # only the rewards' extraction reads it
+        # officially the text from the first "{" to the last "}" is read: "{D}", not JSON, whose last line minus
+        # its last character is "{D", which holds D in its first three characters: right, quirk and all
+        ("so the answer is \\boxed{D}\nThat settles it", True, True),
+        ("so the answer is D\nThat settles it", False, True),  # last line minus one character: "That settles i"
+        ("so the answer is\nD", False, True),  # a bare last-line letter: officially "" (its last character dropped)
     ],
 )
 def test_dynamath_default_is_the_official_rule(tmp_path, fixtures, response, default, lenient):

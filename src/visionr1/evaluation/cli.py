@@ -50,6 +50,19 @@ def _judge(url: str | None, model: str | None, mode: str, key_env: str):
         fail(str(exc))
 
 
+LenientOpt = Annotated[
+    list[str] | None,
+    typer.Option("--lenient", help="A named departure from the official result (repeatable), e.g. rewards_extraction; "
+                 "see docs/evaluation.md."),
+]
+StrictOpt = Annotated[
+    list[str] | None,
+    typer.Option("--strict", help="A named reading stricter than the official result (repeatable), e.g. no_answer; "
+                 "see docs/evaluation.md."),
+]
+
+
+
 @app.command("score")
 def score_cmd(
     benchmark: BenchmarkOpt,
@@ -63,15 +76,8 @@ def score_cmd(
     judge_model: JudgeModelOpt = None,
     judge_mode: JudgeModeOpt = "fallback",
     judge_api_key_env: JudgeKeyOpt = "OPENAI_API_KEY",
-    lenient: Annotated[
-        list[str] | None,
-        typer.Option("--lenient", help="A named departure from the official result (repeatable); see docs/evaluation.md."),
-    ] = None,
-    strict: Annotated[
-        list[str] | None,
-        typer.Option("--strict", help="A named reading stricter than the official result (repeatable), e.g. no_answer; "
-                     "see docs/evaluation.md."),
-    ] = None,
+    lenient: LenientOpt = None,
+    strict: StrictOpt = None,
 ) -> None:
     """Score responses produced anywhere against a benchmark's records, as the official scripts do."""
     from visionr1.evaluation.judge import JudgeError
@@ -132,6 +138,8 @@ def run_cmd(
         "plays both roles with the two prompts.")] = None,
     beam_width: Annotated[int | None, typer.Option(
         "--beam-width", min=1, help="beam: candidates per stage (= --strategy beam:width=N; alone it selects beam).")] = None,
+    lenient: LenientOpt = None,
+    strict: StrictOpt = None,
 ) -> None:
     """Generate responses (resuming an interrupted run in the same --output), then score them."""
     from rich.progress import Progress
@@ -163,6 +171,7 @@ def run_cmd(
                 benchmark, model, data, output, decoding, limit=limit, backend=backend, dtype=dtype, device=device,
                 template=template, image_root=image_root, max_pixels=max_pixels, skip_bad=skip_bad, judge=judge,
                 progress=lambda done, total: bar.update(task, completed=done, total=total), strategy=plan,
+                leniencies=lenient or (), strict=strict or (),
             )
     except (EvalError, DataError, JudgeError, RecipeError, FileNotFoundError, ImportError) as exc:
         fail(str(exc))

@@ -23,12 +23,12 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from visionr1.data.spec import DEFAULT_MAX_PIXELS
-from visionr1.evaluation.benchmarks import Benchmark, get_benchmark
+from visionr1.evaluation.benchmarks import Benchmark, ScoringContext, get_benchmark
 from visionr1.evaluation.benchmarks.synthetic import score_completion
 from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_resumable_jsonl
@@ -174,6 +174,9 @@ def run_benchmark(
     judge: EvalJudge | None = None,
     progress: Any = None,
     strategy: Any = None,
+    leniencies: Iterable[str] = (),
+    strict: Iterable[str] = (),
+    columns: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Generate the missing responses for ``data`` (first ``limit`` records), then score them all.
 
@@ -185,7 +188,9 @@ def run_benchmark(
     ``generated_this_run``, ``resumed_from``, ``mean_completion_tokens``, ``truncated_rate`` and, when
     something was generated, ``tokens_per_second`` / ``samples_per_second``. ``progress(done, total)`` is
     called after each batch. ``strategy``: an inference-time strategy (``evaluation.strategies``;
-    default ``single``, one response per item).
+    default ``single``, one response per item). ``leniencies`` / ``strict``: named scoring options, as
+    ``eval score`` takes them (they change no response, so a run resumes across them). ``columns``: the
+    benchmark's field names for the data's columns (``{field: column}``; a pipeline's ``eval.columns``).
     """
     from visionr1.data.budget import saved_processor_budget
     from visionr1.data.spec import DEFAULT_TEMPLATE
@@ -199,7 +204,7 @@ def run_benchmark(
     out.mkdir(parents=True, exist_ok=True)
     strategy = strategy or StrategyConfig()
     strategy.check(decoding.temperature, judge)
-    items = bench.load(Path(data), for_generation=True)
+    items = bench.load(Path(data), for_generation=True, columns=columns)
     if limit is not None:
         items = items[:limit]
     model_dir = Path(resolve_model_path(str(model)))
@@ -214,13 +219,15 @@ def run_benchmark(
         "benchmark": bench.name, "model": str(model), "model_files": model_files(model_dir), "data": str(data),
         "decoding": decoding.model_dump(), "template": template, "backend": backend, "dtype": dtype, "limit": limit,
         "max_pixels": budget_max, "min_pixels": saved_min, "image_root": str(root.resolve()) if root else None,
-        "strategy": strategy.to_json(), **_environment(),
+        "strategy": strategy.to_json(), "columns": columns or {}, **_environment(),
         **({"summary_model_files": model_files(summary_dir)} if summary_dir else {}),
     }
     config_path, pred_path = out / "run_config.json", out / "predictions.jsonl"
-    _check_resume(config_path, config)
-    digests = {item.pid: record_digest(item.record) for item in items}
+    ScoringContext(leniencies=frozenset(leniencies), strict=frozenset(strict))  # unknown names: refused now
     done = {str(row.get("pid")): row for row in read_resumable_jsonl(pred_path)}
+    if done:  # an attempt that made no response (it failed before generating) binds no settings
+        _check_resume(config_path, config)
+    digests = {item.pid: record_digest(item.record) for item in items}
     _check_records(out, done, digests)
     config_path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     todo = [item for item in items if item.pid not in done]
@@ -288,7 +295,7 @@ def run_benchmark(
                       "samples_per_second": generated / seconds})
     summary = score_predictions(
         bench, Path(data), [{"pid": r["pid"], "response": r.get("response")} for r in rows], out,
-        judge=judge, items=items, only_ids=[i.pid for i in items], extra=stats,
+        judge=judge, items=items, only_ids=[i.pid for i in items], extra=stats, leniencies=leniencies, strict=strict,
     )
     if "format" in summary.get("metrics", {}):
         summary["format"] = summary["metrics"]["format"]
@@ -314,6 +321,7 @@ def evaluate_samples(
     batch_size: int = 8,
     limit: int | None = None,
     output_dir: str | Path | None = None,
+    benchmark: str | None = None,
 ) -> dict[str, Any]:
     """Accuracy, format rate and mean completion length of a model on canonical samples, in-process.
 
@@ -322,15 +330,21 @@ def evaluate_samples(
     canonical samples (a ``datasets.Dataset`` or list of dicts with ``id, prompt, images, solution, task,
     choices``). Greedy and 1,024 tokens by default: a callback wants a stable number quickly.
 
-    Returns ``{"n", "accuracy", "format", "hard_format_result", "mean_completion_tokens", "truncated_rate",
-    "per_task", "tokens_per_second"}``; with ``output_dir``, also writes predictions/items/summary there.
+    Returns ``{"benchmark", "scored_by", "n", "accuracy", "format", "hard_format_result",
+    "mean_completion_tokens", "truncated_rate", "per_task", "tokens_per_second"}``; with ``output_dir``, also
+    writes predictions/items/summary there. ``benchmark``: what the samples are (a stage's ``eval_dataset``:
+    :func:`dataset_benchmark`); default ``synthetic`` for a make-synthetic path, else ``samples``. Scored by
+    the rewards' scorer, not a benchmark's official rules (``eval run -b`` / a pipeline's ``eval.benchmark``).
     """
     from visionr1.inference import generate, load_model_and_processor
 
+    name = "samples"
     if isinstance(dataset, (str, Path)):
         from visionr1.data.loaders import load_samples
         from visionr1.data.spec import DatasetSpec
         from visionr1.evaluation.benchmarks.synthetic import synthetic_file
+
+        name = "synthetic"
 
         dataset = load_samples(DatasetSpec(format="jsonl", path=str(synthetic_file(Path(dataset))))).dataset
     rows = [dataset[i] for i in range(len(dataset) if limit is None else min(limit, len(dataset)))]
@@ -362,6 +376,8 @@ def evaluate_samples(
     for t in per_task.values():
         t["accuracy"] /= t["n"]
     result = {
+        "benchmark": benchmark or name,
+        "scored_by": "rewards",
         "n": n,
         "accuracy": sum(v["correct"] for v in verdicts) / n,
         "format": sum(v["format"] for v in verdicts) / n,
@@ -379,6 +395,33 @@ def evaluate_samples(
                 fh.write(json.dumps({"pid": r["id"], "response": g.text, "num_tokens": g.num_tokens,
                                      "truncated": g.truncated, "extracted": v["extracted"],
                                      "correct": v["correct"], "format": v["format"]}, ensure_ascii=False) + "\n")
-        (out / "summary.json").write_text(json.dumps({"benchmark": "synthetic", **result}, indent=2) + "\n")
+        (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+# a training dataset format -> the benchmark its data is (a stage's eval_dataset summary names it)
+_FORMAT_BENCHMARKS = {"mathv": "mathvision", "mathvista": "mathvista"}
+
+
+def dataset_benchmark(spec: Any) -> str:
+    """What a stage's ``eval_dataset`` (a :class:`~visionr1.data.spec.DatasetSpec`) holds, for its summary:
+    ``mathvision`` for ``format: mathv``, else the format and the file ("jsonl test.jsonl").
+
+    >>> from visionr1.data.spec import DatasetSpec
+    >>> dataset_benchmark(DatasetSpec(format="mathv", path="d/testmini.jsonl"))
+    'mathvision'
+    """
+    name = _FORMAT_BENCHMARKS.get(spec.format)
+    return name if name is not None else f"{spec.format} {Path(str(spec.path)).name}"
+
+
+def eval_line(label: str, scores: dict[str, Any]) -> str:
+    """The console line of an in-process evaluation (a stage's eval_dataset).
+
+    >>> eval_line("grpo", {"benchmark": "mathvision", "n": 4, "accuracy": 0.5, "format": 1.0, "mean_completion_tokens": 12.0})
+    "eval grpo: mathvision (4 items, rewards' scorer): accuracy 50.0%, format 100.0%, 12 tokens"
+    """
+    return (f"eval {label}: {scores.get('benchmark')} ({scores['n']} items, rewards' scorer): accuracy "
+            f"{100 * scores['accuracy']:.1f}%, format {100 * scores['format']:.1f}%, "
+            f"{scores['mean_completion_tokens']:.0f} tokens")
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.evaluation.benchmarks import Benchmark, Item, ItemResult, ScoringContext, get_benchmark
+from visionr1.evaluation.benchmarks.base import SOURCES
 from visionr1.evaluation.judge import EvalJudge
 from visionr1.evaluation.records import EvalError, read_predictions
 
@@ -62,7 +63,7 @@ def score_items(
         if pred is None:
             results.append(ItemResult(item.pid, None, None, False, "missing"))
         else:
-            results.append(bench.score(item, pred.get("response") or "", ctx))
+            results.append(bench.score_prediction(item, pred, ctx))
     return results
 
 
@@ -86,7 +87,7 @@ def summarize(
         "unknown_prediction_ids": {"count": len(strangers), "ids": list(strangers[:MAX_LISTED_IDS])},
         "scoring": {
             "method": method,
-            "extraction": {s: sources.get(s, 0) for s in ("answer_rules", "benchmark_rules", "llm", "none", "missing")},
+            "extraction": {s: sources.get(s, 0) for s in SOURCES},
             "judged_by": {"rules": n - judged_by_llm, "llm": judged_by_llm},
             "items_needing_llm": llm_items,
             # answers only a last-resort rule found (the last number, the whole text): kept by the rules, or

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from visionr1.config.base import StrictModel
 
@@ -27,7 +27,21 @@ class DecodingConfig(StrictModel):
 
 class EvalSpec(DecodingConfig):
     """A pipeline's held-out evaluation: the base model and every stage's final weights on the same items,
-    decoded the same way (``eval:`` of a pipeline recipe)."""
+    decoded the same way (``eval:`` of a pipeline recipe). With ``benchmark``, each checkpoint is evaluated
+    as ``visionr1 eval run -b BENCHMARK --data DATA`` evaluates it: the benchmark's records, its prompts and
+    its official scoring (``lenient`` / ``strict`` as ``--lenient`` / ``--strict``)."""
+
+    benchmark: str | None = Field(
+        None, description="A benchmark (mathvista | mathverse | mmmath | mathvision | dynamath | wemath | synthetic): "
+        "eval.data holds its records as published, and each checkpoint is scored by its official rules, as eval run -b "
+        "does; null = the held-out canonical items, scored by the rewards' scorer."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="With benchmark: the benchmark's field names for the data's own columns, "
+        "{benchmark field: column in eval.data}, e.g. {answer: gt_answer}."
+    )
+    lenient: list[str] = Field(default_factory=list, description="With benchmark: named leniencies (eval run --lenient).")
+    strict: list[str] = Field(default_factory=list, description="With benchmark: named strict readings (eval run --strict).")
 
     data: str | None = Field(
         None, description="Held-out items (canonical JSONL); default: the data section's test split (RUN/data/test.jsonl)."
@@ -47,3 +61,24 @@ class EvalSpec(DecodingConfig):
         "auto", description="Weights dtype of the evaluated checkpoints (eval run --dtype); auto = the checkpoint's."
     )
     device: str | None = Field(None, description="cuda, cuda:1, cpu, ... (eval run --device); null = cuda when available.")
+
+    @model_validator(mode="after")
+    def _benchmark_options(self) -> EvalSpec:
+        if self.benchmark is None:
+            extra = [k for k in ("columns", "lenient", "strict") if getattr(self, k)]
+            if extra:
+                raise ValueError(f"eval.{extra[0]} applies to a benchmark's scoring: set eval.benchmark (e.g. mathvision)")
+            return self
+        from visionr1.evaluation.benchmarks import get_benchmark
+        from visionr1.evaluation.benchmarks.base import ScoringContext
+        from visionr1.evaluation.records import EvalError
+
+        try:
+            get_benchmark(self.benchmark)
+            ScoringContext(leniencies=frozenset(self.lenient), strict=frozenset(self.strict))
+        except EvalError as exc:
+            raise ValueError(f"eval: {exc}") from None
+        if self.split != "heldout":
+            raise ValueError(f"eval.split={self.split}: a benchmark is evaluated on its own records (eval.data); "
+                             "the validation split holds canonical items: use split: heldout")
+        return self

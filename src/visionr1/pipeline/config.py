@@ -7,6 +7,7 @@
                 the training recipe's fields (visionr1.recipe)                  -> RUN/train/
     eval        evaluation of the base model and every stage on the held-out    -> RUN/eval/<stage>/
                 and/or the validation items (``eval.split``)                     -> RUN/eval-validation/<stage>/
+                or a benchmark's records (``eval.benchmark``), officially scored -> RUN/eval/<stage>/
 
 Every section is validated by its own schema, not a copy of it: ``coldstart`` *is* a
 :class:`~visionr1.coldstart.config.ColdstartRecipe`, the stages *are* the training recipe's typed stages and the
@@ -148,7 +149,7 @@ class Pipeline(StrictModel):
                 and s.get("type", "sft") in defaults else s
                 for s in _drop_disabled(data["stages"])
             ]
-        if isinstance(data.get("eval"), dict) and isinstance(data.get("data"), dict):
+        if isinstance(data.get("eval"), dict) and isinstance(data.get("data"), dict) and not data["eval"].get("benchmark"):
             defaults = {"data": str(run / "data" / "test.jsonl")}
             if data["data"].get("validation_items"):
                 defaults["validation_data"] = str(run / "data" / VALIDATION_FILE)
@@ -162,6 +163,9 @@ class Pipeline(StrictModel):
         if self.eval is not None:
             if self.model is None:
                 raise ValueError("eval evaluates the model and its stages: add a model (or tiny_model) section")
+            if self.eval.benchmark is not None and self.eval.data is None:
+                raise ValueError(f"eval.data: the {self.eval.benchmark} records as published (JSON, JSONL, parquet or a "
+                                 "folder of them), as eval run --data takes them; set it")
             if self.eval.data is None and self.eval.split != "validation":
                 raise ValueError("eval.data: the held-out items; set it, or add a data section (its test split)")
             if self.eval.validation_data is None and self.eval.split != "heldout":

@@ -48,6 +48,8 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
 
         train = pipeline.training_recipe()
         plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe_path or "pipeline recipe"))
+    if pipeline.eval is not None and pipeline.eval.benchmark is not None:  # its records: checked before training
+        check_benchmark_data(pipeline)
     from visionr1.training.lock import pipeline_lock
 
     with pipeline_lock(pipeline.run_dir):  # one writer per pipeline run directory (re-entrant for the demo's)
@@ -95,7 +97,9 @@ def _main_locked(pipeline: Pipeline, recipe_path: str | Path | None, overrides: 
 
     # --- 4. evaluation ---------------------------------------------------------------------------------------------
     if pipeline.eval is not None:
-        with steps.phase("eval", f"evaluation: {' and '.join(pipeline.eval_splits())} accuracy of every stage"):
+        what = (f"{pipeline.eval.benchmark} (official scoring)" if pipeline.eval.benchmark
+                else f"{' and '.join(pipeline.eval_splits())} accuracy")
+        with steps.phase("eval", f"evaluation: {what} of every stage"):
             out["eval"] = eval_section(pipeline, console, steps.phases)  # {split: {stage: scores}}
 
     out["phases"] = steps.phases
@@ -126,6 +130,8 @@ def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]
                                 source=f"{pipeline.name}: stages")
     if pipeline.eval is not None:
         out["eval"] = {**pipeline.eval.model_dump(mode="json"), "splits": pipeline.eval_splits(), "checkpoints": {k: str(v) for k, v in checkpoints(pipeline).items()}}
+        if pipeline.eval.benchmark is not None:  # its records are checked now, not after training
+            out["eval"]["check"] = check_benchmark_data(pipeline)
     return out
 
 
@@ -290,6 +296,8 @@ def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float])
 
     spec = pipeline.eval
     assert spec is not None and pipeline.model is not None
+    if spec.benchmark is not None:
+        return {"heldout": benchmark_section(pipeline, console, phases)}
     splits = pipeline.eval_splits()
     for split, data in splits.items():
         if not Path(data).is_file():
@@ -314,6 +322,68 @@ def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float])
 
 
 EVAL_DIRS = {"heldout": "eval", "validation": "eval-validation"}  # per split, under the run directory
+
+
+def check_benchmark_data(pipeline: Pipeline) -> dict[str, Any]:
+    """Before anything trains (and in ``--dry-run``): ``eval.data`` loads as ``eval.benchmark``'s records
+    (``eval.columns`` applied) and every record has what its official scoring reads (each is scored once on
+    an empty response). Returns ``{"records": N}``; raises PipelineError naming the file, record and fix."""
+    from visionr1.evaluation.benchmarks import ScoringContext, get_benchmark
+    from visionr1.evaluation.records import EvalError
+
+    spec = pipeline.eval
+    assert spec is not None and spec.benchmark is not None and spec.data is not None
+    bench = get_benchmark(spec.benchmark)
+    ctx = ScoringContext(leniencies=frozenset(spec.lenient), strict=frozenset(spec.strict))
+    try:
+        if not Path(spec.data).exists():
+            raise EvalError(f"{spec.data} not found; set eval.data to the {bench.name} records as published")
+        items = bench.load(Path(spec.data), columns=spec.columns)
+        for item in items:
+            bench.score(item, "", ctx)
+    except EvalError as exc:
+        raise PipelineError(f"eval ({bench.name}): {exc}") from None
+    if not items:
+        raise PipelineError(f"eval ({bench.name}): {spec.data} holds no records")
+    return {"records": len(items)}
+
+
+def benchmark_section(pipeline: Pipeline, console: Console, phases: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Every checkpoint evaluated as ``visionr1 eval run -b BENCHMARK --data eval.data`` evaluates it (one
+    sampled pass with the section's decoding; the benchmark's prompts and official scoring), into
+    ``RUN/eval/<stage>/`` (resumable as eval run is). ``{stage: {"benchmark", "accuracy", "correct", "n", ...}}``."""
+    from visionr1.evaluation.records import EvalError
+    from visionr1.evaluation.run import run_benchmark
+    from visionr1.evaluation.spec import DecodingConfig
+    from visionr1.training.loading import resolve_model_path
+
+    spec = pipeline.eval
+    assert spec is not None and spec.benchmark is not None and pipeline.model is not None
+    check_benchmark_data(pipeline)
+    decoding = DecodingConfig(**spec.model_dump(include=set(DecodingConfig.model_fields)))
+    out_dir = pipeline.run_dir / EVAL_DIRS["heldout"]
+    results: dict[str, dict[str, Any]] = {}
+    for name, path in checkpoints(pipeline).items():
+        path = Path(resolve_model_path(str(path)))
+        if not path.is_dir():
+            raise PipelineError(f"eval: checkpoint {name} ({path}) not found; its stage has not finished")
+        t0 = time.perf_counter()
+        try:
+            summary = run_benchmark(spec.benchmark, path, spec.data, out_dir / name, decoding, dtype=spec.dtype,
+                                    device=spec.device, max_pixels=pipeline.model.max_pixels,
+                                    leniencies=spec.lenient, strict=spec.strict, columns=spec.columns)
+        except EvalError as exc:
+            raise PipelineError(f"eval ({spec.benchmark}, {name}): {exc}") from None
+        results[name] = {"split": "heldout", "benchmark": summary["benchmark"],
+                         **{k: summary.get(k) for k in ("accuracy", "correct", "n", "metrics", "mean_completion_tokens",
+                                                        "truncated_rate")},
+                         "leniencies": summary["scoring"]["leniencies"], "strict": summary["scoring"]["strict"]}
+        console.print(f"  eval {name}: {summary['benchmark']} {100 * summary['accuracy']:.1f}% "
+                      f"({summary['correct']}/{summary['n']}, official scoring"
+                      f"{', lenient ' + ', '.join(spec.lenient) if spec.lenient else ''})", highlight=False)
+        phases[f"eval:{name}"] = round(time.perf_counter() - t0, 1)
+    atomic_write_json(out_dir / "summary.json", results)
+    return results
 
 
 # ----------------------------------------------------------------------------------------------------------

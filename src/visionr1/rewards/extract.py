@@ -6,8 +6,10 @@ Order (docs/CONTRACTS.md, issue 3):
    Evaluation reads it instead (``truncated="read"``): the official pipelines hand the whole response to an
    LLM extractor, which would take "...so the answer is 5" from a truncated response. A completion without
    tags is read as a whole.
-2. The last ``<answer>`` block (to ``</answer>``, or to the end when the closing tag is missing -- the format
-   reward punishes that, accuracy need not). Inside it a leading ``Final Answer:`` (Vision-R1-cold data),
+2. The ``<answer>`` block (to ``</answer>``, or to the end when the closing tag is missing -- the format
+   reward punishes that, accuracy need not). Two blocks are no answer (``<answer>12</answer><answer>13</answer>``
+   hedges), and so are two different values stated in one block ("The answer is 12. The answer is 13." reads
+   ``12, 13``: right only where a list is asked for). Inside it a leading ``Final Answer:`` (Vision-R1-cold data),
    ``Answer:`` or ``The answer is``, and ``\\boxed{}``, are unwrapped; for math and count, a sentence is
    reduced to its answer: its last math span ("Therefore $x \\geq 5$ is the solution."), else what follows
    its last "is" / "=" ("The area is 12 cm.").
@@ -197,6 +199,29 @@ def _after_answer_is(text: str) -> str | None:
     return _tidy(line) or None
 
 
+def _answers_stated(text: str) -> list[str]:
+    """Every distinct X of the "answer is X" / "Final Answer: X" statements in ``text``, in order; each X is
+    read up to the end of its sentence; a statement whose sentence runs into the next one states nothing of its
+    own ("Final Answer: The final answer is 7" states 7 once).
+
+    >>> _answers_stated("The answer is 12. Wait, the answer is 13."), _answers_stated("Answer: 7. The answer is 7.")
+    (['12', '13'], ['7'])
+    >>> _answers_stated("Final Answer: The final answer is 7. I hope it is correct.")
+    ['7']
+    """
+    matches = list(_ANSWER_IS_RE.finditer(text))
+    values: list[str] = []
+    for i, m in enumerate(matches):
+        nxt = matches[i + 1] if i + 1 < len(matches) else None
+        region = _CURRENCY_RE.sub(r"\1", text[m.end() : nxt.start() if nxt else len(text)])
+        if nxt is not None and not _SENTENCE_END_RE.search(region.strip()):
+            continue
+        value = _tidy(_cut_sentence(region).strip() or _cut_sentence(region.strip()).strip())
+        if value and value not in values:
+            values.append(value)
+    return values
+
+
 def _tidy(s: str) -> str:
     """Trim markdown emphasis, a trailing full stop and whole-answer $...$ wrappers."""
     s = s.strip().strip("*_").strip()
@@ -265,6 +290,10 @@ def _clean_block(block: str, task: str | None) -> tuple[str, str]:
         inner = _after_answer_is(s)
         if inner is not None:
             s = inner
+    stated = _answers_stated(block)
+    if len(stated) > 1:  # "The answer is 12. The answer is 13.": two final values, read together (a hedge)
+        values = [reduce_sentence(v) if task in NUMERIC_TASKS else v for v in stated]
+        return ", ".join(dict.fromkeys(values)), "answer_tag"
     if task in NUMERIC_TASKS:
         return reduce_sentence(_CURRENCY_RE.sub(r"\1", s)), "answer_tag"
     return _tidy(s), "answer_tag"
@@ -296,6 +325,8 @@ def extract_with_source(
     text = completion_text(text)
     rest = strip_thinking(text, think_prefilled, truncated)
     if rest is None:
+        return None, None
+    if rest.count("<answer>") > 1:  # two answers are no answer (the format reward refuses them too)
         return None, None
     block = answer_block(rest)
     if block is not None:

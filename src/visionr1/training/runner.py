@@ -368,7 +368,10 @@ def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eva
     RL rewards use): accuracy, format rate, mean completion tokens. One ``kind: eval`` row in metrics.jsonl;
     predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens.
     Recorded in the manifest (``eval``), so a run cut short here evaluates again on the next run."""
+    from rich.console import Console
+
     from visionr1.evaluation import evaluate_samples
+    from visionr1.evaluation.run import dataset_benchmark, eval_line
     from visionr1.utils.io import append_jsonl
 
     stage = recipe.stages[index]
@@ -380,8 +383,9 @@ def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eva
     limit = stage.sampling.max_new_tokens if stage.type == "dpo" else values.get("max_completion_length", 1024)
     scores = evaluate_samples(
         str(final_dir(run_dir, stage)), eval_dataset, max_new_tokens=int(limit),
-        output_dir=stage_dir(run_dir, stage) / "eval",
+        output_dir=stage_dir(run_dir, stage) / "eval", benchmark=dataset_benchmark(stage.eval_dataset),
     )
+    Console(highlight=False).print(eval_line(stage.name, scores))
     step = int(manifest.stage(stage.name).get("global_step") or 0)
     row = {"kind": "eval", "stage": stage.name, "stage_index": index, "stage_type": stage.type,
            "step": step, "run_step": _step_offset(manifest, recipe, index) + step,

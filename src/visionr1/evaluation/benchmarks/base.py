@@ -9,13 +9,15 @@ One policy for every benchmark (docs/evaluation.md):
 - Truncation: closed ``<think>`` blocks are dropped; an unclosed ``<think>`` (a truncated response) is *read*,
   as the official pipelines' LLM extractors read the whole response ("...so the answer is 5" counts). The RL
   reward keeps hard formatting (a truncated completion has no answer); see rewards/extract.py.
-- What the official rules see: :func:`official_response` -- the response under that policy, with the content
-  of its last ``<answer>`` block standing for the response when it has one. Benchmarks whose official
-  pipeline has no LLM (MATH-V, DynaMath, We-Math, MM-Math) run their official rules on exactly that, so the
-  default is the official result; the rewards' extraction in front of them is a named leniency
-  (``LENIENCIES``). MathVista and MathVerse officially extract with an LLM; without one, the rewards'
-  extraction stands in for it (it reads what an LLM extractor would) and hands the official normalisation
-  the forms an LLM would write (``0.333`` for ``\\frac{1}{3}``, ``5`` for ``5 cm``).
+- What the official rules see: X when the response is in the project's own answer format
+  (:func:`project_answer`: one closed ``<answer>`` block, unwrapped as the rewards unwrap it), on every
+  benchmark; otherwise :func:`official_response` (the response under that policy, the content of its last
+  ``<answer>`` block standing for it when it has one) read exactly as the official script reads it, quirks
+  included. MathVista and MathVerse officially extract with an LLM; without one, the rewards' extraction
+  stands in for it and hands the official normalisation the forms an LLM would write (``0.333`` for
+  ``\\frac{1}{3}``, ``5`` for ``5 cm``). A prediction that carries the official pipeline's own
+  ``extraction`` is scored from exactly that (:meth:`Benchmark.score_prediction`).
+- Leniencies (``LENIENCIES``) are named, off by default, and never score an item lower than the default.
 - Last resorts (the last number, the whole text, a math span in prose): with ``--judge-mode fallback`` they
   go to the LLM; without a judge they are kept. Either way they are counted in the summary.
 """
@@ -40,8 +42,10 @@ from visionr1.rewards.extract import (
     strip_thinking,
 )
 
-# Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction").
-SOURCES = ("answer_rules", "benchmark_rules", "llm", "none", "missing")
+# Where an item's answer came from (items.jsonl "source"; summary "scoring.extraction"): "answer_format" the
+# project's own <answer> block (project_answer), "published_extraction" the prediction's own `extraction`
+# field (the official pipeline's extraction step, e.g. MathVista's GPT-4 extraction, handed on as it is).
+SOURCES = ("answer_format", "published_extraction", "answer_rules", "benchmark_rules", "llm", "none", "missing")
 
 
 @dataclass
@@ -70,10 +74,11 @@ class ItemResult:
 
 # Named departures from the official results, off by default (``ScoringContext.leniencies``).
 LENIENCIES = {
-    "rewards_extraction": "MATH-V, DynaMath, We-Math, MM-Math: the rewards' extraction (boxed, 'answer is', ...) "
-    "runs before the official rules, so a model is read at evaluation as it was rewarded",
-    "option_latex": "MATH-V: an option text written in LaTeX ($40^{\\circ}$) is compared by value; the official "
-    "parser fails on it, so '40' for that option is officially wrong",
+    "rewards_extraction": "MATH-V, DynaMath, We-Math, MM-Math: where the official reading scores a reply wrong, "
+    "the rewards' extraction (boxed, 'answer is', the last number, ...) is tried too, so a model is read at "
+    "evaluation as it was rewarded; never scores lower than the default",
+    "option_latex": "MATH-V: an option text with a degree sign ($40^{\\circ}$) is compared by value; the "
+    "official parser (latex2sympy2) fails on it, so '40' for that option is officially wrong",
     "partial_choice": "MathVerse: an answer naming several options ('C and D') counts for its first one; the "
     "official judge wants a complete match",
 }
@@ -146,8 +151,12 @@ class Benchmark:
     llm_use: ClassVar[str] = "none"  # what the official pipeline uses an LLM for (reported in the summary)
 
     # ---- records -> items -------------------------------------------------------------------------------
-    def load(self, path: Path, for_generation: bool = False) -> list[Item]:
+    def load(self, path: Path, for_generation: bool = False, columns: dict[str, str] | None = None) -> list[Item]:
+        """The records of ``path`` as items. ``columns``: ``{benchmark field: the data's column}``, for data
+        whose columns are named otherwise (a pipeline's ``eval.columns``)."""
         raws = read_records(Path(path), skip_columns=() if for_generation else self.binary_fields)
+        for r in raws:
+            rename_columns(r, columns or {})
         items = [Item(self.record_id(r), r.data, r.file) for r in raws]
         dup = [pid for pid, n in Counter(i.pid for i in items).items() if n > 1]
         if dup:
@@ -201,6 +210,11 @@ class Benchmark:
         return out
 
     # ---- scoring ----------------------------------------------------------------------------------------
+    def score_prediction(self, item: Item, prediction: dict[str, Any], ctx: ScoringContext) -> ItemResult:
+        """Score one prediction line. Benchmarks whose official pipeline has an extraction step override this
+        to hand a prediction's own ``extraction`` to the official normalisation as it is."""
+        return self.score(item, str(prediction.get("response") or ""), ctx)
+
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         raise NotImplementedError
 
@@ -212,6 +226,15 @@ class Benchmark:
 # ----------------------------------------------------------------------------------------------------------
 # Shared helpers
 # ----------------------------------------------------------------------------------------------------------
+
+def rename_columns(raw: PublishedRecord, columns: dict[str, str]) -> None:
+    """Give the record the benchmark's field names: ``columns`` maps a benchmark field to the data's column."""
+    for field_name, column in columns.items():
+        if column not in raw.data:
+            raise EvalError(f"{raw.file}: record {raw.index}: no column {column!r} (eval.columns maps {field_name!r} to "
+                            f"it); its columns are {sorted(raw.data)[:12]}")
+        raw.data[field_name] = raw.data[column]
+
 
 def answer_region(text: str) -> str:
     """Where a final answer is written: inside the last ``<answer>`` tag after the thinking, else the text
@@ -240,6 +263,26 @@ def official_response(text: str) -> str:
     if "<answer>" in rest:  # truncated inside the answer
         return rest[rest.rfind("<answer>") + len("<answer>") :].strip()
     return rest.strip()
+
+
+def project_answer(response: str, task: str | None) -> str | None:
+    """X when the response is written in the project's own answer format, i.e. what the rewards accept as the
+    answer of a well-formed completion: exactly one closed ``<answer>`` block after the thinking (an unclosed
+    ``<think>`` is read, the shared truncation policy), unwrapped as the rewards unwrap it (``Final Answer:``,
+    ``\\boxed{}``, "The answer is"). Every benchmark hands X to its official rules as the model's answer;
+    None (no block, two blocks, an unclosed one) leaves the response to the official reading.
+
+    >>> project_answer("<think>so 6</think><answer> Final Answer:6 </answer>", "math")
+    '6'
+    >>> project_answer("<answer>\\\\boxed{B}</answer>", "choice"), project_answer("<answer>1</answer><answer>2</answer>", "math")
+    ('B', None)
+    """
+    rest = strip_thinking(response, truncated="read") or ""
+    if rest.count("<answer>") != 1 or rest.count("</answer>") != 1 or rest.find("</answer>") < rest.find("<answer>"):
+        return None
+    found, how = extract_with_source(response, task, truncated="read")
+    found = None if found is None else str(found).strip()
+    return found if how == "answer_tag" and found else None
 
 
 def rules_extract_with_source(response: str, task: str | None) -> tuple[str | None, str | None]:

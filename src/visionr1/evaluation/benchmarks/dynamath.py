@@ -14,12 +14,15 @@ right when it is the letter, or the letter is in its first three characters; a t
 a substring of it. Reported: average accuracy over all variants and **worst-case** accuracy (a seed counts
 only when every one of its variants is right), each by subject and knowledge level.
 
-The official rules read :func:`~visionr1.evaluation.benchmarks.base.official_response` (the shared
-truncation policy; an ``<answer>`` block stands for the response), so by default the result is the official
-one ("...is D.\\nD." reads D from the last line; departure: the official rule drops the last line's final
-character unconditionally, meant for the full stop its prompt's answers end with, and an answer block has
-none, so only punctuation is dropped). Named leniency ``rewards_extraction``: between the JSON
-"short answer" and the last-line rule the rewards' extraction is tried.
+What the official rules read: X when the response is in the project's answer format
+(:func:`~visionr1.evaluation.benchmarks.base.project_answer`; X is the short answer, or the JSON object's
+"short answer" when X is one), else the response under the shared truncation policy
+(:func:`~visionr1.evaluation.benchmarks.base.official_response`) read exactly as officially, quirks
+included: the preprocessing keeps the text from the first ``{`` to the last ``}`` and removes every
+backslash, and a reply that is no JSON is read from its last line *minus its last character*, whatever it
+is (the full stop the official prompt's answers end with): "...is D.\\nD." reads D, a reply ending in a bare
+"D" reads "" and is wrong. Named leniency ``rewards_extraction``: where that reading is wrong, the rewards'
+extraction is tried too (so it never scores lower than the default).
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ from visionr1.evaluation.benchmarks.base import (
     ItemResult,
     ScoringContext,
     accuracy_table,
+    answer_region,
     official_response,
+    project_answer,
     rules_extract,
 )
 from visionr1.evaluation.records import EvalError, PublishedRecord, data_files
@@ -47,23 +52,48 @@ TOLERANCE = 0.001
 _VARIANT_FILE_RE = re.compile(r"(?:sample_variant|variant|sample)[_-]?(\d+)", re.IGNORECASE)
 
 
+def official_description(response: str) -> str:
+    """The official ``preprocess``: from the first ``{`` to the last ``}`` with every backslash removed, when
+    the response has both in that order (else the response as it is).
+
+    >>> official_description('Sure. {"short answer": "\\\\frac{1}{2}"} Done.'), official_description("so D.")
+    ('{"short answer": "frac{1}{2}"}', 'so D.')
+    """
+    start, end = response.find("{"), response.rfind("}")
+    if start < 0 or end <= start:
+        return response
+    return response[start : end + 1].replace("\\", "")
+
+
+def official_short_answer(response: str) -> tuple[str | None, bool]:
+    """(the official "short answer", whether it came from JSON): the JSON object's "short answer" (its
+    ``str``, "None" when the key is missing; None when the JSON is not an object, which the official script
+    scores wrong), else the last line of the preprocessed response minus its last character, whatever that
+    character is (``description.split('\\n')[-1][:-1]``: "...is D.\\nD." reads D, "...\\nD" reads "").
+
+    >>> official_short_answer('{"solution": "...", "short answer": "3.142"}'), official_short_answer("so\\nD.")
+    (('3.142', True), ('D', False))
+    >>> official_short_answer("so the answer is\\nD")
+    ('', False)
+    """
+    description = official_description(response)
+    try:
+        obj = json.loads(description, strict=False)
+    except (json.JSONDecodeError, ValueError):
+        return description.split("\n")[-1][:-1], False
+    if not isinstance(obj, dict):
+        return None, True
+    return str(obj.get("short answer")), True
+
+
 def json_short_answer(response: str) -> str | None:
-    """The "short answer" of the JSON object in a response (official ``preprocess`` + ``json.loads``).
+    """The "short answer" of the JSON object in a response, None when there is no such object.
 
     >>> json_short_answer('Sure. {"solution": "...", "short answer": "3.142"}')
     '3.142'
     """
-    text = response
-    if 0 <= text.find("{") < text.rfind("}"):
-        text = text[text.find("{") : text.rfind("}") + 1]
-    text = text.replace("\\", "").replace("\\n", "\n")
-    try:
-        obj = json.loads(text, strict=False)
-    except (json.JSONDecodeError, ValueError):
-        return None
-    if not isinstance(obj, dict) or obj.get("short answer") is None:
-        return None
-    return str(obj["short answer"])
+    found, from_json = official_short_answer(response)
+    return found if from_json else None
 
 
 def transfer(text: str) -> float:
@@ -96,9 +126,9 @@ class DynaMath(Benchmark):
     name = "dynamath"
     id_field = "id"
 
-    def load(self, path: Path, for_generation: bool = False) -> list[Item]:
+    def load(self, path: Path, for_generation: bool = False, columns: dict[str, str] | None = None) -> list[Item]:
         self._several_files = len(data_files(Path(path))) > 1
-        return super().load(path, for_generation)
+        return super().load(path, for_generation, columns)
 
     def record_id(self, raw: PublishedRecord) -> str:
         d = raw.data
@@ -139,18 +169,21 @@ class DynaMath(Benchmark):
         if "ground_truth" not in r and "answer" not in r:
             self.require(item, "ground_truth")
         answer_type = str(r.get("answer_type", "")).strip()
-        text = official_response(response)
-        found, source = json_short_answer(text), "benchmark_rules"
-        if found is None and ctx.lenient("rewards_extraction"):
-            task = "choice" if answer_type == "multiple choice" else "math"
-            found, source = rules_extract(response, task), "answer_rules"
-        if found is None:
-            last = text.split("\n")[-1]
-            # the official rule drops the last character, the full stop its prompt's answers end with; an
-            # answer block's content has none, so only punctuation is dropped
-            last = last[:-1] if last[-1:] in ".。!;," else last
-            found, source = (last, "benchmark_rules") if text.strip() else (None, "none")
-        correct = found is not None and judge(found, self.truth(r), answer_type)
+        truth = self.truth(r)
+        task = "choice" if answer_type == "multiple choice" else "math"
+        block = project_answer(response, task)
+        if block is not None:  # the project's answer: the short answer itself (a JSON object in it is read)
+            found, source = json_short_answer(answer_region(response)) or block, "answer_format"
+        else:
+            text = official_response(response)
+            found, source = official_short_answer(text)[0], "benchmark_rules"
+            if not text.strip():
+                found, source = None, "none"
+        correct = found is not None and judge(found, truth, answer_type)
+        if not correct and ctx.lenient("rewards_extraction"):
+            lenient = rules_extract(response, task)
+            if lenient is not None and judge(lenient, truth, answer_type):
+                found, correct, source = lenient, True, "answer_rules"
         return ItemResult(item.pid, found, found, correct, source)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     leading_letter,
+    project_answer,
     rules_extract_with_source,
 )
 from visionr1.rewards.extract import LAST_RESORTS
@@ -181,22 +182,29 @@ class MathVerse(Benchmark):
 
         return extracted.strip(), score_answer(extracted, answer, "math") >= 1.0
 
+    def score_prediction(self, item: Item, prediction: dict[str, Any], ctx: ScoringContext) -> ItemResult:
+        """A prediction with an ``extraction`` (the output of the official ``extract_answer_s1.py``) goes
+        straight to the judging stage: the official LLM judge with ``--judge-mode official``, else the rule
+        judge on exactly that text; the rules read ``response`` only when there is none."""
+        extraction = prediction.get("extraction")
+        if extraction is None:
+            return super().score_prediction(item, prediction, ctx)
+        r = item.record
+        self.require(item, "answer")
+        extraction = str(extraction).strip()
+        if ctx.mode == "official":
+            result = self._llm_judge(item, extraction, ctx)
+            result.source = "published_extraction"
+            return result
+        normalized, correct = self._rule_judge(extraction, r, ctx.lenient("partial_choice"))
+        return ItemResult(item.pid, extraction, normalized, correct, "published_extraction")
+
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         r = item.record
         self.require(item, "answer")
         if ctx.mode == "official":
             extraction = ctx.llm(f"{EXTRACT_PROMPT.strip()}\n\nModel response: '{response}'\nExtracted Answer: ")
-            extraction = extraction.replace("Extracted Answer: ", "").strip()
-            question = r.get("question_for_eval") or r.get("question", "")
-            prompt = SCORE_PROMPT.strip().format(question=question, gt=r["answer"], extraction=extraction)
-            judgement = ""
-            for _ in range(3):  # the official loop retries until it reads 0 or 1; we give up after 3
-                judgement = ctx.llm(prompt).replace("Judgement:", "").strip()
-                if judgement in ("0", "1"):
-                    break
-            info = {} if judgement in ("0", "1") else {"unparsable_judgement": judgement[:100]}
-            return ItemResult(item.pid, extraction, extraction, judgement == "1", "llm", judge="llm", info=info)
-
+            return self._llm_judge(item, extraction.replace("Extracted Answer: ", "").strip(), ctx)
         task = "choice" if r.get("question_type") == "multi-choice" else "math"
         (extracted, how), source = rules_extract_with_source(response, task), "answer_rules"
         if ctx.wants_llm(how):
@@ -204,9 +212,24 @@ class MathVerse(Benchmark):
             extracted, source = extracted.replace("Extracted Answer: ", "").strip(), "llm"
         elif extracted is None:
             source = "none"
+        elif how == "answer_tag" and project_answer(response, task) is not None:
+            source = "answer_format"
         normalized, correct = self._rule_judge(extracted, r, ctx.lenient("partial_choice"))
         info = {"last_resort": how} if how in LAST_RESORTS else {}
         return ItemResult(item.pid, extracted, normalized, correct, source, info=info)
+
+    def _llm_judge(self, item: Item, extraction: str, ctx: ScoringContext) -> ItemResult:
+        """The official second stage: the LLM judges ``extraction`` 0/1 against the standard answer."""
+        r = item.record
+        question = r.get("question_for_eval") or r.get("question", "")
+        prompt = SCORE_PROMPT.strip().format(question=question, gt=r["answer"], extraction=extraction)
+        judgement = ""
+        for _ in range(3):  # the official loop retries until it reads 0 or 1; we give up after 3
+            judgement = ctx.llm(prompt).replace("Judgement:", "").strip()
+            if judgement in ("0", "1"):
+                break
+        info = {} if judgement in ("0", "1") else {"unparsable_judgement": judgement[:100]}
+        return ItemResult(item.pid, extraction, extraction, judgement == "1", "llm", judge="llm", info=info)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
         def meta(item: Item, key: str) -> Any:

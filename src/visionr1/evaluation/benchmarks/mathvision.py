@@ -12,13 +12,21 @@ after "the (final|correct) answer is", or the last ``\\boxed{}``; then LaTeX cle
 after evaluation, else both sides evaluated (latex2sympy) and compared rounded to 2 decimals; a multiple-choice
 item is also right when the answer equals the correct option's text. Accuracy by subject and level.
 
-Departures: the official script evaluates latex2sympy's output with Python ``eval``; here the sympy
-expression is evaluated numerically by sympy itself (model output is never run as code). The official
-rules read :func:`~visionr1.evaluation.benchmarks.base.official_response` (the shared truncation policy:
-thinking dropped, an ``<answer>`` block standing for the response). By default the result is the official
-one: an option text in LaTeX (``$40^{\\circ}$``) does not parse officially, so "40" for it is wrong.
-Named leniencies: ``option_latex`` (compare such option texts by value: 49 of 48,640 published outputs
-change, all to right) and ``rewards_extraction`` (the rewards' extraction before the official rules).
+What the official rules read: X when the response is in the project's answer format
+(:func:`~visionr1.evaluation.benchmarks.base.project_answer`: ``<answer> Final Answer:6 </answer>`` hands
+``6`` to the ``model_answer`` derivation), else the response under the shared truncation policy
+(:func:`~visionr1.evaluation.benchmarks.base.official_response`), quirks included: "Final Answer:6" outside a
+block reads ``finalanswer:6`` officially, and is wrong.
+
+The official parser is latex2sympy2 (whose ANTLR runtime cannot live beside math-verify's); its readings are
+reproduced on latex2sympy2_extended (:func:`latex2sympy2_reading`): dollar signs blanked (an option text
+``$\\frac{1}{6}$`` is a value), the longest expression the text starts with, and no value for what its
+lexer does not know (degree signs, ``\\boxed``, ``\\!``, non-ASCII). Checked against latex2sympy2 1.9.1 on the
+23,489 distinct (truth, model answer) pairs of the 16 published output files: 1 differs (``(e)`` vs ``e``).
+Departure: latex2sympy's output is evaluated by sympy, never by Python ``eval`` (model output is never run
+as code). Named leniencies: ``option_latex`` (an option text with a degree sign, ``$40^{\\circ}$``, compared
+by value: officially "40" for it is wrong) and ``rewards_extraction`` (where the official reading is wrong,
+the rewards' extraction is tried too).
 """
 
 from __future__ import annotations
@@ -34,10 +42,64 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     official_response,
+    project_answer,
     rules_extract,
 )
 
 _MAX_EVAL_CHARS = 300  # longer "answers" are not parsed: deeply nested LaTeX can take seconds
+
+# The official script parses with latex2sympy2, we with latex2sympy2_extended (one ANTLR runtime per
+# environment: latex2sympy2 needs antlr4 4.7, math-verify 4.13). Where the two read LaTeX differently, the
+# official reading is reproduced here (checked on the 23,489 distinct (truth, model answer) pairs of the
+# 16 published MATH-V output files against latex2sympy2 1.9.1 itself):
+# - latex2sympy2 blanks dollar signs and display spacing before parsing, so an option text "$\frac{1}{6}$"
+#   is a value (341 published verdicts depend on it);
+# - its grammar has no end-of-input rule: it reads the longest expression the text starts with and ignores
+#   the rest ("\frac{7}{32}}.the answer is..." is 7/32, "5.so, even..." is 5);
+# - its lexer does not know these, and fails on them where the extended parser reads them: degrees
+#   ("$40^{\circ}$" is no value officially, so "40" for it is wrong), "\!", "\boxed", an escaped space or
+#   dollar, any non-ASCII character ("2π");
+# - a whole answer in braces ("{4}") is a group, not a set.
+_L2S2_BLANKED = ("\\displaystyle", "\\qquad", "\\quad", "~", "\\,", "$")
+_L2S2_UNKNOWN_RE = re.compile(r"\\(?:circ|boxed|fbox)(?![A-Za-z])|\\[!\s]|[^\x00-\x7f]")
+_DEGREE_RE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?")
+_L2S2_STOP_RE = re.compile(r"\.(?!\d)")  # a full stop that is no decimal point ends the expression
+
+
+def latex2sympy2_reading(latex: str) -> str:
+    r"""The part of ``latex`` that latex2sympy2 parses, as the extended parser should see it; raises
+    ValueError where latex2sympy2 fails.
+
+    >>> latex2sympy2_reading("$\\displaystyle \\dfrac{1}{6}$"), latex2sympy2_reading("\\frac{7}{32}}.so 7/32")
+    ('\\frac{1}{6}', '\\frac{7}{32}')
+    """
+    latex = latex.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    for old in _L2S2_BLANKED:
+        latex = latex.replace(old, " ")
+    depth = 0
+    for i, ch in enumerate(latex):  # an unmatched "}" ends the expression
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            latex = latex[:i]
+            break
+    stop = _L2S2_STOP_RE.search(latex)
+    if stop:
+        latex = latex[: stop.start()]
+    if _L2S2_UNKNOWN_RE.search(latex):
+        raise ValueError("latex2sympy2 does not read this")
+    body = latex.strip()
+    while len(body) >= 2 and body[0] == "{" and body[-1] == "}" and _balanced(body[1:-1]):
+        body = body[1:-1].strip()
+    return body
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def is_number(s: str) -> bool:
@@ -59,7 +121,7 @@ def evaluate_numeric(latex: str) -> float | int:
 
     if len(latex) > _MAX_EVAL_CHARS:
         raise ValueError("too long")
-    expr = latex2sympy(latex)
+    expr = latex2sympy(latex2sympy2_reading(latex))
     if getattr(expr, "free_symbols", None):
         raise ValueError("not a number")
     if getattr(expr, "is_Integer", False):
@@ -89,22 +151,26 @@ def eval_tuple(s: str) -> str:
     return s
 
 
-def is_equal(asw: str, gt_asw: str, parse_dollars: bool = False) -> bool:
-    """MATH-V's ``is_equal`` (symmetric in practice). Text with ``$`` signs does not parse officially
-    (latex2sympy fails on them); ``parse_dollars=True`` is the ``option_latex`` leniency.
+def is_equal(asw: str, gt_asw: str, degrees: bool = False) -> bool:
+    r"""MATH-V's ``is_equal`` (symmetric in practice): string equality ignoring case, tuples element-wise,
+    then both sides' values rounded to 2 places, each read as latex2sympy2 reads it
+    (:func:`latex2sympy2_reading`). ``degrees=True`` is the ``option_latex`` leniency: a degree sign, on
+    which latex2sympy2 fails, is dropped first.
 
-    >>> is_equal("B", "b"), is_equal("\\\\frac{1}{2}", "0.5"), is_equal("0.333", "1/3"), is_equal("2", "3")
+    >>> is_equal("B", "b"), is_equal("\\frac{1}{2}", "0.5"), is_equal("0.333", "1/3"), is_equal("2", "3")
     (True, True, True, False)
-    >>> is_equal("40", "$40^{\\\\circ}$"), is_equal("40", "$40^{\\\\circ}$", parse_dollars=True)
+    >>> is_equal("\\frac{1}{6}", "$\\frac{1}{6}$"), is_equal("2\\pi", "$2 \\pi$"), is_equal("8:5", "$8: 5$")
+    (True, True, True)
+    >>> is_equal("40", "$40^{\\circ}$"), is_equal("40", "$40^{\\circ}$", degrees=True)
     (False, True)
     """
+    if degrees:
+        asw, gt_asw = (_DEGREE_RE.sub("", x) for x in (asw, gt_asw))
     asw, gt_asw = asw.lower(), gt_asw.lower()
     if asw.replace(" ", "") == "" or gt_asw.replace(" ", "") == "":
         return False
     if gt_asw.strip() == asw.strip():
         return True
-    if not parse_dollars and ("$" in asw or "$" in gt_asw):
-        return False
     asw, gt_asw = eval_tuple(asw), eval_tuple(gt_asw)
     if gt_asw == asw:
         return True
@@ -256,15 +322,22 @@ class MathVision(Benchmark):
         options = _options(r)
         gt = str(r["answer"])
         gt_value = options[ord(gt) - ord("A")] if options and len(gt) == 1 and 0 <= ord(gt) - 65 < len(options) else ""
-        found, source = None, "benchmark_rules"
-        if ctx.lenient("rewards_extraction"):
-            found, source = rules_extract(response, "choice" if options else "math"), "answer_rules"
-        if found is None:
-            found, source = official_response(response), "benchmark_rules"
-        model_answer = official_model_answer(found)
-        lenient = ctx.lenient("option_latex")
-        correct = is_equal(gt, model_answer) or is_equal(gt_value, model_answer, parse_dollars=lenient)
-        extracted = found if source == "answer_rules" else model_answer
+        degrees = ctx.lenient("option_latex")
+        task = "choice" if options else "math"
+
+        def judge(text: str) -> tuple[str, bool]:
+            model_answer = official_model_answer(text)
+            return model_answer, is_equal(gt, model_answer, degrees) or is_equal(gt_value, model_answer, degrees)
+
+        found = project_answer(response, task)
+        source = "answer_format" if found is not None else "benchmark_rules"
+        text = found if found is not None else official_response(response)
+        model_answer, correct = judge(text)
+        extracted = model_answer if found is None else found
+        if not correct and ctx.lenient("rewards_extraction"):
+            lenient = rules_extract(response, task)
+            if lenient is not None and judge(lenient)[1]:
+                extracted, (model_answer, correct), source = lenient, judge(lenient), "answer_rules"
         return ItemResult(item.pid, extracted, model_answer, correct, source)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:

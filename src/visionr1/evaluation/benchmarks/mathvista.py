@@ -39,6 +39,7 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     official_response,
+    project_answer,
     rules_extract_with_source,
 )
 from visionr1.rewards.extract import LAST_RESORTS
@@ -587,7 +588,8 @@ class MathVista(Benchmark):
                 form = llm_form(found, record, response, how)
                 if multi_choice and not form.strip():  # a hedge between two options, no option named
                     return found if how not in (None, "whole_text") else official_response(response), "answer_rules", "no_answer"
-                return form, "answer_rules", how
+                source = "answer_format" if how == "answer_tag" and project_answer(response, task) else "answer_rules"
+                return form, source, how
             if found is None and record.get("question_type") == "multi_choice" and record.get("choices"):
                 letter = choice_from_prose(official_response(response), record["choices"], record.get("question"))
                 if letter is not None and not ctx.wants_llm("whole_text"):
@@ -603,6 +605,20 @@ class MathVista(Benchmark):
             prompt = f"{DEMO_PROMPT.strip()}\n\n{self.question(item)}\n\n{response}\n\nExtracted answer: "
             return ctx.llm(prompt), "llm", how
         return "", "none", None
+
+    def score_prediction(self, item: Item, prediction: dict[str, Any], ctx: ScoringContext) -> ItemResult:
+        """A prediction with an ``extraction`` (the published output files: GPT-4's extraction beside the
+        ``response``) is scored as ``calculate_score.py`` scores it: that text, exactly, through the official
+        normalisation; the rules read ``response`` only when there is none."""
+        extraction = prediction.get("extraction")
+        if extraction is None:
+            return super().score_prediction(item, prediction, ctx)
+        r = item.record
+        self.require(item, "answer", "question_type", "answer_type")
+        normalized = normalize_extracted_answer(
+            extraction, r.get("choices"), r["question_type"], r["answer_type"], precision_of(r)
+        )
+        return ItemResult(item.pid, extraction, normalized, safe_equal(normalized, r["answer"]), "published_extraction")
 
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         r = item.record

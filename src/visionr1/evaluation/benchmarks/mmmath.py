@@ -11,10 +11,13 @@ top-level commas (and ``\\pm`` into both signs) and matched pairwise, an element
 as text, an equal interval, a number within 1e-2 of the truth or of the truth x100 or /100, an equivalent
 expression, or an equivalent equation. Breakdowns by difficulty, grade and knowledge area, as eval.py prints.
 
-Departures: the official script scores a response 0 unless it contains ``\\boxed{}``; here a response
-without one is scored on the rewards' extraction (the ``<answer>``/"Final Answer:" that Vision-R1 models
-write) and counted in ``metrics.answers_without_boxed``. Expressions are parsed with latex2sympy (the
-official script uses sympy's parse_latex) and symbolic ones compared with the rewards' math checker.
+What the official judge reads: X when the response is in the project's answer format
+(:func:`~visionr1.evaluation.benchmarks.base.project_answer`; ``<answer> Final Answer: 6 </answer>`` is judged
+as ``\\boxed{6}``), else the response under the shared truncation policy, which the official script scores
+0 unless it has a ``\\boxed{}`` (counted in ``metrics.answers_without_boxed``). Named leniency
+``rewards_extraction``: where that is wrong, the rewards' extraction ("the answer is 6", the last number) is
+judged too. Departure: expressions are parsed with latex2sympy (the official script uses sympy's
+parse_latex) and symbolic ones compared with the rewards' math checker.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from visionr1.evaluation.benchmarks.base import (
     ScoringContext,
     accuracy_table,
     official_response,
+    project_answer,
     rules_extract,
 )
 from visionr1.evaluation.records import PublishedRecord
@@ -255,23 +259,36 @@ class MMMath(Benchmark):
         self.require(item, "solution")
         solution = str(item.record["solution"])
         info: dict[str, Any] = {}
-        region = official_response(response)
-        if "\\boxed{" in region:
-            extracted, source = region, "benchmark_rules"
+        block = project_answer(response, "math")
+        if block is not None:  # the project's answer, handed to the official judge as the boxed answer
+            extracted, source = block, "answer_format"
+            region = block if "\\boxed{" in block else f"\\boxed{{{block}}}"
         else:
-            extracted, source = rules_extract(response, "math"), "answer_rules"
-            info["without_boxed"] = True
-            if extracted is None:
-                return ItemResult(item.pid, None, None, False, "none", info=info)
+            region, source = official_response(response), "benchmark_rules"
+            extracted = region
+            if "\\boxed{" not in region:  # officially scored 0
+                info["without_boxed"] = True
+                extracted, source = None, "none"
         if "\\boxed{" not in solution:
             info["truth_without_boxed"] = True  # the official script scores such an item 0
             return ItemResult(item.pid, extracted, None, False, source, info=info)
+        pred, correct = self._judge(solution, region) if extracted is not None else (None, False)
+        if not correct and ctx.lenient("rewards_extraction"):
+            lenient = rules_extract(response, "math")
+            if lenient is not None:
+                other, ok = self._judge(solution, lenient if "\\boxed{" in lenient else f"\\boxed{{{lenient}}}")
+                if ok:
+                    extracted, pred, correct, source = lenient, other, True, "answer_rules"
+        shown = extracted if source in ("answer_rules", "answer_format") else pred
+        return ItemResult(item.pid, shown, pred, correct, source, info=info)
+
+    @staticmethod
+    def _judge(solution: str, region: str) -> tuple[Any, bool]:
         try:
-            gt, pred = extract_boxed_content(solution), extract_boxed_content(extracted)
-            correct = judge(gt, pred)
+            gt, pred = extract_boxed_content(solution), extract_boxed_content(region)
+            return pred, judge(gt, pred)
         except Exception:
-            gt, pred, correct = None, None, False
-        return ItemResult(item.pid, extracted if source == "answer_rules" else pred, pred, correct, source, info=info)
+            return None, False
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
         pairs = list(zip(items, results, strict=True))

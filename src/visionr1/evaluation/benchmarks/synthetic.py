@@ -26,6 +26,7 @@ from visionr1.evaluation.benchmarks.base import (
     Sample,
     ScoringContext,
     accuracy_table,
+    rename_columns,
 )
 from visionr1.evaluation.records import EvalError, read_records
 
@@ -85,9 +86,12 @@ class Synthetic(Benchmark):
     def __init__(self) -> None:
         self._canonical: dict[str, dict[str, Any]] | None = None
 
-    def load(self, path: Path, for_generation: bool = False) -> list[Item]:
+    def load(self, path: Path, for_generation: bool = False, columns: dict[str, str] | None = None) -> list[Item]:
         file = synthetic_file(path)
-        items = [Item(self.record_id(r), r.data, r.file) for r in read_records(file)]
+        raws = read_records(file)
+        for r in raws:
+            rename_columns(r, columns or {})
+        items = [Item(self.record_id(r), r.data, r.file) for r in raws]
         for item in items:
             self.require(item, "solution", "task")
         return items

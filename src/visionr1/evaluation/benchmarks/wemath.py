@@ -19,8 +19,11 @@ IK, IG and CM are reported as a share of all multi-step problems, RM as a share 
 ``(N - 0.5 IG - RM - IK) / N``, strict and loose. Also S1/S2/S3: accuracy on one-step sub-problems and on
 two- and three-step composites. ``accuracy`` in the summary is the plain per-item accuracy.
 
-The official rule reads :func:`~visionr1.evaluation.benchmarks.base.official_response` (the shared
-truncation policy). Named leniency ``rewards_extraction``: the rewards' extraction is tried first.
+The official rule reads X when the response is in the project's answer format
+(:func:`~visionr1.evaluation.benchmarks.base.project_answer`: ``<answer> Final Answer: B </answer>`` hands it
+"B"), else the response under the shared truncation policy
+(:func:`~visionr1.evaluation.benchmarks.base.official_response`). Named leniency ``rewards_extraction``: where
+the official letter is wrong, the letter the rewards' extraction starts with is tried too.
 Departures: N is the number of multi-step problems in the data (525 on testmini; the official script hard-codes
 525). The official per-domain table needs the knowledge-tree file shipped with the evaluation code, so it
 is not reproduced; a breakdown by the records' ``knowledge concept`` is given instead.
@@ -41,6 +44,7 @@ from visionr1.evaluation.benchmarks.base import (
     accuracy_table,
     leading_letter,
     official_response,
+    project_answer,
     rules_extract,
 )
 from visionr1.evaluation.records import EvalError, PublishedRecord
@@ -135,18 +139,22 @@ class WeMath(Benchmark):
 
     def score(self, item: Item, response: str, ctx: ScoringContext) -> ItemResult:
         self.require(item, "answer")
-        letter = None
-        if ctx.lenient("rewards_extraction"):
-            found = rules_extract(response, "choice")
-            letter = leading_letter(found, len(OPTION_LETTERS)) if found is not None else None
-            source = "answer_rules"
+        truth = str(item.record["answer"]).strip()
+        block = project_answer(response, "choice")
+        if block is not None:  # the project's answer, handed to the official rule as the response
+            found, source = block, "answer_format"
+        else:
+            found, source = official_response(response), "benchmark_rules"
+        letter = official_letter(found)
         if letter is None:
-            text = official_response(response)
-            found, letter, source = text, official_letter(text), "benchmark_rules"
-            if letter is None:
-                source = "none"
-        extracted = found if source == "answer_rules" else letter
-        return ItemResult(item.pid, extracted, letter, letter == str(item.record["answer"]).strip(), source)
+            source = "none" if block is None else source
+        if letter != truth and ctx.lenient("rewards_extraction"):
+            lenient = rules_extract(response, "choice")
+            other = leading_letter(lenient, len(OPTION_LETTERS)) if lenient is not None else None
+            if other == truth:
+                found, letter, source = lenient, other, "answer_rules"
+        extracted = found if source in ("answer_rules", "answer_format") else letter
+        return ItemResult(item.pid, extracted, letter, letter == truth, source)
 
     def summarize(self, items: Sequence[Item], results: Sequence[ItemResult]) -> dict[str, Any]:
         jokers = {(str(i.record["ID"]), str(i.record["key"])): r.correct for i, r in zip(items, results, strict=True)}
