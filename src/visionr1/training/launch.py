@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 
 from visionr1.recipe import LaunchSpec
+from visionr1.training.plan import PlanError
 
 CHILD_ENV = "VISIONR1_STAGE_CHILD"  # set in a stage's process(es): the parent writes the summary, holds the lock
 
@@ -45,6 +46,10 @@ def accelerate_executable() -> str:
     return str(here) if here.exists() else (shutil.which("accelerate") or "accelerate")
 
 
+class LaunchError(PlanError):
+    """A launch section that cannot start the processes it describes."""
+
+
 def accelerate_config(launch: LaunchSpec) -> dict[str, Any]:
     """The accelerate config file the launch names (``{}`` for none)."""
     if not launch.config_file:
@@ -57,10 +62,6 @@ def accelerate_config(launch: LaunchSpec) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise LaunchError(f"launch.config_file {launch.config_file}: not an accelerate config (a YAML mapping)")
     return data
-
-
-class LaunchError(ValueError):
-    """A launch section that cannot start the processes it describes."""
 
 
 def planned_engine(launch: LaunchSpec) -> str:

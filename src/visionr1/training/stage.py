@@ -24,6 +24,7 @@ from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage
 from visionr1.training.callbacks import MetricsLogger, StageInfo, progress_callbacks
 from visionr1.training.checkpoints import WEIGHT_FILES
 from visionr1.training.loading import load_model, load_processor, merge_lora_into
+from visionr1.training.plan import PlanError
 
 
 @dataclass
@@ -143,7 +144,7 @@ def ready(trainer: Any, run: StageRun) -> None:
     apply_to_trainer(trainer)
 
 
-class EngineMismatch(RuntimeError):
+class EngineMismatch(PlanError):
     """A stage whose processes are not the ones its plan resolved (count, distributed type)."""
 
 
