@@ -89,8 +89,8 @@ def test_a_config_that_runs_one_process_where_the_plan_says_two_is_refused(tmp_p
     launcher, so `launch.num_processes=2` trained in one process while the plan and manifest said 2. The stage now
     refuses, naming both, before any step."""
     config = tmp_path / "one-process.yaml"
-    config.write_text("compute_environment: LOCAL_MACHINE\\ndistributed_type: MULTI_CPU\\nmixed_precision: 'no'\\n"
-                      "num_machines: 1\\nnum_processes: 2\\nuse_cpu: true\\n")
+    config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_CPU\nmixed_precision: 'no'\n"
+                      "num_machines: 1\nnum_processes: 2\nuse_cpu: true\n")
     run = tmp_path / "run"
     out = subprocess.run(visionr1_cmd(
         "train", str(TINY / "grpo.yaml"), f"model.path={tiny_model_dir}", f"stages.ptst-1.dataset.path={tiny_data['grpo']}",
