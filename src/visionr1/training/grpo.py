@@ -174,9 +174,9 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
             share_images=run.stage.share_images,
         )
     if config.use_vllm:
-        from visionr1.patches.vllm import feed_unexpanded_prompts, image_token_id
+        from visionr1.patches.vllm import patch_colocate_generation
 
-        feed_unexpanded_prompts(trainer.vllm_generation, image_token_id(processor))
+        patch_colocate_generation(trainer.vllm_generation, processor)
     quiet_printer(trainer)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
 
