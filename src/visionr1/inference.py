@@ -124,13 +124,18 @@ def vllm_available() -> bool:
 
 
 def load_vllm(path: str | Path, dtype: str = "auto", max_images_per_prompt: int = 4, **engine_kwargs: Any) -> tuple[Any, Any]:
-    """A vLLM engine for ``path`` and the transformers processor (for the chat template)."""
+    """A vLLM engine for ``path`` and the transformers processor (for the chat template).
+
+    The modality limits name video too (0: visionr1 sends video as frames, i.e. images): left out, vLLM profiles
+    Qwen3-VL with a dummy video and start-up fails ("Found 1 <|video_pad|> tokens ... no videos were passed")."""
     if not vllm_available():
         raise ImportError("vLLM is not installed: pip install 'visionr1[vllm]', or use --backend transformers")
     from transformers import AutoProcessor
     from vllm import LLM
 
-    llm = LLM(model=str(path), dtype=dtype, limit_mm_per_prompt={"image": max_images_per_prompt}, **engine_kwargs)
+    from visionr1.patches.vllm import modality_limits
+
+    llm = LLM(model=str(path), dtype=dtype, limit_mm_per_prompt=modality_limits([max_images_per_prompt]), **engine_kwargs)
     return llm, AutoProcessor.from_pretrained(path)
 
 
