@@ -163,8 +163,12 @@ def generate_vllm(
             req["multi_modal_data"] = {"image": list(imgs)}
         requests.append(req)
     outputs = llm.generate(requests, params, use_tqdm=False)
+    # the text decoded as :func:`generate` decodes it: vLLM's incremental detokenizer holds back a trailing
+    # incomplete UTF-8 character of a truncated response, which transformers' decode keeps as U+FFFD
+    decode = processor.tokenizer.decode
     return [
-        Generation(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
+        Generation(decode(list(o.outputs[0].token_ids), skip_special_tokens=True), len(o.outputs[0].token_ids),
+                   o.outputs[0].finish_reason == "length")
         for o in outputs
     ]
 

@@ -92,12 +92,13 @@ def mixed_data(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def counting_data(tmp_path_factory) -> Path:
-    from visionr1.tasks.synthetic import make_synthetic
-
-    root = tmp_path_factory.mktemp("vllm-counting")
-    make_synthetic("counting", 8, 0, root)
-    return root / "train.jsonl"
+def text_data(tmp_path_factory) -> Path:
+    """Text-only RL records (arithmetic, answers 2-17)."""
+    path = tmp_path_factory.mktemp("vllm-text") / "text.jsonl"
+    rows = [{"id": f"sum-{i}", "images": [], "question": f"What is {i} + {i + 2}?", "solution": str(2 * i + 2),
+             "task": "count"} for i in range(8)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
 
 
 PYTHON = sys.executable

@@ -47,14 +47,18 @@ def test_ptst_two_stages_on_qwen3_vl(vllm_ok, demo_model, mixed_data, tmp_path):
         assert r["sampling/sampling_logp_difference/max"] < LOGP_TOLERANCE, r
 
 
-def test_grpo_on_two_processes(vllm_ok, demo_model, counting_data, tmp_path):
+def test_grpo_on_two_processes(vllm_ok, demo_model, text_data, tmp_path):
     """Today's way to get 2 gloo processes (tests/training/test_distributed.py); with the CPU accelerate
-    configs of issue 28 this becomes `launch.config_file=configs/accelerate/cpu-ddp.yaml`."""
+    configs of issue 28 this becomes `launch.config_file=configs/accelerate/cpu-ddp.yaml`.
+
+    Text-only prompts: a random model samples `<|image_pad|>` about once in 600 tokens, and a completion that
+    holds one crashes the loss forward of an image prompt ("Image features and image tokens do not match,
+    tokens: 33, features: 32"), whichever generates it (TRL, both backends; not fixed here). Images through the
+    engine are tested in one process (test_colocate.py) and in test_ptst_two_stages_on_qwen3_vl."""
     out = tmp_path / "run"
     run([*VISIONR1, "train", str(TINY / "grpo.yaml"), f"model.path={demo_model('qwen2_5_vl')}",
-         f"stages.ptst-1.dataset.path={counting_data}", *_vllm("ptst-1"),
+         f"stages.ptst-1.dataset.path={text_data}", *_vllm("ptst-1"),
          "stages.ptst-1.grpo.per_device_train_batch_size=2",  # 2 per process x 2 processes = 1 prompt x 4
-         "stages.ptst-1.grpo.learning_rate=1e-3",  # the second step's engines must have the moved weights
          "launch.num_processes=2",
          "launch.args=[--multi_gpu, --num_machines, '1', --mixed_precision, 'no', --dynamo_backend, 'no', "
          "--main_process_port, '0']",
