@@ -39,6 +39,9 @@ def probe(vllm_ok, demo_model, mixed_data, tmp_path_factory) -> dict:
         f"stages.ptst-1.grpo.per_device_train_batch_size={PROMPTS * GENERATIONS}",
         "stages.ptst-1.grpo.shuffle_dataset=false", "stages.ptst-1.grpo.learning_rate=1e-3",
         "stages.ptst-1.grpo.max_steps=2",
+        # a pixel floor above the checkpoint's (3,136): the 56x56 image is scaled up to at least 6,272 px by the
+        # trainer's processor, so the engine must get the recipe's budget too (images are never scaled up on load)
+        "model.min_pixels=6272",
     ]
     run([PYTHON, str(PROBE), json.dumps(overrides), str(out)], timeout=400)
     return json.loads(out.read_text())
@@ -64,6 +67,8 @@ def test_images_reach_the_engine_with_the_processors_image_token_count(probe):
     assert {p["images"] for p in first_batch} == {0, 1, 2, 3}
     # the 448x336 image is reduced to the recipe's budget (12,544 px = at most 16 tokens), not the checkpoint's
     assert max(p["trainer_tokens"] for p in first_batch if p["images"] == 1) <= 16
+    # ... and the 3-image prompt's 56x56 image scaled up to the recipe's floor (8 tokens, not the checkpoint's 4)
+    assert any(p["images"] == 3 and p["trainer_tokens"] >= 8 + 2 * 8 for p in first_batch)
 
 
 def test_the_stages_completion_limit_reaches_the_engine(probe):

@@ -41,7 +41,7 @@ PATCHES += [
         where="colocate GRPO; limit_mm_per_prompt also in inference.load_vllm (eval)",
         why="TRL builds the engine without modality limits (Qwen3-VL start-up fails on a dummy video: 'Found 1 "
             "<|video_pad|> tokens in the text but no videos were passed'), without the recipe's pixel budget (more "
-            "image tokens than the trainer's), and vLLM downcasts a float32 model to bf16 (0.02-0.04 nats off)",
+            "image tokens than the trainer's when the recipe sets min_pixels), and vLLM downcasts a float32 model to bf16 (0.02-0.04 nats off)",
         test="tests/vllm/test_train_cli.py::test_ptst_two_stages_on_qwen3_vl, "
              "tests/vllm/test_colocate.py::test_images_reach_the_engine_with_the_processors_image_token_count, "
              "tests/vllm/test_colocate.py::test_sampling_logprobs_agree_with_the_trainers_recomputed_ones",

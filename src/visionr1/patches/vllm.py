@@ -16,9 +16,10 @@ Five defects, each listed in :data:`visionr1.patches.PATCHES`:
   engine with its model's default modality mix, and for Qwen3-VL that dummy pass includes a video: start-up
   fails with "Found 1 <|video_pad|> tokens in the text but no videos were passed" (visionr1 sends video as
   frames, i.e. images: ``visionr1.data.video``). And the engine's image processor uses the checkpoint's pixel
-  budget, not the recipe's (``model.max_pixels``): it expands each image into more tokens than the trainer's
-  processor, so completions are sampled from another prompt than the one the trainer scores (on this CPU:
-  31 image tokens against 16, sampling log-probs off by 0.8 nats on average). :func:`engine_defaults` wraps
+  budget, not the recipe's (``model.min_pixels`` / ``max_pixels``; images are resized down to the budget on
+  load but never up): with a pixel floor above the checkpoint's, a small image becomes more tokens for the
+  trainer than for the engine, so completions are sampled from another prompt than the one the trainer scores
+  (demo model, ``min_pixels: 6272``: 40 image tokens against 35 for a 3-image prompt, log-probs off by 0.4). :func:`engine_defaults` wraps
   the ``LLM`` class TRL builds its engine from so that it gets :func:`engine_kwargs`: the limits from the
   stage's data (the most images one prompt has; never a video) and the processor's pixel budget; and, in a run
   without mixed precision, the trainer's dtype (vLLM's ``auto`` downcasts a float32 checkpoint to bfloat16).
