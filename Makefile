@@ -28,7 +28,7 @@ scale-deps: $(SCALE_STAMP)
 
 # only the scale tests (FSDP2, ZeRO-3, vLLM), with their dependencies
 test-scale: $(SCALE_STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m scale $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "scale or vllm" $(PYTEST_ARGS)
 
 # Wheels for benchmarks/gpu/run.sh on the lent GPU machine (it reaches no registry): into .whl/, for its Python
 # (3.12) and for this machine's (the same install is tried here: docs/distributed.md, "The GPU check").

@@ -124,13 +124,18 @@ def vllm_available() -> bool:
 
 
 def load_vllm(path: str | Path, dtype: str = "auto", max_images_per_prompt: int = 4, **engine_kwargs: Any) -> tuple[Any, Any]:
-    """A vLLM engine for ``path`` and the transformers processor (for the chat template)."""
+    """A vLLM engine for ``path`` and the transformers processor (for the chat template).
+
+    The modality limits name video too (0: visionr1 sends video as frames, i.e. images): left out, vLLM profiles
+    Qwen3-VL with a dummy video and start-up fails ("Found 1 <|video_pad|> tokens ... no videos were passed")."""
     if not vllm_available():
         raise ImportError("vLLM is not installed: pip install 'visionr1[vllm]', or use --backend transformers")
     from transformers import AutoProcessor
+
+    from visionr1.patches.vllm import modality_limits
     from vllm import LLM
 
-    llm = LLM(model=str(path), dtype=dtype, limit_mm_per_prompt={"image": max_images_per_prompt}, **engine_kwargs)
+    llm = LLM(model=str(path), dtype=dtype, limit_mm_per_prompt=modality_limits([max_images_per_prompt]), **engine_kwargs)
     return llm, AutoProcessor.from_pretrained(path)
 
 
@@ -158,8 +163,12 @@ def generate_vllm(
             req["multi_modal_data"] = {"image": list(imgs)}
         requests.append(req)
     outputs = llm.generate(requests, params, use_tqdm=False)
+    # the text decoded as :func:`generate` decodes it: vLLM's incremental detokenizer holds back a trailing
+    # incomplete UTF-8 character of a truncated response, which transformers' decode keeps as U+FFFD
+    decode = processor.tokenizer.decode
     return [
-        Generation(o.outputs[0].text, len(o.outputs[0].token_ids), o.outputs[0].finish_reason == "length")
+        Generation(decode(list(o.outputs[0].token_ids), skip_special_tokens=True), len(o.outputs[0].token_ids),
+                   o.outputs[0].finish_reason == "length")
         for o in outputs
     ]
 
@@ -323,7 +332,7 @@ def generate_candidates_vllm(
     top_p: float = 0.95,
     stop_strings: Sequence[str] | None = None,
 ) -> list[list[Candidate]]:
-    """Like :func:`generate_candidates`, through vLLM (untested here: no vLLM on the CI machine). vLLM's
+    """Like :func:`generate_candidates`, through vLLM (tests/vllm/test_eval.py runs best-of-n on it). vLLM's
     ``cumulative_logprob`` is the sampled tokens' log-prob; recent versions report it from the raw logits
     (``logprobs_mode="raw_logprobs"``), matching :class:`TokenLogprobs`."""
     from vllm import SamplingParams

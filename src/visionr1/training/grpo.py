@@ -159,21 +159,47 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
     # --- trainer -----------------------------------------------------------------------------------------------
     tensorboard_dir(run)
     info = run.info(max_completion_length=config.max_completion_length, num_generations=config.num_generations)
-    trainer = VisionR1GRPOTrainer(
-        model=model,
-        reward_funcs=reward_funcs,
-        args=config,
-        train_dataset=train,
-        eval_dataset=evals,
-        processing_class=processor,
-        callbacks=run.callbacks(info),
-        stage_info=info,
-        completions_path=run.run_dir / COMPLETIONS_FILE,
-        completions_per_log=run.recipe.logging.completions_per_log,
-        share_images=run.stage.share_images,
-    )
+    with _vllm_patches(config, model, processor, train, evals):
+        trainer = VisionR1GRPOTrainer(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=config,
+            train_dataset=train,
+            eval_dataset=evals,
+            processing_class=processor,
+            callbacks=run.callbacks(info),
+            stage_info=info,
+            completions_path=run.run_dir / COMPLETIONS_FILE,
+            completions_per_log=run.recipe.logging.completions_per_log,
+            share_images=run.stage.share_images,
+        )
+    if config.use_vllm:
+        from visionr1.patches.vllm import patch_colocate_generation
+
+        patch_colocate_generation(trainer.vllm_generation, processor)
     ready(trainer, run)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
+
+
+def _vllm_patches(config: Any, model: Any, processor: Any, train: Any, evals: Any) -> Any:
+    """With ``use_vllm``: vLLM's CPU backend keeps its linear weights (or TRL's sync cannot reach them) and the
+    engine TRL builds gets the stage's modality limits, pixel budget and, without mixed precision, the model's
+    dtype (``visionr1.patches.vllm``)."""
+    if not config.use_vllm:
+        return contextlib.nullcontext()
+    from visionr1.patches.vllm import (
+        engine_defaults,
+        engine_kwargs,
+        keep_cpu_linear_weights,
+        read_token_id_logprobs,
+    )
+
+    if config.vllm_mode == "server":
+        read_token_id_logprobs()
+        return contextlib.nullcontext()
+    keep_cpu_linear_weights()
+    dtype = None if (config.bf16 or config.fp16) else next(model.parameters()).dtype
+    return engine_defaults(engine_kwargs(processor, [train, evals], dtype))
 
 
 def _reward_columns(dataset: Any) -> Any:
