@@ -63,7 +63,7 @@ def train(
         return
 
     from visionr1.data.errors import DataError
-    from visionr1.training.launch import is_stage_child, stage_launcher
+    from visionr1.training.launch import as_stage_process, is_stage_child, stage_launcher
     from visionr1.training.lock import RunLockedError
     from visionr1.training.plan import run_dir_of
     from visionr1.training.runner import StageFailed, main
@@ -73,8 +73,18 @@ def train(
     if stage is None and resolved.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
         child = [*(overrides or []), *([f"cpu_threads={threads}"] if threads is not None else [])]
         launcher = stage_launcher(resolved.launch, str(recipe), child, run_dir_of(resolved, output_dir))
+    as_stage_process()  # SIGTERM stops the run as SIGINT does; a stage process also stops with its parent
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM (a scheduler's preemption): stopped, resumable
+        import signal
+
+        signum = getattr(exc, "signum", signal.SIGINT)
+        if is_stage_child():
+            raise typer.Exit(128 + signum) from None
+        fail(f"{recipe}: stopped by {signal.Signals(signum).name}; every process of the run has exited and the "
+             "manifest marks the stage interrupted. Run the same command again to resume from its last complete "
+             "checkpoint", code=128 + signum)
     except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
         from visionr1.pipeline.load import pipeline_hint
 

@@ -10,6 +10,9 @@ exclusive ``flock`` on it. On one machine the kernel drops the flock when the ho
 what the message shows and what is checked when flock cannot decide -- e.g. on a network filesystem whose
 locks are not shared between machines: a lock from another host is refused unless its holder is known dead.
 A PID reused by an unrelated process is told apart by its start time (``/proc/PID/stat``).
+The lock outlives its holder while any process of its run lives: every stage process carries the holder's
+``PID:START`` in ``VISIONR1_RUN_HOLDER``, and a stale lock is taken over only once no process carrying it is left
+(they get SIGTERM when their parent dies; we wait for them a grace period, then refuse, naming them).
 Only the main process (``RANK`` 0) of a multi-process launch takes the lock; the others share its run.
 """
 
@@ -52,6 +55,34 @@ def _alive(pid: int, start: str | None) -> bool:
         pass  # exists, owned by someone else
     now = _start_time(pid)
     return start is None or now is None or now == start
+
+
+def run_processes(holder: str) -> list[int]:
+    """The live processes started for the run whose lock holder is ``holder`` (``PID:START``), found by the
+    ``VISIONR1_RUN_HOLDER`` they inherit (only this user's processes are readable: the run's are)."""
+    needle = f"VISIONR1_RUN_HOLDER={holder}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if needle in environ and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def _wait_for_run_processes(holder: str) -> list[int]:
+    """Wait (the stop grace period) for the processes of a dead holder's run to exit; those still alive."""
+    from visionr1.training.launch import grace_seconds
+
+    deadline = time.monotonic() + grace_seconds() + 5
+    while (left := run_processes(holder)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
 
 
 def _describe(info: dict[str, Any]) -> str:
@@ -157,6 +188,11 @@ def _acquire(path: Path, notify: Callable[[str], None], what: str = "visionr1 tr
                 os.close(fd)
                 where = "another machine: its lock is not visible from here" if not same_host else "this machine"
                 raise RunLockedError(f"{subject}: locked by {_describe(info)}, on {where}. Fix: {fix}")
+            if left := _wait_for_run_processes(f"{info['pid']}:{info.get('start_time')}"):
+                os.close(fd)
+                raise RunLockedError(f"{subject}: the run of {_describe(info)} was stopped, but its process(es) "
+                                     f"{', '.join(map(str, left))} still run. Fix: wait for them to exit, or stop "
+                                     f"them (kill {' '.join(map(str, left))})")
             notify(f"{subject}: taking over a stale lock: {_describe(info)} is no longer running "
                    "(killed?); resuming its run")
         record = {"pid": os.getpid(), "host": socket.gethostname(), "start_time": _start_time(os.getpid()),

@@ -154,6 +154,10 @@ def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepa
         run.report = lambda **fields: manifest.update_stage(stage.name, **fields)
     try:
         result = {"sft": train_sft, "grpo": train_grpo, "dpo": train_dpo}[stage.type](run)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (launch.Stopped): a preemption, not a failure
+        if is_main:
+            manifest.update_stage(stage.name, status="interrupted", error=f"stopped by {exc or 'SIGINT'}")
+        raise
     except BaseException as exc:
         if is_main:
             manifest.update_stage(stage.name, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
@@ -178,7 +182,13 @@ class StageFailed(RuntimeError):
 
 
 def _launch(launcher: Callable[[str], int], name: str, run_dir: Path, source: str) -> None:
-    code = launcher(name)
+    try:
+        code = launcher(name)
+    except KeyboardInterrupt as exc:  # stopped: its processes are gone; one SIGKILLed left the manifest "running"
+        manifest = Manifest.load(run_dir)
+        if manifest is not None and manifest.stage(name).get("status") == "running":
+            manifest.update_stage(name, status="interrupted", error=f"stopped by {exc or 'SIGINT'}")
+        raise
     if code != 0:
         manifest = Manifest.load(run_dir)
         error = manifest.stage(name).get("error") if manifest else None
