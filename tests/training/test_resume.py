@@ -74,7 +74,7 @@ def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path, tiny_mo
     cmd = _cmd(run, tiny_model_dir, tiny_data, varied_grpo)
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    target = run / "ptst-1" / "checkpoint-2" / "trainer_state.json"
+    target = run / "ptst-1" / "checkpoint-2" / "visionr1-checkpoint.json"  # complete
     deadline = time.time() + 300
     while not target.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)

@@ -34,6 +34,11 @@ def train(
     stage: Annotated[
         str | None, typer.Option("--stage", help="Train only this stage (the ones before it must be finished).")
     ] = None,
+    resume_from: Annotated[
+        str | None,
+        typer.Option("--resume-from", help="`previous`: when a stage's last checkpoint is damaged, set it aside and "
+                     "resume from the one before it (its later steps are trained again). Default: refuse."),
+    ] = None,
     cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Run a recipe's stages (SFT, GRPO/PTST) in order, each in a process of its own (`launch:` in the recipe
@@ -43,6 +48,13 @@ def train(
     from visionr1.training.plan import PlanError
 
     threads = parse_cpu_threads(cpu_threads)
+    if resume_from is not None:
+        from visionr1.training.checkpoints import RESUME_ENV
+
+        if resume_from != "previous":
+            fail(f"--resume-from {resume_from}: the one value is `previous` (resume from the checkpoint before a "
+                 "damaged one); without it a damaged checkpoint is an error")
+        os.environ[RESUME_ENV] = resume_from  # the stage processes inherit it
     try:
         resolved = load_training_recipe(recipe, overrides or [])
     except RecipeError as exc:
@@ -63,6 +75,7 @@ def train(
         return
 
     from visionr1.data.errors import DataError
+    from visionr1.training.checkpoints import CheckpointError
     from visionr1.training.launch import as_stage_process, is_stage_child, stage_launcher
     from visionr1.training.lock import RunLockedError
     from visionr1.training.plan import run_dir_of
@@ -85,7 +98,7 @@ def train(
         fail(f"{recipe}: stopped by {signal.Signals(signum).name}; every process of the run has exited and the "
              "manifest marks the stage interrupted. Run the same command again to resume from its last complete "
              "checkpoint", code=128 + signum)
-    except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
+    except (PlanError, DataError, OutputError, RunLockedError, StageFailed, CheckpointError) as exc:
         from visionr1.pipeline.load import pipeline_hint
 
         fail(str(exc) + pipeline_hint(recipe, exc))

@@ -15,10 +15,8 @@ Re-running the same command after a kill (at any moment) continues where the run
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -325,22 +323,10 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
 
 
 def last_checkpoint(folder: Path, cleanup: bool = False) -> str | None:
-    """The newest *complete* ``checkpoint-N`` of a stage (TRL writes ``trainer_state.json`` last); incomplete
-    ones, left by a kill mid-save, are removed when ``cleanup`` (main process only)."""
-    if not folder.is_dir():
-        return None
-    complete: list[tuple[int, Path]] = []
-    for path in folder.iterdir():
-        if not (path.is_dir() and path.name.startswith("checkpoint-") and path.name[11:].isdigit()):
-            continue
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-            complete.append((int(path.name[11:]), path))
-        except (OSError, json.JSONDecodeError):
-            if cleanup:
-                log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
-                shutil.rmtree(path, ignore_errors=True)
-    return str(max(complete)[1]) if complete else None
+    """The newest complete, intact ``checkpoint-N`` of a stage (``checkpoints.pick_checkpoint``)."""
+    from visionr1.training.checkpoints import pick_checkpoint
+
+    return pick_checkpoint(folder, cleanup=cleanup)
 
 
 def _mark_finished(manifest: Manifest, recipe: Recipe, run_dir: Path, done: list[bool]) -> None:
