@@ -192,6 +192,16 @@ class SFTStage(_StageBase):
         return v
 
 
+class RewardChecks(StrictModel):
+    """What a GRPO stage checks of its rewards (``rewards.checked``)."""
+
+    non_finite: Literal["error", "mask"] = Field(
+        "error", description="A NaN, inf or |r| > 1e6 reward: `error` (names the reward and row) or `mask` (dropped from the sum, counted in the log).")
+    slow_call_s: float | None = Field(60.0, gt=0, description="Warn, naming the reward, when one call takes longer (seconds); null: never.")
+    no_signal_steps: int = Field(5, ge=1, description="Report 'no learning signal' after this many logged steps in a row with frac_reward_zero_std >= no_signal_frac.")
+    no_signal_frac: float = Field(0.9, gt=0, le=1, description="Share of groups with all rewards equal that counts as no signal.")
+
+
 class GRPOStage(_StageBase):
     type: Literal["grpo"] = Field("grpo", description="GRPO with verifiable rewards (TRL GRPOTrainer).")
     rewards: list[RewardSpec] = Field(
@@ -203,6 +213,7 @@ class GRPOStage(_StageBase):
     share_images: bool = Field(
         True, description="Process and encode each image once per group of generations (exact; training.image_sharing); false = TRL's per-row work."
     )
+    reward_checks: RewardChecks = Field(default_factory=RewardChecks, description="Checks of the rewards' values, speed and signal (rewards.checked).")
 
     @field_validator("grpo")
     @classmethod

@@ -75,6 +75,7 @@ def train(
         return
 
     from visionr1.data.errors import DataError
+    from visionr1.rewards.checked import RewardError
     from visionr1.training.checkpoints import CheckpointError
     from visionr1.training.launch import as_stage_process, is_stage_child, stage_launcher
     from visionr1.training.lock import RunLockedError
@@ -98,7 +99,7 @@ def train(
         fail(f"{recipe}: stopped by {signal.Signals(signum).name}; every process of the run has exited and the "
              "manifest marks the stage interrupted. Run the same command again to resume from its last complete "
              "checkpoint", code=128 + signum)
-    except (PlanError, DataError, OutputError, RunLockedError, StageFailed, CheckpointError) as exc:
+    except (PlanError, DataError, OutputError, RunLockedError, StageFailed, CheckpointError, RewardError) as exc:
         from visionr1.pipeline.load import pipeline_hint
 
         fail(str(exc) + pipeline_hint(recipe, exc))
