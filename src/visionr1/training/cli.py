@@ -85,8 +85,10 @@ def train(
     # each stage in its own process(es), unless this already is one, or an external launcher started us
     launcher = None
     if stage is None and resolved.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
-        child = [*(overrides or []), *([f"cpu_threads={threads}"] if threads is not None else [])]
-        launcher = stage_launcher(resolved.launch, str(recipe), child, run_dir_of(resolved, output_dir))
+        from visionr1.training.runner import resolved_recipe_path
+
+        run_dir = run_dir_of(resolved, output_dir)  # the stages read the recipe resolved here (overrides applied)
+        launcher = stage_launcher(resolved.launch, str(resolved_recipe_path(run_dir)), [], run_dir)
     as_stage_process()  # SIGTERM stops the run as SIGINT does; a stage process also stops with its parent
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)

@@ -15,6 +15,7 @@ Re-running the same command after a kill (at any moment) continues where the run
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -48,6 +49,22 @@ from visionr1.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 PLOT_FILE = "ptst.png"
+RESOLVED_RECIPE = "recipe.json"  # the recipe as the parent resolved and checked it; what each stage process reads
+
+
+def resolved_recipe_path(run_dir: Path) -> Path:
+    return Path(run_dir) / RESOLVED_RECIPE
+
+
+def write_resolved_recipe(recipe: Recipe, run_dir: Path) -> None:
+    """``RUN/recipe.json``: the resolved recipe (includes, overrides, relative paths all applied), so that a
+    stage process started hours later trains what was checked, whatever became of the YAML since (an edit
+    used to change stage 3 without a word, and an invalid one failed it hours later). Not redacted: the stage
+    processes need it whole, as the YAML was."""
+    from visionr1.utils.io import atomic_write_text
+
+    atomic_write_text(resolved_recipe_path(run_dir), json.dumps(recipe.model_dump(mode="json"), indent=1) + "\n",
+                      "the resolved recipe")
 
 
 def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
@@ -91,6 +108,8 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
     prepared = preflight(recipe, run_dir, stage_world, pending, source)
     if launcher is not None and trains_in_parent(recipe, pending):
         launcher = None
+    if launcher is not None:  # the stage processes read the recipe checked here, never the YAML again
+        write_resolved_recipe(recipe, run_dir)
 
     # --- 4. stages, each followed by its evaluation (a step of its own, in this process) ------------------------
     from visionr1.training.stage import release
