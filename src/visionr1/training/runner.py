@@ -15,7 +15,6 @@ Re-running the same command after a kill (at any moment) continues where the run
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -59,12 +58,10 @@ def resolved_recipe_path(run_dir: Path) -> Path:
 def write_resolved_recipe(recipe: Recipe, run_dir: Path) -> None:
     """``RUN/recipe.json``: the resolved recipe (includes, overrides, relative paths all applied), so that a
     stage process started hours later trains what was checked, whatever became of the YAML since (an edit
-    used to change stage 3 without a word, and an invalid one failed it hours later). Not redacted: the stage
-    processes need it whole, as the YAML was."""
-    from visionr1.utils.io import atomic_write_text
-
-    atomic_write_text(resolved_recipe_path(run_dir), json.dumps(recipe.model_dump(mode="json"), indent=1) + "\n",
-                      "the resolved recipe")
+    used to change stage 3 without a word, and an invalid one failed it hours later). Written by the parent
+    only. Secrets are redacted, which changes nothing a stage needs: a recipe holding a literal secret is
+    refused when loaded (it names an environment variable instead)."""
+    atomic_write_json(resolved_recipe_path(run_dir), recipe.model_dump(mode="json"), "the resolved recipe")
 
 
 def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
@@ -108,8 +105,6 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
     prepared = preflight(recipe, run_dir, stage_world, pending, source)
     if launcher is not None and trains_in_parent(recipe, pending):
         launcher = None
-    if launcher is not None:  # the stage processes read the recipe checked here, never the YAML again
-        write_resolved_recipe(recipe, run_dir)
 
     # --- 4. stages, each followed by its evaluation (a step of its own, in this process) ------------------------
     from visionr1.training.stage import release
@@ -273,8 +268,8 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
         )
     if write:
         (run_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "recipe.json", resolved, "the resolved recipe")  # secrets redacted
-        if note:  # a stage's own process is part of its parent's attempt
+        if note:  # a stage's own process is part of its parent's attempt, and reads the parent's recipe.json
+            write_resolved_recipe(recipe, run_dir)
             manifest.note_attempt(world_size)
         else:
             manifest.save()
