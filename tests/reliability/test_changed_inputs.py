@@ -91,3 +91,92 @@ def test_the_resolved_recipe_loads_back_as_itself(tmp_path):
         assert again.model_dump(mode="json") == recipe.model_dump(mode="json"), path
         checked += 1
     assert checked >= 8
+
+
+# ----------------------------------------------------------------------------------------------------------
+# resuming a stage whose settings or data changed since it started
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _edit_record(data: Path) -> Path:
+    """The same path, other content: one record's answer changed."""
+    rows = [json.loads(line) for line in data.read_text().splitlines()]
+    rows[-1]["completion"] = rows[-1]["completion"].replace("Final Answer:", "Final Answer: 7 +")
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return data
+
+
+def _repaint_image(data: Path) -> Path:
+    """The same record and image path, another picture."""
+    from PIL import Image
+
+    row = json.loads(data.read_text().splitlines()[0])
+    image = data.parent / row["images"][0]
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(image)
+    return image
+
+
+# (change to the data: edits a file in place and returns it; or overrides), the words the refusal must hold
+CHANGES = {
+    "data-record-edited": (_edit_record, (), ["stage sft would resume from", "checkpoint-2", "data:"]),
+    "image-repainted": (_repaint_image, (), ["stage sft would resume from", "checkpoint-2", "data:"]),
+    "learning-rate": (None, ("stages.sft.sft.learning_rate=0.01",), ["stage sft would resume from", "checkpoint-2", "sft.learning_rate: 0.0001 -> 0.01"]),
+    "max-length": (None, ("stages.sft.sft.max_length=900",), ["stage sft would resume from", "checkpoint-2", "sft.max_length: 1024 -> 900"]),
+    "save-steps": (None, ("stages.sft.sft.save_steps=5",), ["stage sft would resume from", "checkpoint-2", "sft.save_steps: 1 -> 5", "--allow-changed save_steps"]),
+    # the run-wide settings: refused for any stage, started or finished (the check that was already there)
+    "seed": (None, ("seed=7",), ["trained with different settings (seed)"]),
+    "freeze": (None, ("model.freeze=[vision_tower]",), ["trained with different settings (model)"]),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CHANGES))
+def test_resuming_a_stage_whose_settings_or_data_changed_is_refused(sft_run, tmp_path, case):
+    run = sft_run.unfinished(tmp_path)
+    assert json.loads((run / "manifest.json").read_text())["stages"][0]["fingerprint"]["data"]
+    edit, overrides, words = CHANGES[case]
+    saved: dict[Path, tuple[bytes, int]] = {}
+    if edit is not None:  # the run's own data file (shared by the session's tests): put back afterwards
+        for path in [sft_run.data, *sorted(sft_run.data.parent.rglob("*.png"))]:
+            saved[path] = (path.read_bytes(), path.stat().st_mtime_ns)
+        edit(sft_run.data)
+    try:
+        refused = sft_run.train(run, *overrides)
+    finally:
+        for path, (content, mtime) in saved.items():
+            path.write_bytes(content)
+            os.utime(path, ns=(mtime, mtime))
+    assert refused.returncode == 2, refused.stdout[-2000:] + refused.stderr[-3000:]
+    error = " ".join(refused.stderr.split())
+    assert "Traceback" not in refused.stderr and "new --output-dir" in error, error[-3000:]
+    assert all(w in error for w in words), error[-3000:]
+    if case == "save-steps":  # how the stage is saved, not what it learns: allowed when asked
+        allowed = sft_run.train(run, *overrides, "--allow-changed", "save_steps")
+        assert allowed.returncode == 0, allowed.stdout[-2000:] + allowed.stderr[-3000:]
+    if edit is not None:  # the data put back as it was: the stage resumes
+        resumed = sft_run.train(run)
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
+
+
+def test_allow_changed_takes_only_fields_that_do_not_change_what_is_learned():
+    from visionr1.training.fingerprint import check_allowed
+
+    assert check_allowed(["save_steps", "grpo.logging_steps", "report_to"]) is None
+    for field in ("learning_rate", "data", "grpo.num_generations", "rewards", "seed"):
+        assert field in (check_allowed([field]) or ""), field
+
+
+def test_grpo_fingerprint_names_rewards_and_group_size():
+    from visionr1.recipe import load_recipe
+    from visionr1.training.fingerprint import changed_fields, stage_fingerprint
+
+    base = REPO / "recipes" / "tiny" / "grpo.yaml"
+    fps = {}
+    for name, overrides in {"base": [], "rewards": ["stages.ptst-1.rewards=[{name: format}]"],
+                            "group": ["stages.ptst-1.grpo.num_generations=2"],
+                            "lr": ["stages.ptst-1.grpo.learning_rate=1e-3"]}.items():
+        recipe = load_recipe(base, overrides)
+        fps[name] = stage_fingerprint(recipe, 0, None)
+    assert changed_fields(fps["base"], fps["rewards"]) == ["grpo.reward_weights", "rewards"]
+    assert changed_fields(fps["base"], fps["group"]) == ["grpo.num_generations"]
+    assert changed_fields(fps["base"], fps["lr"]) == ["grpo.learning_rate"]

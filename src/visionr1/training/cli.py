@@ -39,6 +39,12 @@ def train(
         typer.Option("--resume-from", help="`previous`: when a stage's last checkpoint is damaged, set it aside and "
                      "resume from the one before it (its later steps are trained again). Default: refuse."),
     ] = None,
+    allow_changed: Annotated[
+        list[str] | None,
+        typer.Option("--allow-changed", help="On resume, accept a change of this field of a started stage (only "
+                     "ones that do not change what it learns: logging_steps, save_steps, eval_steps, report_to, ...; "
+                     "repeat or comma-separate)."),
+    ] = None,
     cpu_threads: CpuThreadsOpt = None,
 ) -> None:
     """Run a recipe's stages (SFT, GRPO/PTST) in order, each in a process of its own (`launch:` in the recipe
@@ -48,6 +54,13 @@ def train(
     from visionr1.training.plan import PlanError
 
     threads = parse_cpu_threads(cpu_threads)
+    if allow_changed:
+        from visionr1.training.fingerprint import ALLOW_ENV, check_allowed
+
+        fields = [f.strip() for item in allow_changed for f in item.split(",") if f.strip()]
+        if (problem := check_allowed(fields)) is not None:
+            fail(problem)
+        os.environ[ALLOW_ENV] = ",".join(fields)  # the stage processes inherit it
     if resume_from is not None:
         from visionr1.training.checkpoints import RESUME_ENV
 

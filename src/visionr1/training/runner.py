@@ -103,6 +103,7 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
 
     # --- 3. preflight: everything a pending stage needs, before the first one trains -------------------------
     prepared = preflight(recipe, run_dir, stage_world, pending, source)
+    _check_resumed_stages(recipe, run_dir, manifest, pending, prepared, source)
     if launcher is not None and trains_in_parent(recipe, pending):
         launcher = None
 
@@ -162,7 +163,10 @@ def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepa
         # the steps after the checkpoint are trained (and logged) again: their old rows go (DPO: per iteration)
         if stage.type != "dpo":
             trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
-        manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
+        from visionr1.training.fingerprint import stage_fingerprint
+
+        manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None,
+                              fingerprint=stage_fingerprint(recipe, i, prepared.train))
         run.report = lambda **fields: manifest.update_stage(stage.name, **fields)
     try:
         result = {"sft": train_sft, "grpo": train_grpo, "dpo": train_dpo}[stage.type](run)
@@ -176,6 +180,30 @@ def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepa
         raise
     if is_main:
         manifest.update_stage(stage.name, status="done", finished=now(), **result)
+
+
+def _has_progress(folder: Path) -> str | None:
+    """A saved state a re-run would continue from (a recorded checkpoint, a DPO iteration's final), or None."""
+    from visionr1.training.checkpoints import RECORD
+
+    found = sorted(folder.glob(f"checkpoint-*/{RECORD}")) + sorted(folder.glob(f"iter-*/checkpoint-*/{RECORD}"))
+    if found:
+        return str(found[-1].parent)
+    finals = sorted(folder.glob("iter-*/final"))
+    return str(finals[-1]) if finals else None
+
+
+def _check_resumed_stages(recipe: Recipe, run_dir: Path, manifest: Manifest, pending: list[int],
+                          prepared: dict[int, Prepared], source: str) -> None:
+    """A stage that continues from saved state must still have the settings and data it started with."""
+    from visionr1.training.fingerprint import check_resume, stage_fingerprint
+
+    for i in pending:
+        stage = recipe.stages[i]
+        old = manifest.stage(stage.name).get("fingerprint")
+        saved = _has_progress(stage_dir(run_dir, stage))
+        if old and saved and i in prepared:
+            check_resume(source, stage.name, saved, old, stage_fingerprint(recipe, i, prepared[i].train))
 
 
 def trains_in_parent(recipe: Recipe, pending: list[int]) -> bool:
