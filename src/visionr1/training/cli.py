@@ -27,6 +27,10 @@ def train(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved plan (every stage, full TRL config) as JSON and exit.")
     ] = False,
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="With --dry-run: plan without reading the data (for a recipe whose "
+                           "data is not there yet). Default: the data is checked as the run checks it.")
+    ] = False,
     num_processes: Annotated[
         int | None,
         typer.Option("--num-processes", help="With --dry-run: plan for this many processes (default: launch.num_processes)."),
@@ -76,10 +80,20 @@ def train(
         resolved = resolved.model_copy(update={"cpu_threads": threads})
     if dry_run:
         from visionr1.training.plan import plan_run
+        from visionr1.training.plan import run_dir_of as run_dir_of_plan
 
         try:  # TRL configs are built here, for the processes each stage will run on
             plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True,
                             source=str(recipe))
+            # the data, as the run will read it: a dry run refuses what the run refuses (no model needed)
+            from visionr1.config.base import load_yaml_with_includes
+            from visionr1.pipeline.load import is_pipeline
+            from visionr1.training.runner import preflight
+
+            # (a pipeline recipe's training data is made by its earlier sections: not there to check yet)
+            if not plan_only and not is_pipeline(load_yaml_with_includes(recipe)):
+                preflight(resolved, run_dir_of_plan(resolved, output_dir), num_processes or resolved.launch.num_processes,
+                          list(range(len(resolved.stages))), source=str(recipe), data_only=True)
         except PlanError as exc:
             fail(str(exc))
         except (ValueError, TypeError) as exc:

@@ -248,7 +248,10 @@ def plan_run(
             "trl_config": config,
         }
         if isinstance(stage, GRPOStage):
-            check_reward_specs(stage.rewards)  # names, options, plugin files (parsed, not imported), no literal keys
+            try:  # names, options, plugin files (parsed, not imported), no literal keys
+                check_reward_specs(stage.rewards)
+            except ValueError as exc:  # one line, in --dry-run and in the run alike
+                raise PlanError(f"{source}: stage {stage.name}: rewards: {exc}") from None
             gen, how = generation_batch(values, world_size)
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
             entry["share_images"] = stage.share_images  # one image encoding per group (training.image_sharing)
@@ -261,7 +264,10 @@ def plan_run(
                 "generation_batch_from": how,
             }
         if isinstance(stage, DPOStage):
-            check_reward_specs(stage.rewards)
+            try:
+                check_reward_specs(stage.rewards)
+            except ValueError as exc:
+                raise PlanError(f"{source}: stage {stage.name}: rewards: {exc}") from None
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
             entry["dpo"] = {
                 "iterations": stage.iterations,
@@ -315,14 +321,35 @@ def check_model_path(path: str) -> str | None:
         if not (Path(path).expanduser() / "config.json").is_file():
             return f"model path {path!r} has no config.json; point model.path at a saved model directory"
         return None
-    if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True"):
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(path, "config.json"), str):
-            return (
-                f"model {path!r} is not in the local hub cache and HF_HUB_OFFLINE is set; download it first "
-                f"(huggingface-cli download {path}) or unset HF_HUB_OFFLINE"
-            )
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True"):
+        return (
+            f"model {path!r} is not in the local hub cache and HF_HUB_OFFLINE is set; download it first "
+            f"(huggingface-cli download {path}) or unset HF_HUB_OFFLINE"
+        )
+    if (why := hub_unreachable()) is not None:  # else: minutes of retries, then a 160-line OSError
+        return (f"model {path!r} is a hub id, but the hub cannot be reached ({why}) and it is not in the local "
+                "cache: model.path must be a local model directory here. Fix: download it where the hub is "
+                f"reachable (huggingface-cli download {path} --local-dir DIR) and set model.path=DIR")
+    return None
+
+
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the Hugging Face hub (``HF_ENDPOINT``) cannot be reached, or None: one quick request, no retries."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{constants.ENDPOINT}: {getattr(exc, 'reason', None) or exc}"
     return None
 
 

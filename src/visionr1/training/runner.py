@@ -304,13 +304,16 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
     return manifest
 
 
-def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe") -> dict[int, Prepared]:
-    """Load the data of every pending stage and check everything that would otherwise fail mid-run."""
+def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe",
+              data_only: bool = False) -> dict[int, Prepared]:
+    """Load the data of every pending stage and check everything that would otherwise fail mid-run.
+    ``data_only`` (``--dry-run``): the data checks alone -- no model, no plugin imported -- so a dry run refuses
+    a misspelt data path or a bad record as the run would."""
     from visionr1.data.errors import DataError
     from visionr1.data.loaders import load_samples
 
     problems: list[tuple[str, str]] = []
-    if pending:
+    if pending and not data_only:
         first = start_path(recipe, pending[0], run_dir)
         if (msg := check_model_path(first)) is not None:
             problems.append((recipe.stages[pending[0]].name, msg))
@@ -318,7 +321,7 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     for i in pending:
         stage = recipe.stages[i]
         problems += [(stage.name, m) for m in check_stage_settings(recipe, stage, world_size)]
-        if stage.type == "grpo" or (stage.type == "dpo" and not stage.pairs_file):
+        if not data_only and (stage.type == "grpo" or (stage.type == "dpo" and not stage.pairs_file)):
             try:
                 from visionr1.rewards.registry import build_reward_funcs
 
@@ -352,7 +355,7 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     raise_if(problems, source)
 
     # Image-token budget vs SFT truncation needs the processor: only once the cheap checks passed.
-    sft_pending = [i for i in pending if recipe.stages[i].type == "sft"]
+    sft_pending = [i for i in pending if recipe.stages[i].type == "sft" and not data_only]
     if sft_pending:
         from visionr1.training.loading import load_processor, resolve_model_path
 
