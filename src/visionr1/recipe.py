@@ -18,6 +18,9 @@ import dataclasses
 import difflib
 import enum
 import functools
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -141,7 +144,73 @@ def _choices(field: dataclasses.Field) -> list[str] | None:
         if isinstance(t, type) and issubclass(t, enum.Enum):
             return [str(m.value) for m in t]
     choices = field.metadata.get("choices")
-    return [str(c) for c in choices] if choices else None
+    if choices:
+        return [str(c) for c in choices]
+    return _help_choices(field.metadata.get("help") or "")
+
+
+_CHOICES_SENTENCE = re.compile(r"(?:Supported values are|Must be one of)\s+([^:.]*?)\.(?:\s|$)")
+_CHOICE = re.compile(r"[`']+([A-Za-z_][A-Za-z0-9_]*)[`']+")
+
+
+def _help_choices(help_text: str) -> list[str] | None:
+    """Choices TRL states only in a field's help ("Supported values are 'grpo', 'dr_grpo', ... and 'vespo'.",
+    "Must be one of `'server'` or `'colocate'`."), so ``loss_type: bogus`` fails at ``recipe check``, not at
+    step 1. Only the plain one-sentence form counts (no colon: a list with explanations is not parsed).
+
+    >>> _help_choices("Specifies the loss. Supported values are 'grpo', 'dr_grpo', and 'dapo'. 'grpo': ...")
+    ['grpo', 'dr_grpo', 'dapo']
+    """
+    match = _CHOICES_SENTENCE.search(help_text)
+    if not match:
+        return None
+    found = _CHOICE.findall(match.group(1))
+    return found if len(found) >= 2 else None
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    """Whether ``value`` (from YAML) fits one type of a TRL field's annotation (unknown kinds of type: yes)."""
+    origin = typing.get_origin(tp)
+    if tp is type(None):
+        return value is None
+    if tp is typing.Any:
+        return True
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is str or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+        return isinstance(value, str)
+    if tp is dict or origin is dict:
+        return isinstance(value, dict)
+    if tp is list or origin is list:
+        args = typing.get_args(tp)
+        return isinstance(value, list) and (not args or all(_type_ok(v, args[0]) for v in value))
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, t) for t in typing.get_args(tp))
+    return True
+
+
+def _type_names(tp: Any) -> str:
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    names = {type(None): "null", bool: "true/false", int: "an integer", float: "a number", str: "a string",
+             dict: "a mapping"}
+    out = []
+    for t in args:
+        if t in names:
+            out.append(names[t])
+        elif typing.get_origin(t) is list or t is list:
+            inner = typing.get_args(t)
+            out.append(f"a list of {_type_names(inner[0]).replace('a ', '').replace('an ', '')}s" if inner else "a list")
+        elif typing.get_origin(t) is dict:
+            out.append("a mapping")
+        elif isinstance(t, type) and issubclass(t, enum.Enum):
+            out.append("a string")
+        else:
+            out.append(getattr(t, "__name__", str(t)))
+    return " or ".join(dict.fromkeys(out))
 
 
 def check_trl_section(kind: str, values: dict[str, Any], where: str) -> None:
@@ -163,6 +232,8 @@ def check_trl_section(kind: str, values: dict[str, Any], where: str) -> None:
         allowed = _allowed_types(fields[key].type)
         if allowed and allowed <= {bool, type(None)} and not isinstance(value, bool):
             raise SubPathError(key, f"expected true or false, got {value!r}")
+        if not _type_ok(value, fields[key].type):  # TRL's configs do not check types: step 1 would crash
+            raise SubPathError(key, f"expected {_type_names(fields[key].type)}, got {type(value).__name__} {value!r}")
         choices = _choices(fields[key])
         if choices and isinstance(value, str) and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
@@ -192,6 +263,16 @@ class SFTStage(_StageBase):
         return v
 
 
+class RewardChecks(StrictModel):
+    """What a GRPO stage checks of its rewards (``rewards.checked``)."""
+
+    non_finite: Literal["error", "mask"] = Field(
+        "error", description="A NaN, inf or |r| > 1e6 reward: `error` (names the reward and row) or `mask` (dropped from the sum, counted in the log).")
+    slow_call_s: float | None = Field(60.0, gt=0, description="Warn, naming the reward, when one call takes longer (seconds); null: never.")
+    no_signal_steps: int = Field(5, ge=1, description="Report 'no learning signal' after this many logged steps in a row with frac_reward_zero_std >= no_signal_frac.")
+    no_signal_frac: float = Field(0.9, gt=0, le=1, description="Share of groups with all rewards equal that counts as no signal.")
+
+
 class GRPOStage(_StageBase):
     type: Literal["grpo"] = Field("grpo", description="GRPO with verifiable rewards (TRL GRPOTrainer).")
     rewards: list[RewardSpec] = Field(
@@ -203,6 +284,7 @@ class GRPOStage(_StageBase):
     share_images: bool = Field(
         True, description="Process and encode each image once per group of generations (exact; training.image_sharing); false = TRL's per-row work."
     )
+    reward_checks: RewardChecks = Field(default_factory=RewardChecks, description="Checks of the rewards' values, speed and signal (rewards.checked).")
 
     @field_validator("grpo")
     @classmethod

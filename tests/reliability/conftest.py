@@ -4,8 +4,10 @@ run a command on a real tiny (or read-only) filesystem."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -162,3 +164,59 @@ def small_fs():
 
     return run
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a real, saved training run to damage or change: 2 SFT steps of the `test`-size tiny model, a checkpoint after
+# each (built once per session; tests work on copies)
+# ----------------------------------------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+VISIONR1 = str(Path(sys.executable).with_name("visionr1"))
+
+
+def train_env() -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
+    for var in ("WORLD_SIZE", "VISIONR1_RESUME_FROM", "VISIONR1_ALLOW_CHANGED"):
+        env.pop(var, None)
+    return env
+
+
+class SFTRun:
+    """``run`` (finished), ``model``, ``data`` (its jsonl), ``cmd(run_dir, *extra)``, ``unfinished(tmp)``."""
+
+    def __init__(self, run: Path, model: Path, data: Path) -> None:
+        self.run, self.model, self.data = run, model, data
+
+    def cmd(self, run: Path, *extra: str, data: Path | None = None) -> list[str]:
+        return [sys.executable, VISIONR1, "train", str(REPO / "recipes" / "tiny" / "sft.yaml"), f"model.path={self.model}",
+                f"stages.sft.dataset.path={data or self.data}", "stages.sft.sft.max_steps=2",
+                "stages.sft.sft.save_steps=1", "--output-dir", str(run), *extra]
+
+    def train(self, run: Path, *extra: str, data: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(self.cmd(run, *extra, data=data), cwd=REPO, env=train_env(), capture_output=True,
+                              text=True, timeout=300)
+
+    def unfinished(self, tmp_path: Path) -> Path:
+        """A copy of the run as a stop after checkpoint-2 leaves it: no final/, the stage to resume."""
+        run = tmp_path / "run"
+        shutil.copytree(self.run, run)
+        shutil.rmtree(run / "sft" / "final")
+        (run / ".lock").unlink(missing_ok=True)
+        return run
+
+
+@pytest.fixture(scope="session")
+def sft_run(tmp_path_factory, tiny_model_dir) -> SFTRun:
+    from visionr1.tasks.synthetic import make_synthetic
+
+    root = tmp_path_factory.mktemp("sft-run")
+    make_synthetic("counting", 6, 0, root / "data")
+    rows = [json.loads(line) for line in (root / "data" / "train.jsonl").read_text().splitlines()]
+    sft = [{**r, "completion": f"<think>count</think><answer> Final Answer:{r['solution']} </answer>"} for r in rows]
+    (root / "data" / "sft.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sft))
+    saved = SFTRun(root / "run", tiny_model_dir, root / "data" / "sft.jsonl")
+    out = saved.train(saved.run)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return saved

@@ -85,7 +85,7 @@ def test_literal_secret_in_a_recipe_is_refused_and_never_printed(tmp_path, where
     with pytest.raises(RecipeError, match="literal secret") as err:
         load_recipe(recipe, overrides)
     assert SECRET not in str(err.value) and "api_key_env" in str(err.value)
-    res = CliRunner().invoke(app, ["train", str(recipe), *overrides, "--dry-run", "-o", str(tmp_path / "run")])
+    res = CliRunner().invoke(app, ["train", str(recipe), *overrides, "--dry-run", "--plan-only", "-o", str(tmp_path / "run")])
     assert res.exit_code == 2 and "literal secret" in res.output and SECRET not in res.output
     assert not (tmp_path / "run").exists()
 
@@ -94,7 +94,7 @@ def test_key_from_the_named_env_var_only(tmp_path, monkeypatch):
     from visionr1.rewards.registry import build_reward_funcs
 
     recipe = _judge_recipe(tmp_path, api_key_env="REL_JUDGE_KEY")
-    res = CliRunner().invoke(app, ["train", str(recipe), "--dry-run", "-o", str(tmp_path / "run")])
+    res = CliRunner().invoke(app, ["train", str(recipe), "--dry-run", "--plan-only", "-o", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
     plan = json.loads(res.output)
     assert plan["stages"][0]["rewards"][0]["kwargs"]["api_key_env"] == "REL_JUDGE_KEY"
@@ -152,7 +152,7 @@ def test_dry_run_checks_plugins_without_running_them(tmp_path, case, spec, expec
     (tmp_path / "broken.py").write_text("def score(completions:\n    return []\n")
     recipe = tmp_path / "p.yaml"
     recipe.write_text(f"include: {GRPO}\nstages:\n  ptst-1:\n    rewards:\n      - {{name: {spec}}}\n")
-    res = CliRunner().invoke(app, ["train", str(recipe), "--dry-run", "-o", str(tmp_path / "run")])
+    res = CliRunner().invoke(app, ["train", str(recipe), "--dry-run", "--plan-only", "-o", str(tmp_path / "run")])
     if expect is None:
         assert res.exit_code == 0, res.output
         assert json.loads(res.output)["stages"][0]["rewards"][0]["name"] == str(tmp_path / "plugin.py") + ":score"

@@ -341,7 +341,7 @@ def test_sigkill_resumes_inside_an_iteration_and_then_at_the_next_one(tmp_path, 
     # --- kill 1: inside iteration 1's training, after its first checkpoint ------------------------------------------
     log = tmp_path / "first.log"
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    _wait_for(it1 / "checkpoint-1" / "trainer_state.json", proc, log)
+    _wait_for(it1 / "checkpoint-1" / "visionr1-checkpoint.json", proc, log)  # complete
     pairs_made = (it1 / "pairs.jsonl").stat()
 
     # --- kill 2: between the iterations (iteration 1 finished), in the run that resumed it ------------------------

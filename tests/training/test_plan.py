@@ -24,7 +24,7 @@ def test_every_shipped_recipe_plans_and_says_how_to_run_it(path, tmp_path):
     text = path.read_text()
     assert text.startswith("#") and "visionr1 train" in text.split("\n\n")[0]  # the command that runs it
     assert "Override example" in text
-    result = CliRunner().invoke(app, ["train", str(path), "--dry-run", "--output-dir", str(tmp_path / "run")])
+    result = CliRunner().invoke(app, ["train", str(path), "--dry-run", "--plan-only", "--output-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["run_dir"] == str(tmp_path / "run")
@@ -92,7 +92,7 @@ def test_indivisible_batch_loads_but_dry_run_rejects_it_with_the_fix():
         plan_run(recipe, "/tmp/x", world_size=1)
     assert "stages[0].grpo.num_generations: rejected by trl.GRPOConfig" in str(err.value)
     assert "Fix: set per_device_train_batch_size" in str(err.value)
-    res = CliRunner().invoke(app, ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.num_generations=3", "--dry-run"])
+    res = CliRunner().invoke(app, ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.num_generations=3", "--dry-run", "--plan-only"])
     assert res.exit_code == 2 and str(TINY / "grpo.yaml") in res.output and "rejected by trl.GRPOConfig" in res.output
 
 
@@ -100,7 +100,7 @@ def test_dry_run_checks_batches_for_the_processes_asked(tmp_path):
     """A generation batch of 4 fits one process of 4 but not two: --num-processes 2 must say so, and name the
     field and the fix; the same recipe plans on one process."""
     args = ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.generation_batch_size=4",
-            "stages.0.grpo.per_device_train_batch_size=4", "stages.0.grpo.num_generations=4", "--dry-run",
+            "stages.0.grpo.per_device_train_batch_size=4", "stages.0.grpo.num_generations=4", "--dry-run", "--plan-only",
             "-o", str(tmp_path / "run")]
     one = CliRunner().invoke(app, [*args, "--num-processes", "1"])
     assert one.exit_code == 0, one.output

@@ -38,29 +38,60 @@ def _cmd(run, tiny_model_dir, tiny_data, varied_grpo):
     )
 
 
-def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path, tiny_model_dir, tiny_data, varied_grpo):
-    env = subprocess_env()
-    # --- the reference: the same command, never interrupted ----------------------------------------------------
-    ref = tmp_path / "ref"
-    done = subprocess.run(_cmd(ref, tiny_model_dir, tiny_data, varied_grpo), cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=400)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_model_dir, tiny_data, varied_grpo):
+    """The reference: the same command, never interrupted (shared by the ways of stopping it)."""
+    ref = tmp_path_factory.mktemp("uninterrupted") / "ref"
+    done = subprocess.run(_cmd(ref, tiny_model_dir, tiny_data, varied_grpo), cwd=REPO, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return ref
 
-    # --- killed after its second checkpoint, then run again -----------------------------------------------------
+
+def _run_processes_gone(record: dict, timeout: float = 60) -> bool:
+    """Wait until no process of the run whose lock record is ``record`` lives."""
+    from visionr1.training.lock import run_processes
+
+    deadline = time.time() + timeout
+    while run_processes(f"{record['pid']}:{record['start_time']}") and time.time() < deadline:
+        time.sleep(0.1)
+    return not run_processes(f"{record['pid']}:{record['start_time']}")
+
+
+# how the run is stopped: SIGKILL of its process group (nothing can clean up), or SIGTERM to the main process
+# only (a scheduler's preemption: `kill -TERM PID`)
+STOPS = {"sigkill-group": (True, signal.SIGKILL), "sigterm-parent": (False, signal.SIGTERM)}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_resume_after_kill_ends_with_the_uninterrupted_weights(tmp_path, tiny_model_dir, tiny_data, varied_grpo,
+                                                               uninterrupted, stop):
+    env = subprocess_env()
+    ref = uninterrupted
+
+    # --- stopped after its second checkpoint, then run again -----------------------------------------------------
     run = tmp_path / "run"
     cmd = _cmd(run, tiny_model_dir, tiny_data, varied_grpo)
     log = (tmp_path / "first.log").open("w")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    target = run / "ptst-1" / "checkpoint-2" / "trainer_state.json"
+    target = run / "ptst-1" / "checkpoint-2" / "visionr1-checkpoint.json"  # complete
     deadline = time.time() + 300
     while not target.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.1)
     assert target.exists(), (tmp_path / "first.log").read_text()[-3000:]
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    group, sig = STOPS[stop]
+    record = json.loads((run / ".lock").read_text())
+    os.killpg(proc.pid, sig) if group else os.kill(proc.pid, sig)
+    proc.wait(timeout=120)
+    first = (tmp_path / "first.log").read_text()
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:  # the parent stopped its stage, waited for it, and says so
+        assert proc.returncode == 128 + sig, first[-3000:]
+        assert f"stopped by {sig.name}" in first and "Traceback" not in first, first[-3000:]
+    assert _run_processes_gone(record), "a process of the stopped run is still running"
     manifest = json.loads((run / "manifest.json").read_text())
-    assert [s["status"] for s in manifest["stages"]] == ["done", "running"]
+    assert [s["status"] for s in manifest["stages"]] == ["done", "interrupted"]
     assert not (run / "ptst-1" / "final").exists()
 
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)

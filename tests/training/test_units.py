@@ -93,11 +93,14 @@ def test_sft_loss_is_on_the_assistant_turn_only(tiny_model_dir, tiny_data):
 
 
 def test_last_checkpoint_skips_and_removes_incomplete(tmp_path):
+    from visionr1.training.checkpoints import write_record
+
     for step, complete in ((2, True), (4, True), (6, False)):
         d = tmp_path / f"checkpoint-{step}"
         d.mkdir()
+        (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
         if complete:
-            (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+            write_record(d, step)
     (tmp_path / "checkpoint-8").mkdir()
     (tmp_path / "checkpoint-8" / "trainer_state.json").write_text('{"global_st')  # killed mid-write
     assert last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-4")

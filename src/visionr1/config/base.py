@@ -78,6 +78,9 @@ def load_yaml_with_includes(path: str | Path, _seen: tuple[Path, ...] = ()) -> d
     if path in _seen:
         chain = " -> ".join(str(p) for p in (*_seen, path))
         raise RecipeError(f"{path}: include cycle: {chain}")
+    if len(_seen) >= MAX_INCLUDE_DEPTH:  # Python's recursion limit would end it with a 1,000-frame traceback
+        raise RecipeError(f"{_seen[0]}: includes nest deeper than {MAX_INCLUDE_DEPTH} files ({_seen[0].name} -> "
+                          f"{_seen[1].name} -> ... -> {path.name}). Fix: include the recipes you need directly")
     data = _read_mapping(path)
     includes = data.pop("include", None)
     if includes is None:
@@ -93,6 +96,26 @@ def load_yaml_with_includes(path: str | Path, _seen: tuple[Path, ...] = ()) -> d
 
 
 MAX_RECIPE_BYTES = 4 * 1024 * 1024
+MAX_INCLUDE_DEPTH = 32
+MAX_RECIPE_NODES = 100_000  # values in a recipe once YAML aliases are expanded (the tiny recipes: ~200)
+
+
+def _too_big(data: Any, limit: int = MAX_RECIPE_NODES) -> bool:
+    """Whether ``data`` holds more than ``limit`` values counting every alias use. YAML aliases share one
+    object when loaded, but everything after (merging, overrides, validation, JSON) walks each use: 600 bytes
+    of nested aliases (the "billion laughs") expand to 10^9 values and hung ``recipe check``. Stops counting
+    at the limit, so the check itself is cheap."""
+    count, todo = 0, [data]
+    while todo:
+        node = todo.pop()
+        count += 1
+        if count > limit:
+            return True
+        if isinstance(node, dict):
+            todo.extend(node.values())
+        elif isinstance(node, list):
+            todo.extend(node)
+    return False
 _FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
@@ -117,6 +140,9 @@ def _read_mapping(path: Path) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or type(exc).__name__
         raise RecipeError(f"{path}: not valid YAML{where}: {problem}") from None
+    if _too_big(data):
+        raise RecipeError(f"{path}: not a recipe: more than {MAX_RECIPE_NODES:,} values once its YAML aliases "
+                          "(*name) are expanded. Fix: write the values out, or use fewer nested aliases")
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: not a recipe: a recipe is a YAML mapping of fields, this file holds a "
                           f"{type(data).__name__}")

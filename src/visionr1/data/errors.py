@@ -82,9 +82,14 @@ class Where:
         p = p if p.is_absolute() else self.base_dir / p
         if self.allow_outside_root:
             return p
-        root = self.base_dir.resolve()
         try:
-            p.resolve().relative_to(root)
+            root = self.base_dir.resolve()
+            resolved = p.resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (Python 3.11: RuntimeError; 3.13: OSError ELOOP)
+            raise self.error(field, f"media path {path!r} cannot be resolved ({exc}). Fix: remove the symlink "
+                                    "loop, or point the record at the real file") from None
+        try:
+            resolved.relative_to(root)
         except ValueError:
             why = "absolute" if raw.is_absolute() else "under ~" if str(raw).startswith("~") else "outside"
             raise self.error(

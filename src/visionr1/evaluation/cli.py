@@ -152,6 +152,7 @@ def run_cmd(
     from visionr1.evaluation.spec import DecodingConfig
     from visionr1.evaluation.strategies import parse_strategy, with_beam_width
     from visionr1.runtime import apply_cpu_threads, summary_line
+    from visionr1.training.lock import RunLockedError, output_lock
 
     judge = _judge(judge_url, judge_model, judge_mode, judge_api_key_env)
     threads = apply_cpu_threads(parse_cpu_threads(cpu_threads) or "auto")
@@ -165,7 +166,7 @@ def run_cmd(
         decoding = parse_model(DecodingConfig, {"max_new_tokens": max_new_tokens, "temperature": temperature,
                                                 "top_p": top_p, "batch_size": batch_size, "seed": seed},
                                source="eval run options (--max-new-tokens, --temperature, --top-p, --batch-size)")
-        with Progress(console=console, transient=True) as bar:
+        with output_lock(output, "visionr1 eval run", directory=True), Progress(console=console, transient=True) as bar:
             task = bar.add_task("generating", total=None)
             summary = run_benchmark(
                 benchmark, model, data, output, decoding, limit=limit, backend=backend, dtype=dtype, device=device,
@@ -173,7 +174,7 @@ def run_cmd(
                 progress=lambda done, total: bar.update(task, completed=done, total=total), strategy=plan,
                 leniencies=lenient or (), strict=strict or (),
             )
-    except (EvalError, DataError, JudgeError, RecipeError, FileNotFoundError, ImportError) as exc:
+    except (EvalError, DataError, JudgeError, RecipeError, FileNotFoundError, ImportError, RunLockedError) as exc:
         fail(str(exc))
     if summary.get("resumed_from"):
         console.print(f"resumed: {summary['resumed_from']} responses were already in {output / 'predictions.jsonl'}")

@@ -145,7 +145,7 @@ def score_rewards(
     the previous OUTPUT untouched, and the same command resumes after the last line written.
     """
     from visionr1.rewards.registry import DEFAULT_REWARDS, build_reward_funcs
-    from visionr1.utils.io import OutputError, check_writable, dumps_json, output_error
+    from visionr1.utils.io import OutputError, check_writable
 
     if not input.is_file():
         fail(f"--input {input}: no such file")
@@ -155,6 +155,20 @@ def score_rewards(
         check_writable(output.parent, f"the scored output {output}")  # before any work, not after it
     except (ValueError, OutputError) as exc:
         fail(str(exc))
+    from visionr1.training.lock import RunLockedError, output_lock
+
+    try:
+        with output_lock(output, "visionr1 score-rewards", directory=False):
+            _score_locked(input, output, skip_bad, funcs, labels, reward, batch_size)
+    except RunLockedError as exc:
+        fail(str(exc))
+
+
+def _score_locked(input: Path, output: Path, skip_bad: bool, funcs: list[Any], labels: list[str],
+                  reward: list[str] | None, batch_size: int) -> None:
+    """``score-rewards`` once it holds OUTPUT's lock (resume point, scoring, the rename)."""
+    from visionr1.utils.io import dumps_json, output_error
+
     records = read_records(input, skip_bad)
     tmp, meta_path = output.with_name(output.name + ".tmp"), output.with_name(output.name + ".tmp.json")
     fp = _fingerprint(input, labels, reward, skip_bad)

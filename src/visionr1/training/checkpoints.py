@@ -12,8 +12,15 @@ So the trainers get :class:`StrictResumeMixin`: resume loads the checkpoint's we
 keys missing is an error naming the checkpoint and the keys, never a warning. DeepSpeed, FSDP and PEFT
 checkpoints keep transformers' own loaders (they store in-memory names and are not affected).
 
-Contract: this overrides two protected ``transformers.Trainer`` methods (``_load_from_checkpoint``,
-``_issue_warnings_after_load``); ``tests/training/test_resume.py`` checks their signatures so a transformers
+Complete and intact (:func:`pick_checkpoint`): after a checkpoint is saved, and before older ones are rotated
+away, its files and their sizes are recorded in ``visionr1-checkpoint.json`` (written atomically, last). A
+checkpoint without that record was cut short while saving (SIGTERM, SIGKILL, a full disk) and is never loaded;
+one whose files no longer match it (a truncated ``model.safetensors``, a deleted ``optimizer.pt``) is an error
+naming the file, and the run falls back to the previous complete checkpoint only when the user asks
+(``visionr1 train --resume-from previous``): never silently, since that retrains steps or resets Adam.
+
+Contract: this overrides three protected ``transformers.Trainer`` methods (``_load_from_checkpoint``,
+``_issue_warnings_after_load``, ``_save_checkpoint``); ``tests/training/test_resume.py`` checks their signatures so a transformers
 change fails the suite instead of resuming from the wrong weights.
 """
 
@@ -30,6 +37,8 @@ from visionr1.utils.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+RECORD = "visionr1-checkpoint.json"
+RESUME_ENV = "VISIONR1_RESUME_FROM"  # set by ``visionr1 train --resume-from``; inherited by the stage processes
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
@@ -91,6 +100,108 @@ class StrictResumeMixin:
     def _issue_warnings_after_load(self, load_result: Any) -> None:
         raise_on_missing(load_result, "checkpoint")
 
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        """Save as transformers does, then record the checkpoint's files (it is complete from then on), and
+        only then rotate older checkpoints away: a stop at any moment leaves a complete one on disk."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+        from transformers.trainer_utils import rotate_checkpoints as rotate
+
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        self.accelerator.wait_for_everyone()  # every rank's files (RNG states) are written
+        if self.args.should_save:
+            run_dir = self._get_output_dir(trial=trial)
+            write_record(Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}", self.state.global_step)
+            rotate(output_dir=run_dir, save_total_limit=limit, best_model_checkpoint=self.state.best_model_checkpoint,
+                   use_mtime=True)
+
+
+def write_record(folder: Path, step: int) -> None:
+    """List ``folder``'s files and sizes in its record (written atomically, last)."""
+    files = {str(f.relative_to(folder)): f.stat().st_size for f in sorted(folder.rglob("*"))
+             if f.is_file() and f.name != RECORD}
+    atomic_write_text(folder / RECORD, json.dumps({"step": step, "files": files}, indent=1), "the checkpoint record")
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why ``folder`` (a checkpoint with a record) cannot be resumed from, or None: a listed file missing,
+    unreadable, or of another size than saved; a safetensors file whose header does not fit its size."""
+    try:
+        record = json.loads((folder / RECORD).read_text())
+        files = record["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{RECORD} is unreadable ({exc})"
+    for name, size in files.items():
+        path = folder / name
+        try:
+            with path.open("rb") as fh:
+                actual = os.fstat(fh.fileno()).st_size
+                if actual != size:
+                    return f"{name} has {actual:,} bytes, {size:,} were saved (truncated or overwritten)"
+                if name.endswith(".safetensors") and (bad := _safetensors_problem(fh, actual)):
+                    return f"{name}: {bad}"
+        except FileNotFoundError:
+            return f"{name} is missing ({size:,} bytes were saved)"
+        except OSError as exc:
+            return f"{name} is unreadable ({exc.strerror or exc})"
+    return None
+
+
+def _safetensors_problem(fh: Any, size: int) -> str | None:
+    """The header must parse and its tensors end where the file does (cheap: the data is not read)."""
+    head = fh.read(8)
+    if len(head) < 8:
+        return "shorter than a safetensors header"
+    n = int.from_bytes(head, "little")
+    if n > size - 8:
+        return "its header runs past the end of the file"
+    try:
+        header = json.loads(fh.read(n))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    except (ValueError, KeyError, TypeError, IndexError):
+        return "its header is not valid"
+    return None if 8 + n + end == size else f"its tensors need {8 + n + end:,} bytes, the file has {size:,}"
+
+
+def pick_checkpoint(folder: Path, cleanup: bool = False, fallback: bool | None = None) -> str | None:
+    """The newest complete and intact ``checkpoint-N`` of a stage, or None (start the stage afresh).
+
+    Incomplete ones (no record: stopped while saving) are never loaded; when ``cleanup`` (main process only)
+    they are removed. A damaged one (files not as recorded) raises :class:`CheckpointError` naming the file,
+    unless ``fallback`` (``--resume-from previous``; default: the environment) -- then it is set aside as
+    ``damaged-checkpoint-N`` (main process) and the one before it is tried."""
+    if fallback is None:
+        fallback = os.environ.get(RESUME_ENV) == "previous"
+    if not folder.is_dir():
+        return None
+    found = sorted(((int(p.name[11:]), p) for p in folder.iterdir()
+                    if p.is_dir() and p.name.startswith("checkpoint-") and p.name[11:].isdigit()), reverse=True)
+    usable: list[Path] = []
+    for _, path in found:
+        if not (path / RECORD).is_file():
+            if cleanup:
+                log.warning("removing incomplete checkpoint %s (the run was stopped while saving it)", path)
+                shutil.rmtree(path, ignore_errors=True)
+            continue
+        usable.append(path)
+    for i, path in enumerate(usable):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return str(path)
+        before = usable[i + 1].name if i + 1 < len(usable) else "the stage's start (no older checkpoint)"
+        if not fallback:
+            raise CheckpointError(
+                f"{path}: damaged checkpoint: {problem}. Fix: restore the file, or run the same command with "
+                f"--resume-from previous to resume from {before} (the steps after it are trained again)")
+        log.warning("%s: damaged checkpoint (%s); --resume-from previous: resuming from %s", path, problem, before)
+        if cleanup:
+            path.rename(path.with_name(f"damaged-{path.name}"))
+    return None
+
 
 def trim_logs(run_dir: Path, stage: str, last_step: int, files: tuple[str, ...], iteration: int | None = None) -> int:
     """Drop the rows of ``stage`` logged after ``last_step`` (the checkpoint the stage resumes from, 0 for a
@@ -132,19 +243,5 @@ def checkpoint_step(checkpoint: str | None) -> int:
 
 
 def last_checkpoint(folder: Path, cleanup: bool = False) -> str | None:
-    """The newest *complete* ``checkpoint-N`` of a stage (TRL writes ``trainer_state.json`` last); incomplete
-    ones, left by a kill mid-save, are removed when ``cleanup`` (main process only)."""
-    if not folder.is_dir():
-        return None
-    complete: list[tuple[int, Path]] = []
-    for path in folder.iterdir():
-        if not (path.is_dir() and path.name.startswith("checkpoint-") and path.name[11:].isdigit()):
-            continue
-        try:
-            json.loads((path / "trainer_state.json").read_text())
-            complete.append((int(path.name[11:]), path))
-        except (OSError, json.JSONDecodeError):
-            if cleanup:
-                log.warning("removing incomplete checkpoint %s (the run was killed while saving it)", path)
-                shutil.rmtree(path, ignore_errors=True)
-    return str(max(complete)[1]) if complete else None
+    """The newest complete, intact ``checkpoint-N`` of a stage (:func:`pick_checkpoint`)."""
+    return pick_checkpoint(folder, cleanup=cleanup)

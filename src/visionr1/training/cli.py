@@ -27,12 +27,27 @@ def train(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved plan (every stage, full TRL config) as JSON and exit.")
     ] = False,
+    plan_only: Annotated[
+        bool, typer.Option("--plan-only", help="With --dry-run: plan without reading the data (for a recipe whose "
+                           "data is not there yet). Default: the data is checked as the run checks it.")
+    ] = False,
     num_processes: Annotated[
         int | None,
         typer.Option("--num-processes", help="With --dry-run: plan for this many processes (default: launch.num_processes)."),
     ] = None,
     stage: Annotated[
         str | None, typer.Option("--stage", help="Train only this stage (the ones before it must be finished).")
+    ] = None,
+    resume_from: Annotated[
+        str | None,
+        typer.Option("--resume-from", help="`previous`: when a stage's last checkpoint is damaged, set it aside and "
+                     "resume from the one before it (its later steps are trained again). Default: refuse."),
+    ] = None,
+    allow_changed: Annotated[
+        list[str] | None,
+        typer.Option("--allow-changed", help="On resume, accept a change of this field of a started stage (only "
+                     "ones that do not change what it learns: logging_steps, save_steps, eval_steps, report_to, ...; "
+                     "repeat or comma-separate)."),
     ] = None,
     cpu_threads: CpuThreadsOpt = None,
 ) -> None:
@@ -43,6 +58,20 @@ def train(
     from visionr1.training.plan import PlanError
 
     threads = parse_cpu_threads(cpu_threads)
+    if allow_changed:
+        from visionr1.training.fingerprint import ALLOW_ENV, check_allowed
+
+        fields = [f.strip() for item in allow_changed for f in item.split(",") if f.strip()]
+        if (problem := check_allowed(fields)) is not None:
+            fail(problem)
+        os.environ[ALLOW_ENV] = ",".join(fields)  # the stage processes inherit it
+    if resume_from is not None:
+        from visionr1.training.checkpoints import RESUME_ENV
+
+        if resume_from != "previous":
+            fail(f"--resume-from {resume_from}: the one value is `previous` (resume from the checkpoint before a "
+                 "damaged one); without it a damaged checkpoint is an error")
+        os.environ[RESUME_ENV] = resume_from  # the stage processes inherit it
     try:
         resolved = load_training_recipe(recipe, overrides or [])
     except RecipeError as exc:
@@ -51,10 +80,20 @@ def train(
         resolved = resolved.model_copy(update={"cpu_threads": threads})
     if dry_run:
         from visionr1.training.plan import plan_run
+        from visionr1.training.plan import run_dir_of as run_dir_of_plan
 
         try:  # TRL configs are built here, for the processes each stage will run on
             plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True,
                             source=str(recipe))
+            # the data, as the run will read it: a dry run refuses what the run refuses (no model needed)
+            from visionr1.config.base import load_yaml_with_includes
+            from visionr1.pipeline.load import is_pipeline
+            from visionr1.training.runner import preflight
+
+            # (a pipeline recipe's training data is made by its earlier sections: not there to check yet)
+            if not plan_only and not is_pipeline(load_yaml_with_includes(recipe)):
+                preflight(resolved, run_dir_of_plan(resolved, output_dir), num_processes or resolved.launch.num_processes,
+                          list(range(len(resolved.stages))), source=str(recipe), data_only=True)
         except PlanError as exc:
             fail(str(exc))
         except (ValueError, TypeError) as exc:
@@ -63,7 +102,9 @@ def train(
         return
 
     from visionr1.data.errors import DataError
-    from visionr1.training.launch import is_stage_child, stage_launcher
+    from visionr1.rewards.checked import RewardError
+    from visionr1.training.checkpoints import CheckpointError
+    from visionr1.training.launch import as_stage_process, is_stage_child, stage_launcher
     from visionr1.training.lock import RunLockedError
     from visionr1.training.plan import run_dir_of
     from visionr1.training.runner import StageFailed, main
@@ -71,11 +112,23 @@ def train(
     # each stage in its own process(es), unless this already is one, or an external launcher started us
     launcher = None
     if stage is None and resolved.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
-        child = [*(overrides or []), *([f"cpu_threads={threads}"] if threads is not None else [])]
-        launcher = stage_launcher(resolved.launch, str(recipe), child, run_dir_of(resolved, output_dir))
+        from visionr1.training.runner import resolved_recipe_path
+
+        run_dir = run_dir_of(resolved, output_dir)  # the stages read the recipe resolved here (overrides applied)
+        launcher = stage_launcher(resolved.launch, str(resolved_recipe_path(run_dir)), [], run_dir)
+    as_stage_process()  # SIGTERM stops the run as SIGINT does; a stage process also stops with its parent
     try:
         summary = main(resolved, output_dir=output_dir, source=str(recipe), stage=stage, launcher=launcher)
-    except (PlanError, DataError, OutputError, RunLockedError, StageFailed) as exc:
+    except KeyboardInterrupt as exc:  # SIGINT / SIGTERM (a scheduler's preemption): stopped, resumable
+        import signal
+
+        signum = getattr(exc, "signum", signal.SIGINT)
+        if is_stage_child():
+            raise typer.Exit(128 + signum) from None
+        fail(f"{recipe}: stopped by {signal.Signals(signum).name}; every process of the run has exited and the "
+             "manifest marks the stage interrupted. Run the same command again to resume from its last complete "
+             "checkpoint", code=128 + signum)
+    except (PlanError, DataError, OutputError, RunLockedError, StageFailed, CheckpointError, RewardError) as exc:
         from visionr1.pipeline.load import pipeline_hint
 
         fail(str(exc) + pipeline_hint(recipe, exc))

@@ -30,6 +30,7 @@ from typing import Any
 
 from trl import GRPOTrainer
 
+from visionr1.rewards.checked import check_rewards, no_signal_callback
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
@@ -145,6 +146,10 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
 
     # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
     reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)
+    checks = run.stage.reward_checks
+    reward_funcs = check_rewards(reward_funcs, non_finite=checks.non_finite, slow_call_s=checks.slow_call_s)
+    no_signal = no_signal_callback(list(reward_funcs), run.stage.name, checks.no_signal_steps, checks.no_signal_frac,
+                                   report=run.report)
     reward_funcs[0] = AccuracyMetric(reward_funcs[0])
 
     # --- data: the stage's slice of the run's prompt stream, plus the columns rewards read -------------------
@@ -167,7 +172,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
             train_dataset=train,
             eval_dataset=evals,
             processing_class=processor,
-            callbacks=run.callbacks(info),
+            callbacks=[*run.callbacks(info), no_signal],
             stage_info=info,
             completions_path=run.run_dir / COMPLETIONS_FILE,
             completions_per_log=run.recipe.logging.completions_per_log,

@@ -15,17 +15,30 @@ without ``final/``. ``--stage NAME`` is also how a user runs one stage by hand.
 
 One exception (``runner.trains_in_parent``): a single pending stage of one plain process with no evaluation after
 it trains in the parent, since a child would only repeat the parent's imports, checks and preflight.
+
+Stopping (what a scheduler's preemption does): SIGTERM or SIGINT to the parent is forwarded to the stage's
+process group (the stage runs in a session of its own, so a terminal's Ctrl-C reaches it once, through us);
+the parent waits ``VISIONR1_STOP_GRACE_S`` seconds (default 20, under SLURM's and Kubernetes' 30 s), then
+SIGKILLs the group and every process below it -- torchrun starts each worker in a session of its own, out of
+the group's reach. A stage process turns SIGTERM into :class:`Stopped` (a ``KeyboardInterrupt``), so its
+manifest entry says ``interrupted``. Every stage process (the launcher and each worker) also dies with its
+parent (``PR_SET_PDEATHSIG``), so a SIGKILL of the parent, which no handler sees, still stops the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import yaml
@@ -34,6 +47,73 @@ from visionr1.recipe import LaunchSpec
 from visionr1.training.plan import PlanError
 
 CHILD_ENV = "VISIONR1_STAGE_CHILD"  # set in a stage's process(es): the parent writes the summary, holds the lock
+HOLDER_ENV = "VISIONR1_RUN_HOLDER"  # "PID:START" of the lock's holder, inherited by every process of the run
+GRACE_ENV = "VISIONR1_STOP_GRACE_S"
+DEFAULT_GRACE_S = 20.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1
+
+
+class Stopped(KeyboardInterrupt):
+    """The run was asked to stop (SIGTERM, or SIGINT forwarded by the parent): the stage is ``interrupted``,
+    not ``failed``; running the same command again resumes it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def grace_seconds() -> float:
+    """How long a stopped stage may take to exit before it is SIGKILLed (``VISIONR1_STOP_GRACE_S``)."""
+    try:
+        return max(0.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
+    except ValueError:
+        return DEFAULT_GRACE_S
+
+
+def raise_on_stop_signals() -> None:
+    """SIGTERM raises :class:`Stopped` in the main thread, as SIGINT raises ``KeyboardInterrupt``: the trainer
+    unwinds, the manifest says ``interrupted`` and the lock is released (Python's default for SIGTERM is to
+    die on the spot, leaving the manifest ``running`` and, in a parent, its stage running on)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise Stopped(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+_PRCTL: list[Callable[..., int] | None] = []
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once (before any fork: the child's pre-exec hook must not load libraries)."""
+    if not _PRCTL:
+        try:
+            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl)
+        except (OSError, AttributeError):  # not Linux: no parent-death signal; the parent's shutdown still works
+            _PRCTL.append(None)
+    return _PRCTL[0]
+
+
+def _prctl_pdeathsig(sig: int) -> bool:
+    prctl = _prctl()
+    return prctl is not None and prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def die_with_parent(expected_parent: int | None = None) -> None:
+    """Ask the kernel to send SIGTERM to this process when its parent dies (Linux), and stop now if it already
+    has. Called by every stage process: a torchrun worker lives in a session of its own, so a SIGKILL of
+    its launcher's group would otherwise leave it training with no one holding the run."""
+    if _prctl_pdeathsig(signal.SIGTERM) and expected_parent is not None and os.getppid() != expected_parent:
+        os.kill(os.getpid(), signal.SIGTERM)  # the parent died before the request took effect
+
+
+def as_stage_process() -> None:
+    """Set up a stage's process (``--stage`` under a parent, or a rank of its launch): stop on SIGTERM and
+    when the parent dies."""
+    raise_on_stop_signals()
+    if is_stage_child():
+        die_with_parent()
 
 
 def is_stage_child() -> bool:
@@ -108,14 +188,122 @@ def stage_command(launch: LaunchSpec, recipe_path: str, overrides: Sequence[str]
 
 
 def stage_launcher(launch: LaunchSpec, recipe_path: str, overrides: Sequence[str], run_dir: Path) -> Callable[[str], int]:
-    """``launcher(stage_name) -> exit code``: runs the stage's process(es), their output going to ours."""
+    """``launcher(stage_name) -> exit code``: runs the stage's process(es), their output going to ours.
+    A stop signal to us stops them (:func:`run_stage_process`) and raises :class:`Stopped` here."""
 
     def run(stage: str) -> int:
         port = int(os.environ.get("MASTER_PORT") or free_port())  # the user's, else one of this run's own
         cmd = stage_command(launch, recipe_path, overrides, run_dir, stage, port=port)
-        env = {**os.environ, CHILD_ENV: "1"}
+        env = {**os.environ, CHILD_ENV: "1", HOLDER_ENV: holder_id()}
         for var in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
             env.pop(var, None)  # the child's launcher sets its own
-        return subprocess.run(cmd, env=env, check=False).returncode
+        return run_stage_process(cmd, env)
 
     return run
+
+
+def holder_id(pid: int | None = None) -> str:
+    """``PID:START``: the run's main process, as the lock records it (start time tells a reused PID apart)."""
+    from visionr1.training.lock import _start_time
+
+    pid = pid or os.getpid()
+    return f"{pid}:{_start_time(pid)}"
+
+
+def run_stage_process(cmd: list[str], env: dict[str, str], grace: float | None = None) -> int:
+    """Run ``cmd`` in a session of its own and return its exit code. SIGTERM/SIGINT to us are forwarded to its
+    process group; after ``grace`` seconds the group and every process below it are SIGKILLed, and we return
+    only once all of them are gone (the caller holds the run's lock until then), raising :class:`Stopped`."""
+    grace = grace_seconds() if grace is None else grace
+    parent = os.getpid()
+    received: list[int] = []
+    procs: list[subprocess.Popen] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+        if procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(procs[0].pid, signum)
+
+    _prctl()  # looked up before the fork: the hook below runs between fork and exec
+    with _handlers(forward):
+        proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                                preexec_fn=lambda: die_with_parent(parent))  # noqa: PLW1509 (prctl only)
+        procs.append(proc)
+        if received:  # a signal between the fork and ``procs`` being set
+            forward(received[-1], None)
+        while proc.poll() is None and not received:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=1.0)
+        if received:
+            # torchrun's workers live in sessions of their own: note the tree while the launcher still
+            # holds it (once it exits they belong to init), and kill what is left after the grace period
+            tree: set[tuple[int, str]] = set()
+            deadline = time.monotonic() + grace
+            while proc.poll() is None and time.monotonic() < deadline:
+                tree |= {(p, _start(p)) for p in descendants(proc.pid)}
+                time.sleep(0.1)
+            if proc.poll() is None:
+                tree |= {(p, _start(p)) for p in descendants(proc.pid)}
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kill_all(tree, grace)
+            raise Stopped(received[0])
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def _handlers(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    old = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """``/proc/PID/stat`` after the command name: [state, ppid, pgrp, session, ...]; None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except OSError:
+        return None
+
+
+def _start(pid: int) -> str:
+    stat = _proc_stat(pid)
+    return stat[19] if stat and len(stat) > 19 else ""
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (``/proc`` on Linux; none elsewhere), in any session or group."""
+    children: dict[int, list[int]] = {}
+    proc = Path("/proc")
+    for entry in proc.iterdir() if proc.is_dir() else ():
+        if entry.name.isdigit() and (stat := _proc_stat(int(entry.name))) is not None:
+            children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int, start: str) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] not in ("Z", "X") and (not start or stat[19] == start)
+
+
+def kill_all(procs: set[tuple[int, str]], wait: float) -> None:
+    """SIGKILL each ``(pid, start time)`` still alive (a reused PID is left alone) and wait until they are gone."""
+    for pid, start in procs:
+        if _alive(pid, start):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + max(wait, 5.0)
+    while any(_alive(p, s) for p, s in procs) and time.monotonic() < deadline:
+        time.sleep(0.05)

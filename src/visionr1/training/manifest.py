@@ -2,7 +2,7 @@
 
 ``manifest.json`` is rewritten atomically (write to a temp file, then rename) after every status change, so a
 run killed at any moment leaves a readable manifest. It records the resolved recipe, the package versions and
-the git commit (guideline 10), and per stage: status (pending | running | done | failed), timestamps, the
+the git commit (guideline 10), and per stage: status (pending | running | done | failed | interrupted), timestamps, the
 checkpoint it resumed from, its final model directory, and the error that stopped it.
 
 Whether a stage is *finished* is decided by its ``final/`` model directory (written atomically by the runner),

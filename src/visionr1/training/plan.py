@@ -248,7 +248,10 @@ def plan_run(
             "trl_config": config,
         }
         if isinstance(stage, GRPOStage):
-            check_reward_specs(stage.rewards)  # names, options, plugin files (parsed, not imported), no literal keys
+            try:  # names, options, plugin files (parsed, not imported), no literal keys
+                check_reward_specs(stage.rewards)
+            except ValueError as exc:  # one line, in --dry-run and in the run alike
+                raise PlanError(f"{source}: stage {stage.name}: rewards: {exc}") from None
             gen, how = generation_batch(values, world_size)
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
             entry["share_images"] = stage.share_images  # one image encoding per group (training.image_sharing)
@@ -261,7 +264,10 @@ def plan_run(
                 "generation_batch_from": how,
             }
         if isinstance(stage, DPOStage):
-            check_reward_specs(stage.rewards)
+            try:
+                check_reward_specs(stage.rewards)
+            except ValueError as exc:
+                raise PlanError(f"{source}: stage {stage.name}: rewards: {exc}") from None
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
             entry["dpo"] = {
                 "iterations": stage.iterations,
@@ -315,14 +321,35 @@ def check_model_path(path: str) -> str | None:
         if not (Path(path).expanduser() / "config.json").is_file():
             return f"model path {path!r} has no config.json; point model.path at a saved model directory"
         return None
-    if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True"):
-        from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub import try_to_load_from_cache
 
-        if not isinstance(try_to_load_from_cache(path, "config.json"), str):
-            return (
-                f"model {path!r} is not in the local hub cache and HF_HUB_OFFLINE is set; download it first "
-                f"(huggingface-cli download {path}) or unset HF_HUB_OFFLINE"
-            )
+    if isinstance(try_to_load_from_cache(path, "config.json"), str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True"):
+        return (
+            f"model {path!r} is not in the local hub cache and HF_HUB_OFFLINE is set; download it first "
+            f"(huggingface-cli download {path}) or unset HF_HUB_OFFLINE"
+        )
+    if (why := hub_unreachable()) is not None:  # else: minutes of retries, then a 160-line OSError
+        return (f"model {path!r} is a hub id, but the hub cannot be reached ({why}) and it is not in the local "
+                "cache: model.path must be a local model directory here. Fix: download it where the hub is "
+                f"reachable (huggingface-cli download {path} --local-dir DIR) and set model.path=DIR")
+    return None
+
+
+def hub_unreachable(timeout: float = 5.0) -> str | None:
+    """Why the Hugging Face hub (``HF_ENDPOINT``) cannot be reached, or None: one quick request, no retries."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return None  # it answered
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return f"{constants.ENDPOINT}: {getattr(exc, 'reason', None) or exc}"
     return None
 
 
@@ -383,26 +410,75 @@ def check_dataset(stage: AnyStage, dataset: Any, which: str) -> list[str]:
 
 
 def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_length: int | None, n: int = 16) -> list[str]:
-    """SFT truncates sequences to ``max_length``; a prompt whose image tokens alone exceed it would be cut
-    inside the image ("image features and image tokens do not match"). Checks the first ``n`` records."""
+    """SFT truncates each sequence (prompt, then answer) to ``max_length``. Two checks:
+
+    - the first ``n`` records through the processor itself (exact): a prompt whose tokens, images included,
+      reach ``max_length`` would be cut inside an image ("image features and image tokens do not match");
+    - *every* record, cheaply (:func:`sequence_lengths`: the text tokenised, each image's tokens from its size):
+      a sequence longer than ``max_length`` loses the end of its answer -- all of it when the prompt alone
+      fills ``max_length``, and then the record trains with loss 0. The first 16 records alone used to be checked.
+    """
     if max_length is None or len(dataset) == 0:
         return []
     from trl.data_utils import apply_chat_template, prepare_multimodal_messages
 
-    problems = []
     for i in range(min(n, len(dataset))):
         row = dataset[i]
         prompt = prepare_multimodal_messages(row["prompt"], images=row["images"])
         text = apply_chat_template({"prompt": prompt}, processor)["prompt"]
         ids = processor(images=row["images"] or None, text=[text], return_tensors="pt")["input_ids"]
         if ids.shape[1] >= max_length:
-            problems.append(
+            return [
                 f"dataset record {row.get('id', i)}: prompt is {ids.shape[1]} tokens (images included) but "
                 f"sft.max_length is {max_length}; truncation would cut image tokens. Fix: raise sft.max_length "
                 "or lower model.max_pixels / dataset.max_pixels"
-            )
-            break
-    return problems
+            ]
+    if "completion" not in dataset.column_names:
+        return []
+    long = [(rid, p, c) for rid, p, c in sequence_lengths(dataset, processor) if p + c > max_length]
+    if not long:
+        return []
+    rid, p, c = max(long, key=lambda x: x[1] + x[2])
+    cut = "all of its answer" if p >= max_length else f"the last {p + c - max_length} of its {c} answer tokens"
+    first = ", ".join(str(x[0]) for x in long[:5]) + (" ..." if len(long) > 5 else "")
+    return [f"{len(long)} of {len(dataset)} records are longer than sft.max_length ({max_length}) and would be "
+            f"truncated at the end, where the answer is ({first}); the longest, {rid}, is {p + c} tokens "
+            f"({p} prompt incl. images + {c} answer): it would lose {cut}. Fix: raise sft.max_length, lower "
+            "model.max_pixels, or drop those records"]
+
+
+def sequence_lengths(dataset: Any, processor: Any) -> list[tuple[Any, int, int]]:
+    """(id, prompt tokens, answer tokens) of every record, cheaply: the chat-templated text through the
+    tokenizer, and each image's tokens from its size and the processor's pixel budget (Qwen-VL's
+    ``smart_resize``: what the processor makes of it) -- the pixels are never processed."""
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    from visionr1.data.budget import image_tokens
+
+    tok = getattr(processor, "tokenizer", processor)
+    ip = getattr(processor, "image_processor", None)
+    size = getattr(ip, "size", None) or {}
+    budget = (size.get("shortest_edge") or getattr(ip, "min_pixels", None),
+              size.get("longest_edge") or getattr(ip, "max_pixels", None),
+              (getattr(ip, "patch_size", 14) or 14) * (getattr(ip, "merge_size", 2) or 2))
+    out = []
+    for i in range(len(dataset)):
+        row = dataset[i]
+        images = row.get("images") or []
+        prompt = prepare_multimodal_messages(row["prompt"], images=images)
+        completion = row.get("completion") or []
+        text = apply_chat_template({"prompt": prompt, "completion": completion}, processor)
+        extra = 0
+        for img in images:
+            if None in budget[:2]:  # an image processor without a pixel budget: ask it (slower, exact)
+                grid = ip(images=[img], return_tensors="pt")["image_grid_thw"][0]
+                extra += int(grid.prod()) // (getattr(ip, "merge_size", 2) ** 2) - 1
+            else:
+                extra += image_tokens(img.size[0], img.size[1], budget[0], budget[1], budget[2]) - 1
+        p = len(tok(text["prompt"], add_special_tokens=False)["input_ids"]) + extra
+        c = len(tok(text.get("completion") or "", add_special_tokens=False)["input_ids"])
+        out.append((row.get("id", i), p, c))
+    return out
 
 
 def raise_if(problems: list[tuple[str, str]], source: str) -> None:

@@ -48,6 +48,20 @@ from visionr1.utils.io import atomic_write_json
 
 log = logging.getLogger(__name__)
 PLOT_FILE = "ptst.png"
+RESOLVED_RECIPE = "recipe.json"  # the recipe as the parent resolved and checked it; what each stage process reads
+
+
+def resolved_recipe_path(run_dir: Path) -> Path:
+    return Path(run_dir) / RESOLVED_RECIPE
+
+
+def write_resolved_recipe(recipe: Recipe, run_dir: Path) -> None:
+    """``RUN/recipe.json``: the resolved recipe (includes, overrides, relative paths all applied), so that a
+    stage process started hours later trains what was checked, whatever became of the YAML since (an edit
+    used to change stage 3 without a word, and an invalid one failed it hours later). Written by the parent
+    only. Secrets are redacted, which changes nothing a stage needs: a recipe holding a literal secret is
+    refused when loaded (it names an environment variable instead)."""
+    atomic_write_json(resolved_recipe_path(run_dir), recipe.model_dump(mode="json"), "the resolved recipe")
 
 
 def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
@@ -93,6 +107,7 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
 
     # --- 3. preflight: everything a pending stage needs, before the first one trains -------------------------
     prepared = preflight(recipe, run_dir, stage_world, pending, source)
+    _check_resumed_stages(recipe, run_dir, manifest, pending, prepared, source)
     if launcher is not None and trains_in_parent(recipe, pending):
         launcher = None
 
@@ -152,16 +167,47 @@ def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepa
         # the steps after the checkpoint are trained (and logged) again: their old rows go (DPO: per iteration)
         if stage.type != "dpo":
             trim_logs(run_dir, stage.name, checkpoint_step(resume), (METRICS_FILE, COMPLETIONS_FILE))
-        manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None)
+        from visionr1.training.fingerprint import stage_fingerprint
+
+        manifest.update_stage(stage.name, status="running", started=now(), resumed_from=resume, error=None,
+                              fingerprint=stage_fingerprint(recipe, i, prepared.train))
         run.report = lambda **fields: manifest.update_stage(stage.name, **fields)
     try:
         result = {"sft": train_sft, "grpo": train_grpo, "dpo": train_dpo}[stage.type](run)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM (launch.Stopped): a preemption, not a failure
+        if is_main:
+            manifest.update_stage(stage.name, status="interrupted", error=f"stopped by {exc or 'SIGINT'}")
+        raise
     except BaseException as exc:
         if is_main:
             manifest.update_stage(stage.name, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     if is_main:
         manifest.update_stage(stage.name, status="done", finished=now(), **result)
+
+
+def _has_progress(folder: Path) -> str | None:
+    """A saved state a re-run would continue from (a recorded checkpoint, a DPO iteration's final), or None."""
+    from visionr1.training.checkpoints import RECORD
+
+    found = sorted(folder.glob(f"checkpoint-*/{RECORD}")) + sorted(folder.glob(f"iter-*/checkpoint-*/{RECORD}"))
+    if found:
+        return str(found[-1].parent)
+    finals = sorted(folder.glob("iter-*/final"))
+    return str(finals[-1]) if finals else None
+
+
+def _check_resumed_stages(recipe: Recipe, run_dir: Path, manifest: Manifest, pending: list[int],
+                          prepared: dict[int, Prepared], source: str) -> None:
+    """A stage that continues from saved state must still have the settings and data it started with."""
+    from visionr1.training.fingerprint import check_resume, stage_fingerprint
+
+    for i in pending:
+        stage = recipe.stages[i]
+        old = manifest.stage(stage.name).get("fingerprint")
+        saved = _has_progress(stage_dir(run_dir, stage))
+        if old and saved and i in prepared:
+            check_resume(source, stage.name, saved, old, stage_fingerprint(recipe, i, prepared[i].train))
 
 
 def trains_in_parent(recipe: Recipe, pending: list[int]) -> bool:
@@ -180,7 +226,13 @@ class StageFailed(RuntimeError):
 
 
 def _launch(launcher: Callable[[str], int], name: str, run_dir: Path, source: str) -> None:
-    code = launcher(name)
+    try:
+        code = launcher(name)
+    except KeyboardInterrupt as exc:  # stopped: its processes are gone; one SIGKILLed left the manifest "running"
+        manifest = Manifest.load(run_dir)
+        if manifest is not None and manifest.stage(name).get("status") == "running":
+            manifest.update_stage(name, status="interrupted", error=f"stopped by {exc or 'SIGINT'}")
+        raise
     if code != 0:
         manifest = Manifest.load(run_dir)
         error = manifest.stage(name).get("error") if manifest else None
@@ -248,21 +300,24 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
         )
     if write:
         (run_dir).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_dir / "recipe.json", resolved, "the resolved recipe")  # secrets redacted
-        if note:  # a stage's own process is part of its parent's attempt
+        if note:  # a stage's own process is part of its parent's attempt, and reads the parent's recipe.json
+            write_resolved_recipe(recipe, run_dir)
             manifest.note_attempt(world_size)
         else:
             manifest.save()
     return manifest
 
 
-def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe") -> dict[int, Prepared]:
-    """Load the data of every pending stage and check everything that would otherwise fail mid-run."""
+def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe",
+              data_only: bool = False) -> dict[int, Prepared]:
+    """Load the data of every pending stage and check everything that would otherwise fail mid-run.
+    ``data_only`` (``--dry-run``): the data checks alone -- no model, no plugin imported -- so a dry run refuses
+    a misspelt data path or a bad record as the run would."""
     from visionr1.data.errors import DataError
     from visionr1.data.loaders import load_samples
 
     problems: list[tuple[str, str]] = []
-    if pending:
+    if pending and not data_only:
         first = start_path(recipe, pending[0], run_dir)
         if (msg := check_model_path(first)) is not None:
             problems.append((recipe.stages[pending[0]].name, msg))
@@ -270,7 +325,7 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     for i in pending:
         stage = recipe.stages[i]
         problems += [(stage.name, m) for m in check_stage_settings(recipe, stage, world_size)]
-        if stage.type == "grpo" or (stage.type == "dpo" and not stage.pairs_file):
+        if not data_only and (stage.type == "grpo" or (stage.type == "dpo" and not stage.pairs_file)):
             try:
                 from visionr1.rewards.registry import build_reward_funcs
 
@@ -304,7 +359,7 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     raise_if(problems, source)
 
     # Image-token budget vs SFT truncation needs the processor: only once the cheap checks passed.
-    sft_pending = [i for i in pending if recipe.stages[i].type == "sft"]
+    sft_pending = [i for i in pending if recipe.stages[i].type == "sft" and not data_only]
     if sft_pending:
         from visionr1.training.loading import load_processor, resolve_model_path
 
