@@ -35,6 +35,7 @@ _CONSOLE_KEYS = (
     ("loss", "loss"),
     ("reward", "reward"),
     ("accuracy", "acc"),
+    ("informative_group_share", "informative"),
     ("completions/mean_length", "len"),
     ("completions/max_length", "max"),
     ("completions/clipped_ratio", "clipped"),
