@@ -235,3 +235,20 @@ def test_the_wrapped_trl_hooks_still_exist():
     assert 'self._metrics[mode]["frac_reward_zero_std"]' in source
     assert "maxlen=args.generation_batch_size" in inspect.getsource(GRPOTrainer.__init__)  # _logs: one batch
     assert VisionR1GRPOTrainer.__mro__.index(RolloutFilterHooks) < VisionR1GRPOTrainer.__mro__.index(GRPOTrainer)
+
+
+def test_groups_split_across_processes_are_refused_before_training(tmp_path):
+    """Each process keeps and replaces whole groups: a batch of 2 rows per process with groups of 4 is a plan
+    error naming the option, the numbers and the fix, on the CLI without a traceback; without the option it plans."""
+    from typer.testing import CliRunner
+
+    from visionr1.cli import app
+
+    args = ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.per_device_train_batch_size=2",
+            "stages.0.grpo.num_generations=4", "--dry-run", "--num-processes", "2", "-o", str(tmp_path / "run")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    res = CliRunner().invoke(app, [*args, "stages.0.dynamic_sampling={enabled: true}"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert ("dynamic_sampling needs whole groups on each process: per_device_train_batch_size (2) x "
+            "steps_per_generation (1) = 2 rows is not a multiple of num_generations (4). Fix: set "
+            "per_device_train_batch_size to a multiple of 4") in " ".join(res.output.split())

@@ -227,6 +227,9 @@ def plan_run(
         except (TypeError, ValueError) as exc:
             problems.append((stage.name, trl_rejection(recipe, stage, exc, world_size)))
             continue
+        if isinstance(stage, GRPOStage) and (msg := whole_groups_problem(stage, values, world_size)) is not None:
+            problems.append((stage.name, msg))
+            continue
         # the check build is on CPU; report the precision the run will actually request
         for key in ("bf16", "fp16", "use_cpu"):
             if key in values:
