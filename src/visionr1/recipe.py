@@ -200,7 +200,7 @@ class DynamicSamplingSpec(StrictModel):
     max_refill_rounds: int = Field(
         3, ge=1, le=64,
         description="Extra generation rounds per batch at most; at the bound the batch trains with all-equal groups "
-        "(zero advantage), logged as a warning and counted in the manifest (dynamic_sampling.bound_reached).",
+        "(zero advantage), logged as a warning and counted in the manifest (rollout_filter.bound_reached).",
     )
 
 

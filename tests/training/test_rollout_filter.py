@@ -252,3 +252,25 @@ def test_groups_split_across_processes_are_refused_before_training(tmp_path):
     assert ("dynamic_sampling needs whole groups on each process: per_device_train_batch_size (2) x "
             "steps_per_generation (1) = 2 rows is not a multiple of num_generations (4). Fix: set "
             "per_device_train_batch_size to a multiple of 4") in " ".join(res.output.split())
+
+
+def test_a_run_recorded_before_the_options_existed_still_resumes(tmp_path, tiny_model_dir, tiny_data):
+    """A finished GRPO stage whose manifest has no dynamic_sampling / difficulty_filter (recorded by an older
+    visionr1) trained with their defaults: resuming is not refused; enabling one on the finished stage is."""
+    from visionr1.training.manifest import Manifest
+    from visionr1.training.plan import PlanError
+
+    args = [f"model.path={tiny_model_dir}", "stages.sft.enabled=false",
+            f"stages.ptst-1.dataset.path={tiny_data['grpo']}", f"stages.ptst-2.dataset.path={tiny_data['grpo']}"]
+    recipe = load_recipe(TINY / "ptst.yaml", args)
+    resolved = recipe.model_dump(mode="json")
+    for stage in resolved["stages"]:
+        del stage["dynamic_sampling"], stage["difficulty_filter"]
+    run = tmp_path / "run"
+    Manifest.create(run, resolved, world_size=1).save()
+    (run / "ptst-1" / "final").mkdir(parents=True)  # as if ptst-1 had finished
+    (run / "ptst-2" / "final").mkdir(parents=True)  # ... and ptst-2: nothing left to train
+    main(recipe, output_dir=run)
+    changed = load_recipe(TINY / "ptst.yaml", [*args, "stages.ptst-1.dynamic_sampling={enabled: true}"])
+    with pytest.raises(PlanError, match=r"different settings \(stages.ptst-1\)"):
+        main(changed, output_dir=run)
