@@ -214,6 +214,8 @@ class RolloutFilter:
 
         acc = trainer.accelerator
         g = trainer.num_generations
+        if not (self.dynamic.enabled or self.difficulty.enabled):
+            return self._observe(trainer, inputs, score)
         k = len(inputs) // g
         procs, me = acc.num_processes, acc.process_index
         inputs = self._replace_skipped(inputs, g, k, procs, me)
@@ -223,8 +225,7 @@ class RolloutFilter:
         refills = 0
         while True:
             out = score(inputs)
-            rewards = (trainer._scored_rewards * trainer.reward_weights.to(trainer._scored_rewards.device)).nansum(dim=1)
-            rewards[torch.isnan(trainer._scored_rewards).all(dim=1)] = torch.nan
+            rewards = _summed(trainer)
             ids = gather_object([str(r.get("id")) for r in inputs[::g]])
             mask = out["completion_mask"]
             tokens += int(acc.gather(mask.sum().reshape(1)).sum().item())
@@ -282,6 +283,22 @@ class RolloutFilter:
         merged["num_items_in_batch"] = acc.gather(loss_mask.sum().reshape(1)).sum()
         return merged
 
+    def _observe(self, trainer: Any, inputs: list[dict[str, Any]], score: Any) -> dict[str, Any]:
+        """Both options off: TRL's batch as it is, with the metrics and the prompt ids (a process's rows may then
+        hold part of a group, so the ids are gathered per row)."""
+        from accelerate.utils import gather_object
+
+        out = score(inputs)
+        row_ids = gather_object([str(r.get("id")) for r in inputs])
+        share = float((group_spreads(_summed(trainer), trainer.num_generations) > SPREAD_EPS).float().mean())
+        tokens = trainer.accelerator.gather(out["completion_mask"].sum().reshape(1)).sum().item()
+        metrics = trainer._metrics["train"]
+        metrics["informative_group_share/before"].append(share)
+        metrics["informative_group_share"].append(share)
+        metrics["generated_tokens"].append(float(tokens))
+        trainer._logs["extra"]["id"].extend(row_ids)
+        return out
+
     def _replace_skipped(self, inputs: list[dict[str, Any]], g: int, k: int, procs: int, me: int) -> list[dict[str, Any]]:
         """Groups of filtered prompts replaced by the stream's next unfiltered prompts (same on every process)."""
         if not self.difficulty.enabled:
@@ -315,6 +332,14 @@ class RolloutFilter:
         return rec
 
 
+def _summed(trainer: Any) -> torch.Tensor:
+    """The weighted reward of every row of every process (NaN where no reward function scored it), as TRL sums it."""
+    per_func = trainer._scored_rewards
+    rewards = (per_func * trainer.reward_weights.to(per_func.device).unsqueeze(0)).nansum(dim=1)
+    rewards[torch.isnan(per_func).all(dim=1)] = torch.nan
+    return rewards
+
+
 def _snapshot(logs: dict[str, Any], n: int) -> dict[str, Any]:
     """This round's rows of TRL's ``_logs`` buffers (each holds one generation batch: ``maxlen`` = its rows)."""
     snap: dict[str, Any] = {}
@@ -322,6 +347,7 @@ def _snapshot(logs: dict[str, Any], n: int) -> dict[str, Any]:
         if len(logs[key]) >= n:
             snap[key] = list(logs[key])[-n:]
     snap["rewards"] = {name: list(v)[-n:] for name, v in logs["rewards"].items()}
+    snap["extra"] = {name: list(v)[-n:] for name, v in logs["extra"].items() if name != "id" and len(v) >= n}
     return snap
 
 
@@ -332,6 +358,10 @@ def _rebuild_logs(logs: dict[str, Any], rounds: list[dict[str, Any]], rows: list
         if all(key in r for r in rounds):
             logs[key].clear()
             logs[key].extend(rounds[r][key][i] for r, i in rows)
+    for name in rounds[0]["extra"]:
+        if all(name in r["extra"] for r in rounds):
+            logs["extra"][name].clear()
+            logs["extra"][name].extend(rounds[r]["extra"][name][i] for r, i in rows)
     logs["extra"]["id"].clear()
     logs["extra"]["id"].extend(rounds[r]["id"][i] for r, i in rows)
     for name in rounds[0]["rewards"]:
