@@ -274,3 +274,14 @@ def test_a_run_recorded_before_the_options_existed_still_resumes(tmp_path, tiny_
     changed = load_recipe(TINY / "ptst.yaml", [*args, "stages.ptst-1.dynamic_sampling={enabled: true}"])
     with pytest.raises(PlanError, match=r"different settings \(stages.ptst-1\)"):
         main(changed, output_dir=run)
+
+
+def test_the_demo_report_summarises_the_informative_share_and_the_tokens(tmp_path):
+    from visionr1.demo.report import _training_summary
+
+    recipe = load_recipe(TINY / "ptst.yaml", ["stages.sft.enabled=false", "stages.ptst-2.enabled=false"])
+    rows = [{"kind": "train", "stage": "ptst-1", "step": s, "reward": 0.5, "informative_group_share": share,
+             "generated_tokens": tokens} for s, share, tokens in ((1, 0.25, 100), (2, 0.5, 200), (3, 0.75, 300), (4, 1.0, 600))]
+    entry = _training_summary(recipe, rows, tmp_path)["ptst-1"]
+    assert (entry["informative_share_first_quarter"], entry["informative_share_last_quarter"]) == (0.25, 1.0)
+    assert entry["generated_tokens_per_step"] == 300

@@ -205,7 +205,8 @@ class RolloutFilter:
                     and is_skipped(self.state.table.get(str(self.ids[index])), self.difficulty))
 
     def _rows(self, indices: list[int], num_generations: int) -> list[dict[str, Any]]:
-        return [self.source[i] for i in indices for _ in range(num_generations)]
+        records = [self.source[i] for i in indices]  # each record (its images) decoded once, as rows G times
+        return [dict(r) for r in records for _ in range(num_generations)]
 
     # --- one generation batch -------------------------------------------------------------------------------
     def generate(self, trainer: Any, inputs: list[dict[str, Any]], score: Any) -> dict[str, Any]:
