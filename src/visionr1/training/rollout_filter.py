@@ -250,6 +250,9 @@ class RolloutFilter:
             drawn = self.draw(procs * k)
             inputs = self._rows(drawn[me * k:(me + 1) * k], g)
 
+        if procs > 1 and len(set(gather_object([repr(chosen)]))) > 1:  # TRL gathered the rewards: cannot happen
+            raise RuntimeError("dynamic_sampling: the processes chose different batches (their gathered rewards "
+                               "differ); report this with the run's manifest")
         if any(short):  # the bound: complete each process's batch with all-equal groups, first generated first
             self.state.counts["bound_reached"] += 1
             log.warning("dynamic_sampling: after %d refill round(s) %d of %d groups are informative; training the rest "
