@@ -137,8 +137,10 @@ def train_grpo(run: StageRun) -> dict[str, Any]:
     order["refills"] = rollout.state.cursor  # stream positions drawn after the slice; the next stage starts after them
     if run.stage.difficulty_filter.enabled and trainer.accelerator.is_main_process:
         save_table(run.stage_dir, order["dataset"], rollout.state.table)
+    options = run.stage.dynamic_sampling.enabled or run.stage.difficulty_filter.enabled
     return save_final(trainer, processor, run, {"global_step": trainer.state.global_step, "data_order": order,
-                                                "rollout_filter": rollout.record(), **run.distributed(trainer)})
+                                                **({"rollout_filter": rollout.record()} if options else {}),
+                                                **run.distributed(trainer)})
 
 
 def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[str, Any]]:
