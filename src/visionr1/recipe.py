@@ -273,6 +273,35 @@ class RewardChecks(StrictModel):
     no_signal_frac: float = Field(0.9, gt=0, le=1, description="Share of groups with all rewards equal that counts as no signal.")
 
 
+class DynamicSamplingSpec(StrictModel):
+    """DAPO's dynamic sampling (``training.rollout_filter``): a group whose rewards are all equal has zero advantage
+    and no policy gradient, so it is dropped and replaced by a group of a fresh prompt from the stage's stream."""
+
+    enabled: bool = Field(False, description="Drop all-equal-reward groups and refill the generation batch with fresh prompts (off: not measured yet, and refills cost generations).")
+    max_refill_rounds: int = Field(
+        3, ge=1, le=64,
+        description="Extra generation rounds per batch at most; at the bound the batch trains with all-equal groups "
+        "(zero advantage), logged as a warning and counted in the manifest (rollout_filter.bound_reached).",
+    )
+
+
+class DifficultyFilterSpec(StrictModel):
+    """Online difficulty filtering (EasyR1's filter_low / filter_high): prompts the policy always or never solves in
+    their last ``last_k`` appearances are skipped in later epochs and later stages (``training.rollout_filter``)."""
+
+    enabled: bool = Field(False, description="Skip prompts whose pass rate was at or beyond low/high in their last_k appearances (off: not measured yet).")
+    last_k: int = Field(1, ge=1, description="Appearances (generation groups) a prompt's pass rate is averaged over; fewer recorded: never skipped.")
+    low: float = Field(0.0, ge=0, le=1, description="Skip when the mean pass rate is <= low (0.0: no sample passed).")
+    high: float = Field(1.0, ge=0, le=1, description="Skip when the mean pass rate is >= high (1.0: every sample passed).")
+    pass_reward: float = Field(1.0, description="A sample passes when its weighted reward sum is >= this (hard_format_result: 1 = right answer, right format).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DifficultyFilterSpec:
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high}), or every prompt is skipped")
+        return self
+
+
 class GRPOStage(_StageBase):
     type: Literal["grpo"] = Field("grpo", description="GRPO with verifiable rewards (TRL GRPOTrainer).")
     rewards: list[RewardSpec] = Field(
@@ -285,6 +314,12 @@ class GRPOStage(_StageBase):
         True, description="Process and encode each image once per group of generations (exact; training.image_sharing); false = TRL's per-row work."
     )
     reward_checks: RewardChecks = Field(default_factory=RewardChecks, description="Checks of the rewards' values, speed and signal (rewards.checked).")
+    dynamic_sampling: DynamicSamplingSpec = Field(
+        default_factory=DynamicSamplingSpec, description="DAPO dynamic sampling: replace groups whose rewards are all equal (off by default)."
+    )
+    difficulty_filter: DifficultyFilterSpec = Field(
+        default_factory=DifficultyFilterSpec, description="Skip prompts always or never solved in their last appearances (off by default)."
+    )
 
     @field_validator("grpo")
     @classmethod
@@ -497,6 +532,6 @@ def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
 
 
 __all__ = [
-    "DPOStage", "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
+    "DPOStage", "DifficultyFilterSpec", "DynamicSamplingSpec", "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
     "check_trl_section", "coerce_numbers", "load_recipe", "trl_config_class",
 ]

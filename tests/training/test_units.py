@@ -142,7 +142,7 @@ def test_completion_rows_and_plot(tmp_path):
             lines.append({"kind": "train", "stage": stage, "stage_index": idx, "stage_type": "grpo", "step": s,
                           "run_step": s + 3 * idx, "reward": 0.1 * s, "accuracy": 0.05 * s,
                           "completions/mean_length": limit * 0.8, "completions/max_length": limit,
-                          "max_completion_length": limit, "num_generations": k})
+                          "max_completion_length": limit, "num_generations": k, "informative_group_share": 0.25 * s})
     lines.append({"kind": "summary", "stage": "g2", "stage_index": 1, "step": 3, "run_step": 6})
     metrics.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"kind": "tra')  # last line cut by a kill
     out = plot_run(metrics, tmp_path / "ptst.png")

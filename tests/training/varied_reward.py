@@ -16,3 +16,23 @@ def letters_recording_ids(completions, id=None, **kwargs):
     with open(os.environ["VISIONR1_TEST_IDS"], "a") as f:
         f.write(json.dumps(list(id)) + "\n")
     return letters(completions)
+
+
+def by_id(completions, id=None, spread=True, **kwargs):
+    """Rewards fixed by the prompt id (``varied-N``), whatever the model writes: N % 3 == 0 always 1 (every sample
+    solves it), N % 3 == 1 always 0 (none does), N % 3 == 2 the first sample of each group 1 and the others 0 (a
+    spread, pass rate 1/G); ``spread=False`` scores those 0 too. Each call's ids are appended, with the process
+    rank, to ``$VISIONR1_TEST_IDS`` when it is set."""
+    import json
+    import os
+
+    ids = list(id)
+    if os.environ.get("VISIONR1_TEST_IDS"):
+        with open(os.environ["VISIONR1_TEST_IDS"], "a") as f:
+            f.write(json.dumps({"rank": int(os.environ.get("RANK", 0)), "ids": ids}) + "\n")
+    out = []
+    for i, prompt_id in enumerate(ids):
+        n = int(prompt_id.rsplit("-", 1)[1])
+        first = i == 0 or ids[i - 1] != prompt_id
+        out.append(1.0 if n % 3 == 0 else 0.0 if n % 3 == 1 else float(spread and first))
+    return out

@@ -111,12 +111,16 @@ def _training_summary(train_recipe: Any, rows: list[dict[str, Any]], train_dir: 
                          num_generations=values.get("num_generations"), beta=values.get("beta"))
             for key, name in (("reward", "reward"), ("accuracy", "train_accuracy"),
                               ("completions/mean_length", "mean_length"),
-                              ("completions/clipped_ratio", "clipped_ratio")):
+                              ("completions/clipped_ratio", "clipped_ratio"),
+                              ("informative_group_share", "informative_share")):
                 vals = [r[key] for r in srows if r.get(key) is not None]
                 if vals:
                     k = max(1, len(vals) // 4)  # first and last quarter of the stage: less noisy than one step
                     entry[f"{name}_first_quarter"] = sum(vals[:k]) / k
                     entry[f"{name}_last_quarter"] = sum(vals[-k:]) / k
+            tokens = [r["generated_tokens"] for r in srows if r.get("generated_tokens") is not None]
+            if tokens:  # completion tokens generated per step, refill rounds included (training.rollout_filter)
+                entry["generated_tokens_per_step"] = sum(tokens) / len(tokens)
         else:
             losses = [r["loss"] for r in srows if r.get("loss") is not None]
             if losses:
@@ -309,7 +313,10 @@ def render_markdown(report: dict[str, Any], run_dir: Path, has_plot: bool) -> st
                 f"{e['num_generations']} generations, lr {e['learning_rate']}, beta {e['beta']}; reward "
                 f"{_f(e.get('reward_first_quarter'))} → {_f(e.get('reward_last_quarter'))} (first → last quarter), "
                 f"mean length {_f(e.get('mean_length_first_quarter'), 0)} → {_f(e.get('mean_length_last_quarter'), 0)}, "
-                f"cut off at the limit {_pct(e.get('clipped_ratio_first_quarter'))} → {_pct(e.get('clipped_ratio_last_quarter'))}.")
+                f"cut off at the limit {_pct(e.get('clipped_ratio_first_quarter'))} → {_pct(e.get('clipped_ratio_last_quarter'))}"
+                + (f", groups with a reward spread {_pct(e.get('informative_share_first_quarter'))} → "
+                   f"{_pct(e.get('informative_share_last_quarter'))}" if e.get("informative_share_first_quarter") is not None else "")
+                + ".")
     lines += ["", "## Wall time", "", "| phase | seconds |", "|---|---:|"]
     for k, v in report["phases"].items():
         name = f"&nbsp;&nbsp;└ {k.split(':', 1)[1]}" if ":" in k else k  # per-stage parts under their phase

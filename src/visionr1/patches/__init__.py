@@ -56,6 +56,15 @@ PATCHES: list[Patch] = [
         test="tests/training/test_engines.py::test_ddp_equals_one_process_with_the_same_global_batch",
         upstream="trl: report drafted (patches.trl.UPSTREAM, docs/distributed.md)",
     ),
+    Patch(
+        hook="trl.GRPOTrainer._generate_and_score_completions and ._calculate_rewards (wrapped, a mixin of the trainer)",
+        where="every GRPO stage's training batches (patches.grpo_sampling)",
+        why="TRL has no hook between scoring and training: dynamic sampling drops all-equal-reward groups and merges "
+            "refill rounds, difficulty filtering replaces filtered prompts, and the informative-group share, the "
+            "generated tokens and the trained prompts' ids are logged (TRL's _metrics and _logs buffers)",
+        test="tests/training/test_rollout_filter.py",
+        upstream="trl: none filed (patches.grpo_sampling.UPSTREAM)",
+    ),
 ]
 
 

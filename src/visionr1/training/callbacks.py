@@ -3,8 +3,12 @@
 - ``metrics.jsonl`` (one file per run, every stage): one row per logging step with the stage, its step and the
   run-wide step, the stage's ``max_completion_length`` / ``num_generations``, and everything TRL logged —
   for GRPO that is ``reward``, ``rewards/<name>/mean|std``, ``accuracy``, ``completions/mean_length|max_length``,
-  ``completions/clipped_ratio``, ``kl``, ``entropy``, ``clip_ratio/*``, ``step_time``. The PTST plot reads it.
-- ``completions.jsonl``: a few sampled (prompt, completion, rewards, advantage) rows per GRPO logging step.
+  ``completions/clipped_ratio``, ``kl``, ``entropy``, ``clip_ratio/*``, ``step_time``, and ours:
+  ``informative_group_share`` (groups with a reward spread / all groups trained; ``/before``: in the first
+  generation round, before dynamic sampling) and ``generated_tokens`` (completion tokens generated for the step,
+  all processes and refill rounds). The PTST plot reads it.
+- ``completions.jsonl``: a few sampled (prompt id, prompt, completion, rewards, advantage) rows per GRPO logging
+  step, from the rows trained (after dynamic sampling).
 - the console: rich progress bars on a terminal (TRL's ``RichProgressCallback``), a compact line per logging
   step otherwise (CI logs, ``nohup``).
 TensorBoard / W&B / trackio come from TRL's ``report_to``; nothing here duplicates them.
@@ -31,6 +35,7 @@ _CONSOLE_KEYS = (
     ("loss", "loss"),
     ("reward", "reward"),
     ("accuracy", "acc"),
+    ("informative_group_share", "informative"),
     ("completions/mean_length", "len"),
     ("completions/max_length", "max"),
     ("completions/clipped_ratio", "clipped"),
@@ -127,6 +132,7 @@ def completion_rows(logs: dict[str, Any], step: int, stage: StageInfo, limit: in
         return []
     rewards = {name: list(vals) for name, vals in logs["rewards"].items()}
     advantages = list(logs["advantages"])
+    ids = list(logs.get("extra", {}).get("id", []))
     rows = []
     for i in range(len(completions) - n, len(completions)):
         rows.append(
@@ -134,6 +140,7 @@ def completion_rows(logs: dict[str, Any], step: int, stage: StageInfo, limit: in
                 **stage.tag(),
                 "step": step,
                 "run_step": stage.step_offset + step,
+                "id": ids[i] if i < len(ids) else None,
                 "prompt": messages_text(prompts[i]),
                 "completion": messages_text(completions[i]),
                 "rewards": {k: _clean(v[i]) for k, v in rewards.items() if i < len(v)},

@@ -80,9 +80,10 @@ def stream_slice(dataset_size: int, seed: int, offset: int, count: int, shuffle:
 def stage_offset(earlier: list[dict[str, Any] | None], key: str) -> int:
     """Where a stage's slice starts: the prompts the earlier stages took from the same dataset's stream.
 
-    ``earlier`` holds the ``data_order`` records (manifest) of the stages before this one, ``None`` for SFT.
+    ``earlier`` holds the ``data_order`` records (manifest) of the stages before this one, ``None`` for SFT;
+    ``refills`` are the positions a GRPO stage drew after its slice (``training.rollout_filter``).
 
-    >>> stage_offset([{"dataset": "k", "count": 8}, None, {"dataset": "other", "count": 3}], "k")
-    8
+    >>> stage_offset([{"dataset": "k", "count": 8, "refills": 2}, None, {"dataset": "other", "count": 3}], "k")
+    10
     """
-    return sum(int(r["count"]) for r in earlier if r and r.get("dataset") == key)
+    return sum(int(r["count"]) + int(r.get("refills", 0)) for r in earlier if r and r.get("dataset") == key)

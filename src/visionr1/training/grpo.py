@@ -30,12 +30,14 @@ from typing import Any
 
 from trl import GRPOTrainer
 
+from visionr1.patches.grpo_sampling import RolloutFilterHooks
 from visionr1.rewards.checked import check_rewards, no_signal_callback
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.image_sharing import share_images
 from visionr1.training.plan import stage_config, world_size_from_env
+from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 from visionr1.utils.io import append_jsonl
 
@@ -68,7 +70,7 @@ class AccuracyMetric:
         return self.func(completions, **kwargs)
 
 
-class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
+class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, GRPOTrainer):
     """GRPOTrainer plus what TRL lacks, nothing else: resume with the checkpoint's weights
     (``StrictResumeMixin``), and sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them
     in memory, parquet or W&B). The latter reads TRL's ``_logs`` buffer (``prompt``, ``completion``, ``rewards``,
@@ -80,7 +82,9 @@ class VisionR1GRPOTrainer(StrictResumeMixin, GRPOTrainer):
     - each image processed and encoded once per group (``share_images``, the stage's ``share_images`` field):
       ``_generate_and_score_completions`` (generation, the processor calls, old/ref log-probs) and ``compute_loss``
       run inside ``training.image_sharing.share_images``; ``tests/training/test_image_sharing.py`` checks the
-      log-probs, gradients and vision-tower calls, and pins both hooks.
+      log-probs, gradients and vision-tower calls, and pins both hooks;
+    - dynamic sampling, difficulty filtering and the informative-group metrics (``RolloutFilterHooks``, listed in
+      ``visionr1.patches``; the logic in ``training.rollout_filter``).
     """
 
     def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int,
@@ -128,9 +132,15 @@ def train_grpo(run: StageRun) -> dict[str, Any]:
     trainer, processor, order = build_grpo_trainer(run)
     trainer.train(resume_from_checkpoint=run.resume_from)
 
-    # --- save: the processor as the checkpoint had it ---------------------------------------------------------
+    # --- save: the processor as the checkpoint had it, the difficulty table for the next stages ---------------
     processor.tokenizer.padding_side = order.pop("saved_padding_side")
+    rollout = trainer._rollout_filter
+    order["refills"] = rollout.state.cursor  # stream positions drawn after the slice; the next stage starts after them
+    if run.stage.difficulty_filter.enabled and trainer.accelerator.is_main_process:
+        save_table(run.stage_dir, order["dataset"], rollout.state.table)
+    options = run.stage.dynamic_sampling.enabled or run.stage.difficulty_filter.enabled
     return save_final(trainer, processor, run, {"global_step": trainer.state.global_step, "data_order": order,
+                                                **({"rollout_filter": rollout.record()} if options else {}),
                                                 **run.distributed(trainer)})
 
 
@@ -154,6 +164,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
 
     # --- data: the stage's slice of the run's prompt stream, plus the columns rewards read -------------------
     train = _reward_columns(run.train_dataset)
+    stream = train
     order = {"dataset": dataset_key(run.stage.dataset.model_dump(mode="json")), "offset": run.data_offset,
              "count": prompts_needed(config, len(train)), "seed": run.recipe.seed,
              "shuffle": config.shuffle_dataset is not False}
@@ -182,6 +193,8 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         from visionr1.patches.vllm import patch_colocate_generation
 
         patch_colocate_generation(trainer.vllm_generation, processor)
+    trainer._rollout_filter = _rollout_filter(run, stream, order, config)
+    trainer.add_callback(trainer._rollout_filter.state)  # saved in each checkpoint's trainer_state.json
     ready(trainer, run)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
 
@@ -205,6 +218,17 @@ def _vllm_patches(config: Any, model: Any, processor: Any, train: Any, evals: An
     keep_cpu_linear_weights()
     dtype = None if (config.bf16 or config.fp16) else next(model.parameters()).dtype
     return engine_defaults(engine_kwargs(processor, [train, evals], dtype))
+
+
+def _rollout_filter(run: StageRun, stream: Any, order: dict[str, Any], config: Any) -> RolloutFilter:
+    """The stage's dynamic sampling / difficulty filter, drawing after the stage's slice; its state restored from
+    the checkpoint resumed (same prompts drawn again), else the table of the latest earlier stage."""
+    state = RolloutFilterState()
+    if not (run.resume_from and state.restore(run.resume_from)):
+        earlier = [s.name for s in run.recipe.stages[:run.index]]
+        state.table = load_table(run.run_dir, earlier, order["dataset"]) if run.stage.difficulty_filter.enabled else {}
+    return RolloutFilter(stream, order["offset"] + order["count"], order["seed"], order["shuffle"],
+                         run.stage.dynamic_sampling, run.stage.difficulty_filter, state)
 
 
 def _reward_columns(dataset: Any) -> Any:

@@ -227,6 +227,9 @@ def plan_run(
         except (TypeError, ValueError) as exc:
             problems.append((stage.name, trl_rejection(recipe, stage, exc, world_size)))
             continue
+        if isinstance(stage, GRPOStage) and (msg := whole_groups_problem(stage, values, world_size)) is not None:
+            problems.append((stage.name, msg))
+            continue
         # the check build is on CPU; report the precision the run will actually request
         for key in ("bf16", "fp16", "use_cpu"):
             if key in values:
@@ -353,6 +356,29 @@ def hub_unreachable(timeout: float = 5.0) -> str | None:
     return None
 
 
+def whole_groups_problem(stage: GRPOStage, values: dict[str, Any], world_size: int) -> str | None:
+    """Dynamic sampling and difficulty filtering replace whole groups on each process (``training.rollout_filter``),
+    so each process's share of a generation batch must hold whole groups.
+
+    >>> from types import SimpleNamespace as S
+    >>> stage = S(dynamic_sampling=S(enabled=True), difficulty_filter=S(enabled=False))
+    >>> print(whole_groups_problem(stage, {"per_device_train_batch_size": 2, "num_generations": 4}, 2))
+    dynamic_sampling needs whole groups on each process: per_device_train_batch_size (2) x steps_per_generation (1) = 2 rows is not a multiple of num_generations (4). Fix: set per_device_train_batch_size to a multiple of 4
+    """
+    used = [name for name in ("dynamic_sampling", "difficulty_filter") if getattr(stage, name).enabled]
+    if not used:
+        return None
+    k = int(values.get("num_generations", 8))
+    gen, _ = generation_batch(values, world_size)
+    rows = gen // world_size
+    if rows % k == 0:
+        return None
+    per_device = int(values.get("per_device_train_batch_size", 8))
+    return (f"{' and '.join(used)} needs whole groups on each process: per_device_train_batch_size ({per_device}) x "
+            f"steps_per_generation ({rows // per_device}) = {rows} rows is not a multiple of num_generations ({k}). "
+            f"Fix: set per_device_train_batch_size to a multiple of {k}")
+
+
 def check_stage_settings(recipe: Recipe, stage: AnyStage, world_size: int) -> list[str]:
     """Problems visible from the recipe and the process count alone."""
     problems: list[str] = []
@@ -364,6 +390,8 @@ def check_stage_settings(recipe: Recipe, stage: AnyStage, world_size: int) -> li
     elif isinstance(stage, GRPOStage):
         if (msg := generation_batch_problem(values, world_size)) is not None:
             problems.append(msg + " (every prompt's completions must land in the same batch)")
+        elif (msg := whole_groups_problem(stage, values, world_size)) is not None:
+            problems.append(msg)
         if values.get("use_vllm"):
             import importlib.util
 

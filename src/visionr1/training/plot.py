@@ -1,4 +1,5 @@
-"""The PTST picture: reward and completion length per step across every stage of a run.
+"""The PTST picture: reward (with accuracy and the informative-group share) and completion length per step
+across every stage of a run.
 
 Vision-R1's claim is visible in one figure: within a stage, mean completion length is held under the stage's
 ``max_completion_length`` (truncated answers score 0 under ``hard_format_result``), and when the next stage
@@ -64,6 +65,10 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
         acc = [(r["run_step"], r["accuracy"]) for r in srows if r.get("accuracy") is not None]
         if acc:
             ax_r.plot(*zip(*acc, strict=True), "x--", color=color, ms=4, alpha=0.7, label=f"{first['stage']} accuracy")
+        share = [(r["run_step"], r["informative_group_share"]) for r in srows
+                 if r.get("informative_group_share") is not None]
+        if share:  # GRPO groups with a reward spread (training.rollout_filter): the others train nothing
+            ax_r.plot(*zip(*share, strict=True), ":", color=color, alpha=0.6, label=f"{first['stage']} informative groups")
         if first.get("stage_type") == "dpo":
             pair_acc = [(r["run_step"], r["rewards/accuracies"]) for r in srows if r.get("rewards/accuracies") is not None]
             if pair_acc:

@@ -267,6 +267,19 @@ def _barrier(world_size: int) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _with_new_defaults(old: dict[str, Any] | None, spec: Any) -> dict[str, Any] | None:
+    """A finished stage as recorded, plus the defaults of stage fields added since (e.g. ``dynamic_sampling``):
+    a run recorded before a field existed trained with its default, so it still resumes."""
+    if old is None:
+        return None
+    added = {}
+    for name, field in type(spec).model_fields.items():
+        if name not in old:
+            default = field.get_default(call_default_factory=True)
+            added[name] = default.model_dump(mode="json") if hasattr(default, "model_dump") else default
+    return {**old, **added}
+
+
 def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bool], source: str, write: bool,
                    note: bool = True) -> Manifest:
     """A new manifest, or the existing one after checking the finished stages are still this recipe's."""
@@ -278,8 +291,8 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
         old = manifest.data["recipe"]
         changed = [k for k in ("model", "seed") if old.get(k) != resolved.get(k)]
         old_stages = {s["name"]: s for s in old["stages"]}
-        for stage, finished in zip(resolved["stages"], done, strict=True):
-            if finished and old_stages.get(stage["name"]) != stage:
+        for spec, stage, finished in zip(recipe.stages, resolved["stages"], done, strict=True):
+            if finished and _with_new_defaults(old_stages.get(stage["name"]), spec) != stage:
                 changed.append(f"stages.{stage['name']}")
         if changed:
             raise PlanError(
