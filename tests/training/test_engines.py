@@ -190,7 +190,13 @@ def test_sigkill_and_resume_ends_where_the_uninterrupted_run_ends(engines, engin
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    _kill_strays(run)
+    deadline = time.time() + 60  # torchrun's workers (sessions of their own) die with their parent (pdeathsig)
+    while _strays(run) and time.time() < deadline:
+        time.sleep(0.5)
+    left = _strays(run)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"processes of the killed run still alive: {left}"
     assert not (run / "ptst-1" / "final").exists()
 
     out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -202,21 +208,20 @@ def test_sigkill_and_resume_ends_where_the_uninterrupted_run_ends(engines, engin
     assert off < TOL, off
 
 
-def _kill_strays(run: Path) -> None:
-    """torchrun starts each worker in a session of its own: a SIGKILL of our process group does not reach them
-    (the reliability issue's shutdown handles SIGTERM/SIGINT; SIGKILL cannot be caught)."""
+def _strays(run: Path) -> list[int]:
+    """Processes whose command line names the run directory (the parent, the launcher, the workers)."""
+    found = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
             cmdline = (Path("/proc") / pid / "cmdline").read_bytes().decode(errors="replace")
+            state = (Path("/proc") / pid / "stat").read_text().split(")")[-1].split()[0]
         except OSError:
             continue
-        if str(run) in cmdline and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if str(run) in cmdline and state != "Z":
+            found.append(int(pid))
+    return found
 
 
 def test_fsdp2_gradients_equal_single_process_gradients(tiny_model_dir):

@@ -245,7 +245,7 @@ def test_groups_split_across_processes_are_refused_before_training(tmp_path):
     from visionr1.cli import app
 
     args = ["train", str(TINY / "grpo.yaml"), "stages.0.grpo.per_device_train_batch_size=2",
-            "stages.0.grpo.num_generations=4", "--dry-run", "--num-processes", "2", "-o", str(tmp_path / "run")]
+            "stages.0.grpo.num_generations=4", "--dry-run", "--plan-only", "--num-processes", "2", "-o", str(tmp_path / "run")]
     assert CliRunner().invoke(app, args).exit_code == 0
     res = CliRunner().invoke(app, [*args, "stages.0.dynamic_sampling={enabled: true}"])
     assert res.exit_code == 2 and "Traceback" not in res.output
