@@ -26,7 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 
 # Pages written on other branches of the same release (issue 28: distributed training and vLLM; issue 25:
 # reliability guarantees). The README links them; until they arrive a link to them may dangle, nothing else may.
-ARRIVING_WITH_MERGE = {"docs/reliability.md"}
 
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
 FENCE = re.compile(r"^(\s*)```([\w-]*)\s*$")
@@ -110,8 +109,7 @@ def broken_links(path: Path, repo: Path = REPO) -> list[str]:
         dest = (path.parent / file_part).resolve() if file_part else path
         rel = dest.relative_to(repo).as_posix() if dest.is_relative_to(repo) else str(dest)
         if not dest.exists():
-            if rel not in ARRIVING_WITH_MERGE:
-                problems.append(f"{path.relative_to(repo)}:{number}: link to {target!r}: no such file {rel}")
+            problems.append(f"{path.relative_to(repo)}:{number}: link to {target!r}: no such file {rel}")
             continue
         if anchor and dest.suffix == ".md" and anchor not in heading_anchors(dest):
             problems.append(f"{path.relative_to(repo)}:{number}: link to {target!r}: {rel} has no heading #{anchor}")
@@ -378,9 +376,9 @@ def missing_files(path: Path, repo: Path = REPO) -> list[str]:
         for candidate in _expand(name):
             if "/" not in candidate:  # a page cited by name in a recipe header
                 hits = [repo / candidate, repo / "docs" / candidate]
-                exists = any(h.exists() for h in hits) or candidate.rstrip("/") in ARRIVING_WITH_MERGE
+                exists = any(h.exists() for h in hits)
             else:
-                exists = bool(list(repo.glob(candidate.rstrip("/")))) or candidate in ARRIVING_WITH_MERGE
+                exists = bool(list(repo.glob(candidate.rstrip("/"))))
             if not exists:
                 problems.append(f"{path.relative_to(repo)}:{number}: names {candidate}, which does not exist")
     return problems
