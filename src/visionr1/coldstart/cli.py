@@ -25,9 +25,10 @@ def coldstart(
     from visionr1.utils.io import OutputError, is_write_error, output_error
 
     try:
-        from visionr1.pipeline.load import load_coldstart_section
+        from visionr1.pipeline.load import load_coldstart_section, output_dir_overrides
 
-        cfg = load_coldstart_section(recipe, overrides or [])
+        overrides, output_dir = output_dir_overrides(recipe, overrides or [], output_dir)  # a pipeline moves whole
+        cfg = load_coldstart_section(recipe, overrides)
         if any(b.type == "local" for b in cfg.backends.values()):  # torch runs in this process only then
             from visionr1.runtime import apply_cpu_threads, summary_line
 

@@ -40,6 +40,17 @@ def load_coldstart_section(path: str | Path, overrides: list[str] | tuple[str, .
                            lambda p: p.coldstart)
 
 
+def output_dir_overrides(path: str | Path, overrides: list[str] | tuple[str, ...],
+                         output_dir: str | Path | None) -> tuple[list[str], Path | None]:
+    """``--output-dir X`` of a command given a pipeline recipe moves the *whole pipeline* to X, as ``visionr1 run
+    -o X`` does: every section then reads the outputs of the one before it under X (``train PIPELINE -o X`` trained
+    into X while reading the model and data of ``runs/<name>``, another run's). Returns the overrides to load with
+    and the output directory left for the command (None for a pipeline: its section's own directory under X)."""
+    if output_dir is None or not is_pipeline(load_yaml_with_includes(Path(path))):
+        return list(overrides), Path(output_dir) if output_dir is not None else None
+    return [*overrides, f"output_dir={Path(output_dir).expanduser().resolve()}"], None
+
+
 def _own_or_section(path: str | Path, overrides: list[str] | tuple[str, ...], load_own: Any, section: str,
                     missing: str, pick: Any) -> Any:
     """A command's own kind of recipe, or its section of a pipeline recipe (an error naming what is missing)."""

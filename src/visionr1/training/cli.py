@@ -54,7 +54,7 @@ def train(
     """Run a recipe's stages (SFT, GRPO/PTST) in order, each in a process of its own (`launch:` in the recipe
     sets how many); re-running the same command resumes a killed run."""
     from visionr1.config.base import RecipeError
-    from visionr1.pipeline.load import load_training_recipe
+    from visionr1.pipeline.load import load_training_recipe, output_dir_overrides
     from visionr1.training.plan import PlanError
 
     threads = parse_cpu_threads(cpu_threads)
@@ -73,7 +73,8 @@ def train(
                  "damaged one); without it a damaged checkpoint is an error")
         os.environ[RESUME_ENV] = resume_from  # the stage processes inherit it
     try:
-        resolved = load_training_recipe(recipe, overrides or [])
+        overrides, output_dir = output_dir_overrides(recipe, overrides or [], output_dir)  # a pipeline moves whole
+        resolved = load_training_recipe(recipe, overrides)
     except RecipeError as exc:
         fail(str(exc))
     if threads is not None:
