@@ -12,15 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import train_env
+
 REPO = Path(__file__).resolve().parents[2]
 VISIONR1 = str(Path(sys.executable).with_name("visionr1"))
-
-
-def _env() -> dict[str, str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    env.pop("WORLD_SIZE", None)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +52,7 @@ def test_editing_the_recipe_while_a_stage_trains_changes_nothing(tmp_path, tiny_
     run = tmp_path / "run"
     cmd = [sys.executable, VISIONR1, "train", str(recipe), f"model.path={tiny_model_dir}",
            f"stages.sft.dataset.path={data['sft']}", f"stages.ptst-1.dataset.path={data['grpo']}", "--output-dir", str(run)]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, env=train_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
     while not (run / "manifest.json").is_file() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,8 @@ import numpy as np
 import pytest
 
 from visionr1.rewards.checked import MAX_ABS, CheckedReward, RewardError, no_signal_callback
+
+from .conftest import train_env
 
 REPO = Path(__file__).resolve().parents[2]
 VISIONR1 = str(Path(sys.executable).with_name("visionr1"))
@@ -130,13 +131,6 @@ def one_short(completions, **kwargs):
 """
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO / "src")}
-    env.pop("WORLD_SIZE", None)
-    return env
-
-
 @pytest.fixture(scope="module")
 def grpo_data(tmp_path_factory) -> Path:
     from visionr1.tasks.synthetic import make_synthetic
@@ -149,7 +143,7 @@ def grpo_data(tmp_path_factory) -> Path:
 def _train(run: Path, model: Path, data: Path, *overrides: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, VISIONR1, "train", str(REPO / "recipes" / "tiny" / "grpo.yaml"), f"model.path={model}",
            f"stages.ptst-1.dataset.path={data}", "stages.ptst-1.grpo.max_steps=1", *overrides, "--output-dir", str(run)]
-    return subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=REPO, env=train_env(), capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.slow

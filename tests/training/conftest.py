@@ -158,3 +158,24 @@ def first_grpo_trainer(recipe, tmp_path: Path):
                    train_dataset=prepared[0].train)
     trainer, processor, _ = build_grpo_trainer(run)
     return trainer, processor
+
+
+def kill_after_checkpoint(cmd: list[str], checkpoint: Path, log: Path, timeout: float = 400) -> None:
+    """Start ``cmd`` (a run, in a session of its own) and SIGKILL its process group once ``checkpoint`` is complete:
+    its ``visionr1-checkpoint.json`` record is written last (training.checkpoints), so a checkpoint without it is
+    one a kill cut short, which a resume removes instead of loading."""
+    import signal
+    import time
+
+    from visionr1.training.checkpoints import RECORD
+
+    target = checkpoint / RECORD
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=subprocess_env(), stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        deadline = time.time() + timeout
+        while not target.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
+        assert target.exists(), log.read_text()[-3000:]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

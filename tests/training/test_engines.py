@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, load_state, read_jsonl, subprocess_env, visionr1_cmd
+from .conftest import REPO, kill_after_checkpoint, load_state, read_jsonl, subprocess_env, visionr1_cmd
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed, pytest.mark.scale]
 CONFIGS = REPO / "configs" / "accelerate"
@@ -180,16 +180,7 @@ def test_sigkill_and_resume_ends_where_the_uninterrupted_run_ends(engines, engin
     shutil.copytree(ref / "sft", run / "sft")  # the finished first stage; ptst-1 trains from it
     cmd = _cmd(engines.recipe, run, engine, "stages.dpo.enabled=false")
     env = subprocess_env()
-    log = (tmp_path / "first.log").open("w")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    target = run / "ptst-1" / "checkpoint-1" / "trainer_state.json"
-    deadline = time.time() + 400
-    while not target.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    assert target.exists(), (tmp_path / "first.log").read_text()[-3000:]
-    time.sleep(0.5)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    kill_after_checkpoint(cmd, run / "ptst-1" / "checkpoint-1", tmp_path / "first.log")
     deadline = time.time() + 60  # torchrun's workers (sessions of their own) die with their parent (pdeathsig)
     while _strays(run) and time.time() < deadline:
         time.sleep(0.5)

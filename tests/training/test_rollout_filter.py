@@ -11,10 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -25,7 +22,15 @@ from visionr1.training.data_order import stream_slice
 from visionr1.training.rollout_filter import merge_outputs
 from visionr1.training.runner import main
 
-from .conftest import REPO, TINY, read_jsonl, subprocess_env, visionr1_cmd, write_varied_grpo
+from .conftest import (
+    REPO,
+    TINY,
+    kill_after_checkpoint,
+    read_jsonl,
+    subprocess_env,
+    visionr1_cmd,
+    write_varied_grpo,
+)
 
 VARIED = Path(__file__).with_name("varied_reward.py")
 CPU_DDP = REPO / "configs" / "accelerate" / "cpu-ddp.yaml"
@@ -130,15 +135,7 @@ def test_a_resumed_stage_draws_the_same_prompts_and_keeps_its_table(tmp_path, ti
     run = tmp_path / "run"
     cmd = visionr1_cmd("train", str(TINY / "ptst.yaml"), *overrides, "--output-dir", str(run))
     env = subprocess_env()
-    with (tmp_path / "first.log").open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        target = run / "ptst-1" / "checkpoint-1" / "trainer_state.json"
-        deadline = time.time() + 300
-        while not target.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.1)
-        assert target.exists(), (tmp_path / "first.log").read_text()[-3000:]
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+    kill_after_checkpoint(cmd, run / "ptst-1" / "checkpoint-1", tmp_path / "first.log")
     assert not (run / "ptst-1" / "final").exists()
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
