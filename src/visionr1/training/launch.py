@@ -44,12 +44,11 @@ from typing import Any
 import yaml
 
 from visionr1.recipe import LaunchSpec
+from visionr1.training.lock import grace_seconds, holder_id
 from visionr1.training.plan import PlanError
 
 CHILD_ENV = "VISIONR1_STAGE_CHILD"  # set in a stage's process(es): the parent writes the summary, holds the lock
 HOLDER_ENV = "VISIONR1_RUN_HOLDER"  # "PID:START" of the lock's holder, inherited by every process of the run
-GRACE_ENV = "VISIONR1_STOP_GRACE_S"
-DEFAULT_GRACE_S = 20.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _PR_SET_PDEATHSIG = 1
 
@@ -61,14 +60,6 @@ class Stopped(KeyboardInterrupt):
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-
-def grace_seconds() -> float:
-    """How long a stopped stage may take to exit before it is SIGKILLed (``VISIONR1_STOP_GRACE_S``)."""
-    try:
-        return max(0.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
-    except ValueError:
-        return DEFAULT_GRACE_S
 
 
 def raise_on_stop_signals() -> None:
@@ -200,14 +191,6 @@ def stage_launcher(launch: LaunchSpec, recipe_path: str, overrides: Sequence[str
         return run_stage_process(cmd, env)
 
     return run
-
-
-def holder_id(pid: int | None = None) -> str:
-    """``PID:START``: the run's main process, as the lock records it (start time tells a reused PID apart)."""
-    from visionr1.training.lock import _start_time
-
-    pid = pid or os.getpid()
-    return f"{pid}:{_start_time(pid)}"
 
 
 def run_stage_process(cmd: list[str], env: dict[str, str], grace: float | None = None) -> int:

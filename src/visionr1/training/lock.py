@@ -37,6 +37,24 @@ class RunLockedError(RuntimeError):
     """Another live ``visionr1 train`` holds the run directory (no heavy imports here: cheap to take)."""
 
 
+GRACE_ENV = "VISIONR1_STOP_GRACE_S"
+DEFAULT_GRACE_S = 20.0
+
+
+def grace_seconds() -> float:
+    """How long a stopped stage may take to exit before it is SIGKILLed (``VISIONR1_STOP_GRACE_S``)."""
+    try:
+        return max(0.0, float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S)))
+    except ValueError:
+        return DEFAULT_GRACE_S
+
+
+def holder_id(pid: int | None = None) -> str:
+    """``PID:START``: the run's main process, as the lock records it (start time tells a reused PID apart)."""
+    pid = pid or os.getpid()
+    return f"{pid}:{_start_time(pid)}"
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (Linux), to tell a reused PID apart."""
     try:
@@ -77,8 +95,6 @@ def run_processes(holder: str) -> list[int]:
 
 def _wait_for_run_processes(holder: str) -> list[int]:
     """Wait (the stop grace period) for the processes of a dead holder's run to exit; those still alive."""
-    from visionr1.training.launch import grace_seconds
-
     deadline = time.monotonic() + grace_seconds() + 5
     while (left := run_processes(holder)) and time.monotonic() < deadline:
         time.sleep(0.2)
