@@ -257,19 +257,21 @@ def run_coldstart_section(pipeline: Pipeline, console: Console) -> dict[str, Any
 def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str],
                   threads: int | None = None) -> dict[str, Any]:
     """The training recipe of the model + stages sections, by the training runner; each stage in a process of
-    its own (``visionr1 train RECIPE OVERRIDES --stage NAME``) unless ``launch.isolate_stages`` is false.
+    its own (``visionr1 train RUN/recipe.json --stage NAME``) unless ``launch.isolate_stages`` is false.
     Stages trained here keep the torch threads the run started with (``threads``); a stage's own process
     resolves ``cpu_threads`` itself."""
     import os
 
     from visionr1.training.launch import is_stage_child, stage_launcher
     from visionr1.training.runner import main as train
+    from visionr1.training.runner import resolved_recipe_path
 
     recipe = pipeline.training_recipe()
     run_dir = Path(str(recipe.output_dir))
     launcher = None
     if recipe_path is not None and recipe.launch.isolate_stages and not is_stage_child() and "WORLD_SIZE" not in os.environ:
-        launcher = stage_launcher(recipe.launch, str(recipe_path), list(overrides), run_dir)
+        # each stage process reads RUN/recipe.json, the recipe resolved and checked here, never the YAML again
+        launcher = stage_launcher(recipe.launch, str(resolved_recipe_path(run_dir)), [], run_dir)
     elif threads is not None:
         recipe = recipe.model_copy(update={"cpu_threads": threads})
     return train(recipe, output_dir=run_dir, source=str(recipe_path or "pipeline recipe"), launcher=launcher)

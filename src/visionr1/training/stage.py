@@ -96,9 +96,6 @@ def save_final(trainer: Any, processor: Any, run: StageRun, record: dict[str, An
         trainer.save_model(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        if not any((tmp / name).is_file() for name in WEIGHT_FILES):
-            raise RuntimeError(f"stage {run.stage.name}: saving the final weights to {tmp} wrote no weights file "
-                               f"({', '.join(WEIGHT_FILES)}); the stage is not marked done")
         if run.recipe.model.lora is not None:
             merged = run.stage_dir / "final.merged"
             if merged.exists():
@@ -109,6 +106,9 @@ def save_final(trainer: Any, processor: Any, run: StageRun, record: dict[str, An
                 shutil.move(str(f), merged / "adapter" / f.name)
             shutil.rmtree(tmp)
             merged.rename(tmp)
+        if not any((tmp / name).is_file() for name in WEIGHT_FILES):  # (LoRA: the merged weights)
+            raise RuntimeError(f"stage {run.stage.name}: saving the final weights to {tmp} wrote no weights file "
+                               f"({', '.join(WEIGHT_FILES)}); the stage is not marked done")
         processor.save_pretrained(str(tmp))
         record = {**record, "final_dir": str(final)}
         (tmp / STAGE_RECORD).write_text(json.dumps(record, indent=2, default=str))
