@@ -3,9 +3,13 @@ each stage of each engine in its own 2-process gloo launch through `visionr1 tra
 checked against one process with the same global batch; SIGKILL and resume under each engine.
 
 Tolerance: every stage trains 2 Adam steps at learning rate 1e-4, so an Adam step moves a weight by up to ~1e-4.
-Two engines that compute the same gradients end within float32 rounding of each other (measured: 1e-7 to 3e-7);
-an engine whose gradient differs for a parameter moves it by a different fraction of a step (the FSDP2 head bug:
-3e-4). TOL = 1e-5, a tenth of one step, separates the two by more than an order of magnitude either way.
+Two engines that compute the same gradients end within float32 rounding of each other for SFT (measured 9e-8 to
+3e-7); an engine whose gradient differs for a parameter moves it by a different fraction of a step (the FSDP2 head
+bug: 3e-4). TOL = 1e-5, a tenth of one step, separates the two by more than an order of magnitude either way.
+GRPO and DPO get TOL_RL = 3e-5: their gradients are tiny for many weights (advantage- or preference-weighted), and
+Adam's m / (sqrt(v) + eps) turns rounding-level differences of near-zero gradients into differences of a tenth of
+a step (measured, deterministic on this machine: GRPO 9.6e-6 to 1.0e-5, DPO 2.1e-6 to 7.9e-6). A wrong gradient
+still lands 3x and more above it; the per-parameter gradient test pins the engines exactly.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .conftest import REPO, kill_after_checkpoint, load_state, read_jsonl, subpr
 pytestmark = [pytest.mark.slow, pytest.mark.distributed, pytest.mark.scale]
 CONFIGS = REPO / "configs" / "accelerate"
 VARIED = Path(__file__).with_name("varied_reward.py")
-LR, TOL = 1e-4, 1e-5
+LR, TOL, TOL_RL = 1e-4, 1e-5, 3e-5
 STAGES = ("sft", "ptst-1", "dpo")
 ENGINES = {  # name -> (accelerate config, extra launch args, accelerate's distributed type)
     "ddp": ("cpu-ddp.yaml", [], "MULTI_CPU"),
@@ -142,7 +146,7 @@ def test_each_stage_ends_where_ddp_ends(engines, engine):
         assert (final / "model.safetensors").is_file(), f"{engine} {name}: final/ holds no loadable weights"
         got, want = load_state(final), load_state(ddp / name / "final")
         off = _max_diff(got, want)
-        assert off < TOL, (engine, name, off)
+        assert off < (TOL if name == "sft" else TOL_RL), (engine, name, off)
         if previous is not None:
             assert _max_diff(want, previous) > LR / 2, (name, "the stage must move the weights for this to test anything")
         previous = want
