@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="engines-bench-"))
     data, sft = make_data(work)
     path = recipe(work, f"tiny:qwen2_5_vl/{args.size}", data, sft, args.steps)
-    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     visionr1 = str(Path(sys.executable).with_name("visionr1"))
 
     def run(engine: str, r: int) -> dict[str, Any]:
