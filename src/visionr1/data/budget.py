@@ -30,7 +30,10 @@ def patch_factor(model_path: str | None) -> int:
     >>> patch_factor("Qwen/Qwen2.5-VL-7B-Instruct"), patch_factor("tiny:qwen3_vl/test")
     (28, 32)
     """
-    return 32 if model_path and "qwen3" in model_path.lower() else 28
+    from visionr1.models.families import guess_from_path
+
+    fam = guess_from_path(model_path)
+    return (fam.patch_factor if fam is not None else None) or 28
 
 
 def image_tokens(width: int, height: int, min_pixels: int, max_pixels: int, factor: int = 28) -> int:

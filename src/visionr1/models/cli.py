@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from visionr1.cli_common import command_app, console, fail
+from visionr1.models import families
 
 app = command_app()
 
@@ -18,7 +19,7 @@ app = command_app()
 def make_tiny_model(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the model, processor and tokenizer to.")],
     family: Annotated[
-        str, typer.Option("--family", help="Architecture: qwen2_vl | qwen2_5_vl | qwen3_vl.")
+        str, typer.Option("--family", help="Architecture: " + " | ".join(families.names()) + ".")
     ] = "qwen2_5_vl",
     size: Annotated[
         str, typer.Option("--size", help="Preset: test (unit tests, ~0.3M parameters) | demo (the CPU demo, ~1.3M).")

@@ -25,12 +25,15 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+from visionr1.models import families
+
+FAMILIES = families.names()
 SIZES = ("test", "demo")
 INFO_FILE = "visionr1_tiny.json"  # written last: its presence marks a complete build
 
@@ -68,26 +71,6 @@ PRESETS: dict[str, TinyPreset] = {
     ),
 }
 
-# Patch geometry of the real vision towers (so the real image processors' resizing applies unchanged).
-_PATCH = {"qwen2_vl": 14, "qwen2_5_vl": 14, "qwen3_vl": 16}
-_MERGE = 2
-_TEMPORAL = 2
-_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-
-
-def _mrope_section(head_dim: int, real: tuple[int, int, int]) -> list[int]:
-    """Scale the real (t, h, w) mRoPE split (which sums to 64 = head_dim/2 of 128) to a smaller head_dim.
-
-    >>> _mrope_section(16, (16, 24, 24)), _mrope_section(32, (24, 20, 20))
-    ([2, 3, 3], [6, 5, 5])
-    """
-    half = head_dim // 2
-    sec = [max(1, round(r * half / sum(real))) for r in real]
-    sec[0] += half - sum(sec)
-    return sec
-
-
 def init_std(p: TinyPreset) -> float:
     """Std of the random init: 1/sqrt(width), the real models' 0.02 at width 3584 (~1.2/sqrt(3584)) scaled down.
 
@@ -101,129 +84,19 @@ def init_std(p: TinyPreset) -> float:
     return round(p.hidden_size**-0.5, 4)
 
 
-def _config(family: str, p: TinyPreset, vocab_size: int, ids: dict[str, int]):
-    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
-
-    head_dim = p.hidden_size // p.num_heads
-    text = dict(
-        vocab_size=vocab_size,
-        hidden_size=p.hidden_size,
-        intermediate_size=p.intermediate_size,
-        num_hidden_layers=p.num_layers,
-        num_attention_heads=p.num_heads,
-        num_key_value_heads=p.num_kv_heads,
-        max_position_embeddings=32768,
-        rms_norm_eps=1e-6,
-        initializer_range=init_std(p),
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-    )
-    special = dict(
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
-    )
-    # The real patch geometry, so the real image processors' resizing applies unchanged.
-    vision = dict(
-        depth=p.vision_depth,
-        num_heads=p.vision_heads,
-        patch_size=_PATCH[family],
-        spatial_merge_size=_MERGE,
-        temporal_patch_size=_TEMPORAL,
-        initializer_range=init_std(p),
-    )
-    if family == "qwen2_vl":
-        text["rope_parameters"] = {
-            "rope_type": "default",
-            "rope_theta": 1e6,
-            "mrope_section": _mrope_section(head_dim, (16, 24, 24)),
-        }
-        vision.update(
-            embed_dim=p.vision_hidden_size,
-            hidden_size=p.hidden_size,  # Qwen2-VL's merger outputs the LM width under this name
-            mlp_ratio=p.vision_intermediate_size // p.vision_hidden_size,
-        )
-        return Qwen2VLConfig(text_config=text, vision_config=vision, **special)
-    if family == "qwen2_5_vl":
-        text["rope_parameters"] = {
-            "rope_type": "default",
-            "rope_theta": 1e6,
-            "mrope_section": _mrope_section(head_dim, (16, 24, 24)),
-        }
-        # Window attention in every block but the last, like the real tower's full-attention [7, 15, 23, 31].
-        vision.update(
-            hidden_size=p.vision_hidden_size,
-            intermediate_size=p.vision_intermediate_size,
-            out_hidden_size=p.hidden_size,
-            window_size=112,
-            tokens_per_second=2,
-            fullatt_block_indexes=[p.vision_depth - 1],
-        )
-        return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **special)
-    if family == "qwen3_vl":
-        text.update(head_dim=head_dim, attention_bias=False, max_position_embeddings=262144)
-        text["rope_parameters"] = {
-            "rope_type": "default",
-            "rope_theta": 5e6,
-            "mrope_interleaved": True,
-            "mrope_section": _mrope_section(head_dim, (24, 20, 20)),
-        }
-        # Deepstack: features of early vision blocks are added into the first LM layers, as in the real
-        # model (blocks [8, 16, 24] of 27). The 48x48 learnt position grid is the real one.
-        vision.update(
-            hidden_size=p.vision_hidden_size,
-            intermediate_size=p.vision_intermediate_size,
-            out_hidden_size=p.hidden_size,
-            num_position_embeddings=2304,
-            deepstack_visual_indexes=list(range(max(1, p.vision_depth - 1))),
-        )
-        return Qwen3VLConfig(text_config=text, vision_config=vision, **special)
-    raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
-
-
 def chat_template(family: str) -> str:
     """The real chat template of the family (byte-identical to the Instruct checkpoints' and to TRL's copy,
     so TRL recognises it and swaps in its `{% generation %}` training variant for assistant-only loss)."""
-    name = "qwen3_vl.jinja" if family == "qwen3_vl" else "qwen2_vl.jinja"  # Qwen2-VL and 2.5-VL ship the same
+    name = families.family(family).chat_template
     return resources.files("visionr1.models").joinpath("templates", name).read_text(encoding="utf-8")
 
 
-def _processor(family: str, tokenizer, p: TinyPreset):
-    from transformers import (
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLProcessor,
-        Qwen2VLVideoProcessor,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
-    )
-
-    factor = _PATCH[family] * _MERGE  # pixels per side of one LM token
-    max_pixels = p.max_image_tokens * factor * factor
-    min_pixels = 4 * factor * factor  # real: 56*56 (Qwen2/2.5) = 4 tokens; Qwen3-VL's 65536 is too big here
-    mean, std = (_CLIP_MEAN, _CLIP_STD) if family != "qwen3_vl" else ([0.5] * 3, [0.5] * 3)
-    geometry = dict(patch_size=_PATCH[family], temporal_patch_size=_TEMPORAL, merge_size=_MERGE,
-                    image_mean=mean, image_std=std)
-    image = Qwen2VLImageProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels}, **geometry)
-    if family == "qwen3_vl":
-        # size bounds the whole clip (frames x pixels), as in the real Qwen3-VL video preprocessor config.
-        video = Qwen3VLVideoProcessor(size={"shortest_edge": min_pixels, "longest_edge": 16 * max_pixels},
-                                      fps=2, min_frames=2, max_frames=16, **geometry)
-        cls = Qwen3VLProcessor
-    else:
-        video = Qwen2VLVideoProcessor(size={"shortest_edge": min_pixels, "longest_edge": max_pixels // 4},
-                                      cap_pixels_per_frame=True, **geometry)
-        cls = Qwen2_5_VLProcessor if family == "qwen2_5_vl" else Qwen2VLProcessor
-    return cls(image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=chat_template(family))
-
-
 def count_parameters(model) -> dict[str, int]:
-    """Parameters in total and per part (vision tower, language model incl. embeddings and head)."""
+    """Parameters in total and per part (vision tower and projector, language model incl. embeddings and head)."""
+    from visionr1.training.freeze import part_of
+
     total = sum(p.numel() for p in model.parameters())
-    vision = sum(p.numel() for p in model.model.visual.parameters())
+    vision = sum(p.numel() for n, p in model.named_parameters() if part_of(n) in ("vision_tower", "projector"))
     return {"total": total, "vision": vision, "language": total - vision}
 
 
@@ -246,25 +119,24 @@ def _build(family: str, preset: TinyPreset, out: Path, seed: int, size_name: str
 
     from visionr1.models.tokenizer import train_tokenizer
 
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    fam = families.family(family)
     tokenizer = train_tokenizer(family)
     tokenizer.chat_template = chat_template(family)
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>", "<|image_pad|>",
-                                                           "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*fam.tokens.special, *fam.tokens.added)}
     vocab_size = -(-len(tokenizer) // 64) * 64  # padded like the real 152064-row embedding
-    config = _config(family, preset, vocab_size, ids)
+    config = fam.build_config(family, preset, vocab_size, ids, init_std(preset))
     config.dtype = "float32"
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    t = fam.tokens
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"],
+        bos_token_id=ids[t.bos or t.pad],
+        eos_token_id=list(dict.fromkeys([ids[t.eos], ids[t.pad]])),
+        pad_token_id=ids[t.pad],
     )
-    processor = _processor(family, tokenizer, preset)
+    processor = fam.build_processor(family, tokenizer, preset, chat_template(family))
 
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
@@ -295,6 +167,8 @@ def build_key(family: str, preset: TinyPreset) -> str:
         family,
         json.dumps(dataclasses.asdict(preset), sort_keys=True),
         Path(__file__).read_text(encoding="utf-8"),
+        Path(families.__file__).read_text(encoding="utf-8"),
+        Path(sys.modules[families.family(family).build_config.__module__].__file__).read_text(encoding="utf-8"),
         Path(tok_module.__file__).read_text(encoding="utf-8"),
         "\n".join(tok_module.corpus()),
         chat_template(family),
@@ -320,8 +194,7 @@ def get_tiny_model(family: str = "qwen2_5_vl", size: str = "test", cache_root: s
     """
     if size not in PRESETS:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(PRESETS)}")
-    if family not in FAMILIES:
-        raise ValueError(f"unknown family {family!r}; choose one of {', '.join(FAMILIES)}")
+    families.family(family)  # a one-line refusal for an unknown family
     root = Path(cache_root) if cache_root is not None else default_cache_root()
     target = root / "tiny" / f"{family}-{size}-{build_key(family, PRESETS[size])}"
     if (target / INFO_FILE).is_file():

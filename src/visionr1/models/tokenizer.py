@@ -18,46 +18,8 @@ from __future__ import annotations
 import json
 import re
 
-# Special tokens, in the order (and so the relative ids) of the real checkpoints' added_tokens_decoder.
-# Ids 151643.. in the real vocab; here they follow the learnt BPE vocabulary.
-_QWEN2_VL_SPECIAL = [
-    "<|endoftext|>",
-    "<|im_start|>",
-    "<|im_end|>",
-    "<|object_ref_start|>",
-    "<|object_ref_end|>",
-    "<|box_start|>",
-    "<|box_end|>",
-    "<|quad_start|>",
-    "<|quad_end|>",
-    "<|vision_start|>",
-    "<|vision_end|>",
-    "<|vision_pad|>",
-    "<|image_pad|>",
-    "<|video_pad|>",
-]
-# Non-special added tokens of the real tokenizers (decoded even with skip_special_tokens=True).
-_QWEN2_5_VL_ADDED = [
-    "<tool_call>",
-    "</tool_call>",
-    "<|fim_prefix|>",
-    "<|fim_middle|>",
-    "<|fim_suffix|>",
-    "<|fim_pad|>",
-    "<|repo_name|>",
-    "<|file_sep|>",
-]
-_QWEN3_VL_ADDED = _QWEN2_5_VL_ADDED + ["<tool_response>", "</tool_response>", "<think>", "</think>"]
 # The tags the rewards parse (see visionr1.rewards); ours, added to every family.
 REASONING_TAGS = ["<think>", "</think>", "<answer>", "</answer>"]
-
-FAMILY_ADDED_TOKENS: dict[str, list[str]] = {
-    "qwen2_vl": [],
-    "qwen2_5_vl": _QWEN2_5_VL_ADDED,
-    "qwen3_vl": _QWEN3_VL_ADDED,
-}
-# The real checkpoints' model_max_length.
-FAMILY_MODEL_MAX_LENGTH = {"qwen2_vl": 32768, "qwen2_5_vl": 131072, "qwen3_vl": 262144}
 
 VOCAB_SIZE = 2048  # learnt BPE vocabulary (bytes + merges), before the added tokens
 
@@ -123,8 +85,9 @@ def train_tokenizer(family: str):
     )
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
 
-    if family not in FAMILY_ADDED_TOKENS:
-        raise ValueError(f"unknown family {family!r}; choose one of {sorted(FAMILY_ADDED_TOKENS)}")
+    from visionr1.models.families import family as family_named
+
+    spec = family_named(family).tokens
 
     # The same normaliser / pre-tokenizer / decoder as transformers' Qwen2Tokenizer builds, so the merges
     # learnt here are the ones it applies when it rebuilds the pipeline from vocab + merges at load time.
@@ -143,8 +106,8 @@ def train_tokenizer(family: str):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    special = _QWEN2_VL_SPECIAL
-    extra = FAMILY_ADDED_TOKENS[family] + [t for t in REASONING_TAGS if t not in FAMILY_ADDED_TOKENS[family]]
+    special = list(spec.special)
+    extra = list(spec.added) + [t for t in REASONING_TAGS if t not in spec.added]
     # Added tokens are split off before the BPE runs, so the BPE learns from the text between them
     # ("system" after "<|im_start|>" is a word of its own, not ">system").
     added = re.compile("|".join(re.escape(t) for t in sorted(set(special + extra + REASONING_TAGS), key=len)[::-1]))
@@ -163,14 +126,14 @@ def train_tokenizer(family: str):
         vocab=vocab,
         merges=merges,
         unk_token=None,
-        bos_token=None,
-        eos_token="<|im_end|>",  # the Instruct checkpoints' eos: generation stops at the end of the turn
-        pad_token="<|endoftext|>",
-        extra_special_tokens=special[1:],  # the real additional_special_tokens: all but <|endoftext|>
+        bos_token=spec.bos,
+        eos_token=spec.eos,  # the Instruct checkpoints' eos: generation stops at the end of the turn
+        pad_token=spec.pad,
+        extra_special_tokens=[t for t in special if t not in (spec.pad, spec.bos)],  # the real additional ones
         errors="replace",
         split_special_tokens=False,
         clean_up_tokenization_spaces=False,
-        model_max_length=FAMILY_MODEL_MAX_LENGTH[family],
+        model_max_length=spec.model_max_length,
     )
     tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in special], special_tokens=True)
     # Non-special: they survive decode(skip_special_tokens=True), which is what rewards see.

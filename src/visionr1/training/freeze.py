@@ -21,10 +21,26 @@ from collections.abc import Iterable
 
 import torch
 
+from visionr1.models import families
+
 PARTS = ("vision_tower", "projector", "language_model")
 
-_PROJECTOR = re.compile(r"(^|\.)(visual\.(merger|deepstack_merger_list)|multi_modal_projector|mm_projector)\.")
-_VISION = re.compile(r"(^|\.)(visual|vision_tower|vision_model)\.")
+
+
+def _union(patterns: set[str]) -> re.Pattern:
+    return re.compile(r"(^|\.)(" + "|".join(sorted(patterns, key=len, reverse=True)) + r")\.")
+
+
+def _layouts() -> tuple[re.Pattern, re.Pattern]:
+    """The projector and vision-tower name patterns of every supported family (``visionr1.models.families``),
+    plus the LLaVA-style names transformers uses for the families it shares a layout with."""
+    fams = families.registry().values()
+    projector = {p for f in fams for p in f.projector} | {"multi_modal_projector", "mm_projector"}
+    vision = {p for f in fams for p in f.vision} | {"vision_tower", "vision_model"}
+    return _union(projector), _union(vision)
+
+
+_PROJECTOR, _VISION = _layouts()
 _LANGUAGE = re.compile(r"(^|\.)(language_model|lm_head)\.")
 
 
@@ -69,7 +85,7 @@ def apply_freeze(model: torch.nn.Module, parts: Iterable[str]) -> dict[str, int]
     if missing:
         raise ValueError(
             f"freeze: no parameter of {type(model).__name__} belongs to {missing}; the freeze would be a no-op. "
-            "Supported layouts: Qwen2/2.5/3-VL (model.visual, model.visual.merger, model.language_model)."
+            f"Supported families: {', '.join(families.names())} (visionr1.models.families)."
         )
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError(f"freeze: {parts} leaves no trainable parameter; freeze fewer parts")
