@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from visionr1.models import families
 from visionr1.recipe import load_recipe
 
 from .conftest import TINY, first_grpo_trainer
@@ -30,7 +31,7 @@ def _logps_alone(model, processor, prompt, images, completion_ids):
     return torch.log_softmax(logits.float(), -1).gather(-1, completion_ids[:, None])[:, 0]
 
 
-@pytest.mark.parametrize("family", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("family", families.names())
 def test_mixed_length_batch_logprobs_equal_each_prompt_alone(tmp_path, varied_grpo, family):
     recipe = load_recipe(TINY / "ptst.yaml", [
         "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"model.path=tiny:{family}/test",
