@@ -7,9 +7,12 @@ steps and record, without changing what is trained, what the tests check:
   and in the prompt the engine sampled from (its own expansion), and the images sent with it;
 - each generation batch: vLLM's sampling log-probs, the trainer's recomputed ones (same weights) and the
   reference model's (the initial weights), on the completion tokens;
-- the `max_tokens` of every sampling request.
+- the `max_tokens` of every sampling request;
+- the vision special tokens (training.generation.vision_tokens) in the sampled completions. With `--tempt`, the
+  engine's sampling adds +100 to those tokens' logits (vLLM's `logit_bias`), so a ban that does not reach the
+  engine shows in every completion (this changes what is trained: the other records are not for comparison then).
 
-Usage: python colocate_probe.py RECIPE_OVERRIDES_JSON OUT_JSON
+Usage: python colocate_probe.py RECIPE_OVERRIDES_JSON OUT_JSON [--tempt]
 """
 
 from __future__ import annotations
@@ -47,11 +50,12 @@ def engine_view(named: dict[str, torch.Tensor], engine: torch.nn.Module) -> dict
     return out
 
 
-def main(overrides: list[str], out_path: Path) -> None:
+def main(overrides: list[str], out_path: Path, tempt: bool = False) -> None:
     from tests.training.conftest import TINY, first_grpo_trainer
 
     from visionr1.patches.vllm import engine_model, image_token_id
     from visionr1.recipe import load_recipe
+    from visionr1.training.generation import vision_tokens
 
     recipe = load_recipe(TINY / "ptst.yaml", overrides)
     trainer, processor = first_grpo_trainer(recipe, out_path.parent / "probe-run")
@@ -61,6 +65,10 @@ def main(overrides: list[str], out_path: Path) -> None:
     initial = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     record: dict = {"syncs": [], "prompts": [], "engine": [], "batches": [], "max_tokens": [],
                     "engine_dtype": str(next(engine.parameters()).dtype)}
+    vision_ids = set(processor.tokenizer.convert_tokens_to_ids(vision_tokens(processor)))
+    record["vision_token_ids"] = sorted(vision_ids)
+    if tempt:
+        gen.generation_kwargs = {**gen.generation_kwargs, "logit_bias": {i: 100.0 for i in vision_ids}}
 
     sync = gen.sync_weights
 
@@ -106,7 +114,8 @@ def main(overrides: list[str], out_path: Path) -> None:
     def score_and_record(inputs):
         out = score(inputs)
         mask = out["completion_mask"].bool()
-        row = {"step": trainer.state.global_step, "tokens": int(mask.sum())}
+        row = {"step": trainer.state.global_step, "tokens": int(mask.sum()),
+               "vision_tokens": int(sum(int(t) in vision_ids for t in out["completion_ids"][mask]))}
         for key in ("sampling_per_token_logps", "old_per_token_logps", "ref_per_token_logps"):
             row[key] = [r[m].tolist() for r, m in zip(out[key], mask, strict=True)] if out.get(key) is not None else None
         record["batches"].append(row)
@@ -120,4 +129,4 @@ def main(overrides: list[str], out_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]), Path(sys.argv[2]))
+    main(json.loads(sys.argv[1]), Path(sys.argv[2]), tempt="--tempt" in sys.argv[3:])

@@ -28,10 +28,8 @@ PROMPTS, GENERATIONS, LIMIT = 5, 2, 8
 LOGP_TOLERANCE = 1e-4
 
 
-@pytest.fixture(scope="module")
-def probe(vllm_ok, demo_model, mixed_data, tmp_path_factory) -> dict:
-    out = tmp_path_factory.mktemp("colocate") / "probe.json"
-    overrides = [
+def _overrides(demo_model, mixed_data) -> list[str]:
+    return [
         "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"model.path={demo_model('qwen2_5_vl')}",
         f"stages.ptst-1.dataset.path={mixed_data}", f"stages.ptst-1.rewards=[{{name: '{VARIED_REWARD}:letters'}}]",
         "stages.ptst-1.grpo.use_vllm=true", "stages.ptst-1.grpo.vllm_mode=colocate",
@@ -43,8 +41,26 @@ def probe(vllm_ok, demo_model, mixed_data, tmp_path_factory) -> dict:
         # trainer's processor, so the engine must get the recipe's budget too (images are never scaled up on load)
         "model.min_pixels=6272",
     ]
-    run([PYTHON, str(PROBE), json.dumps(overrides), str(out)], timeout=400)
+
+
+@pytest.fixture(scope="module")
+def probe(vllm_ok, demo_model, mixed_data, tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("colocate") / "probe.json"
+    run([PYTHON, str(PROBE), json.dumps(_overrides(demo_model, mixed_data)), str(out)], timeout=400)
     return json.loads(out.read_text())
+
+
+def test_the_engine_never_samples_a_vision_placeholder(vllm_ok, demo_model, mixed_data, tmp_path):
+    """With the engine tempted (+100 on the vision special tokens' logits) every completion token would be one;
+    the stage's ban (``bad_words``) must reach vLLM, or the loss forward stops ("Image features and image
+    tokens do not match") on the first completion holding an ``<|image_pad|>``."""
+    out = tmp_path / "probe.json"
+    overrides = [o for o in _overrides(demo_model, mixed_data) if "max_steps" not in o] + ["stages.ptst-1.grpo.max_steps=1"]
+    run([PYTHON, str(PROBE), json.dumps(overrides), str(out), "--tempt"], timeout=400)
+    probe = json.loads(out.read_text())
+    assert len(probe["vision_token_ids"]) >= 4  # <|vision_start|>, <|vision_end|>, <|image_pad|>, <|video_pad|>...
+    assert probe["batches"] and all(b["tokens"] > 0 for b in probe["batches"])
+    assert [b["vision_tokens"] for b in probe["batches"]] == [0] * len(probe["batches"])
 
 
 def test_engine_weights_equal_the_trainers_after_each_sync(probe):

@@ -35,6 +35,7 @@ from visionr1.rewards.checked import check_rewards, no_signal_callback
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
+from visionr1.training.generation import ban_vision_tokens
 from visionr1.training.image_sharing import share_images
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
@@ -153,6 +154,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
     saved_side = processor.tokenizer.padding_side
     processor.tokenizer.padding_side = "left"
     config = stage_config(run.recipe, run.stage, run.run_dir, world_size_from_env())
+    config.generation_kwargs = ban_vision_tokens(config.generation_kwargs, processor, config.use_vllm)
 
     # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
     reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)
