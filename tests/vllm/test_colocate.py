@@ -26,6 +26,11 @@ PROMPTS, GENERATIONS, LIMIT = 5, 2, 8
 # order; measured: at most 2.9e-6 nats on log-probs of -1 to -9, i.e. a few float32 ulps. 1e-4 leaves 30x
 # room; the smallest defect it must catch (one step of stale weights or vision embeddings) moves them by > 0.5.
 LOGP_TOLERANCE = 1e-4
+# The engine samples with the vision special tokens banned (training.generation), the trainer scores with the
+# unbanned policy: each sampled token's engine log-prob is the trainer's plus -log(1 - p_banned), the policy's
+# mass on those tokens there. That is ~0 for a trained model; for these random ones it measured at most 0.03
+# (5 banned tokens of ~1,000). So the gap is one-sided, exact below (a float32 ulp bound) and bounded above.
+BAN_GAP = 0.1
 
 
 def _overrides(demo_model, mixed_data) -> list[str]:
@@ -96,9 +101,9 @@ def test_sampling_logprobs_agree_with_the_trainers_recomputed_ones(probe):
         assert batch["tokens"] > 0
         rows = zip(batch["sampling_per_token_logps"], batch["old_per_token_logps"], batch["ref_per_token_logps"],
                    strict=True)
-        gap = max(abs(s - o) for srow, orow, _ in rows for s, o in zip(srow, orow, strict=True))
-        assert gap < LOGP_TOLERANCE, (batch["step"], gap)
+        gaps = [s - o for srow, orow, _ in rows for s, o in zip(srow, orow, strict=True)]
+        assert min(gaps) > -LOGP_TOLERANCE and max(gaps) < BAN_GAP, (batch["step"], min(gaps), max(gaps))
     second = probe["batches"][-1]
     moved = max(abs(r - o) for rrow, orow in zip(second["ref_per_token_logps"], second["old_per_token_logps"], strict=True)
                 for r, o in zip(rrow, orow, strict=True))
-    assert second["step"] == 1 and moved > 1000 * LOGP_TOLERANCE  # a stale engine could not pass the check above
+    assert second["step"] == 1 and moved > 5 * BAN_GAP  # a stale engine could not pass the check above
