@@ -94,7 +94,8 @@ def prepare(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     from visionr1.tasks.synthetic import make_synthetic
     from visionr1.training.data_order import prompts_needed, stream_slice
     from visionr1.training.grpo import _reward_columns
-    from visionr1.training.plan import run_dir_of, stage_config, stage_dir, stage_values
+    from visionr1.config.loader import run_dir_of
+    from visionr1.training.plan import stage_config, stage_dir, stage_values
     from visionr1.training.sft import SFT_COLUMNS
 
     data = make_synthetic("counting", cfg["records"], 0, work / "data", difficulty="medium", test_fraction=0.25)

@@ -27,6 +27,7 @@ from visionr1.training.checkpoints import checkpoint_step, last_checkpoint, trim
 from visionr1.training.data_order import dataset_key, stage_offset
 from visionr1.training.launch import is_stage_child
 from visionr1.training.lock import run_lock
+from visionr1.config.loader import run_dir_of
 from visionr1.training.manifest import Manifest, now
 from visionr1.training.plan import (
     PlanError,
@@ -38,7 +39,6 @@ from visionr1.training.plan import (
     final_dir,
     plan_run,
     raise_if,
-    run_dir_of,
     stage_dir,
     stage_values,
     start_path,
