@@ -101,12 +101,12 @@ def train(
         print(dumps_json(plan, indent=2))  # secrets redacted
         return
 
+    from visionr1.config.loader import run_dir_of
     from visionr1.data.errors import DataError
     from visionr1.rewards.checked import RewardError
     from visionr1.training.checkpoints import CheckpointError
     from visionr1.training.launch import as_stage_process, is_stage_child, stage_launcher
     from visionr1.training.lock import RunLockedError
-    from visionr1.config.loader import run_dir_of
     from visionr1.training.runner import StageFailed, main
 
     # each stage in its own process(es), unless this already is one, or an external launcher started us

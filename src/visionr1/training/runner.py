@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visionr1.config.loader import run_dir_of
 from visionr1.recipe import Recipe
 from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
 from visionr1.training.checkpoints import checkpoint_step, last_checkpoint, trim_logs
 from visionr1.training.data_order import dataset_key, stage_offset
 from visionr1.training.launch import is_stage_child
 from visionr1.training.lock import run_lock
-from visionr1.config.loader import run_dir_of
 from visionr1.training.manifest import Manifest, now
 from visionr1.training.plan import (
     PlanError,
