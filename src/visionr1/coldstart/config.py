@@ -1,7 +1,7 @@
 """The cold-start recipe: input data, named backends, the three generation steps, filters, output.
 
-Same machinery as the training recipe (``visionr1.recipe``): strict keys with suggestions, ``include:``,
-dotted overrides, paths relative to the recipe file. Backends are declared once by name and each step names
+Read like every recipe (``visionr1.config.loader``): strict keys with suggestions, ``include:``, dotted
+overrides, paths relative to the recipe file by the type of their field. Backends are declared once by name and each step names
 the one it uses, so a local model shared by steps 1 and 2 is loaded once.
 """
 
