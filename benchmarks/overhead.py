@@ -88,13 +88,14 @@ def recipes(cfg: dict[str, Any], model: Path, data: Path) -> dict[str, str]:
 
 def prepare(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
     """The tiny model, the data, both recipes, and what the bare sides get (config kwargs, rows, prompts)."""
+    from visionr1.config.loader import run_dir_of
     from visionr1.data.loaders import load_samples
     from visionr1.models.tiny import build_tiny_model
     from visionr1.recipe import load_recipe
     from visionr1.tasks.synthetic import make_synthetic
     from visionr1.training.data_order import prompts_needed, stream_slice
     from visionr1.training.grpo import _reward_columns
-    from visionr1.training.plan import run_dir_of, stage_config, stage_dir, stage_values
+    from visionr1.training.plan import stage_config, stage_dir, stage_values
     from visionr1.training.sft import SFT_COLUMNS
 
     data = make_synthetic("counting", cfg["records"], 0, work / "data", difficulty="medium", test_fraction=0.25)

@@ -157,21 +157,24 @@ def recipe_check(
 ) -> None:
     """Validate a recipe (includes and overrides applied; each stage's TRL config built for launch.num_processes)
     and print it resolved, as JSON; a pipeline recipe with every section."""
-    from visionr1.config.base import RecipeError, load_yaml_with_includes
+    from visionr1.config.base import RecipeError
+    from visionr1.config.loader import override_recipe, read_recipe, validate
     from visionr1.pipeline.load import is_pipeline
-    from visionr1.recipe import load_recipe
+    from visionr1.recipe import Recipe
     from visionr1.training.plan import PlanError, plan_run
 
     try:
-        if is_pipeline(load_yaml_with_includes(recipe)):
-            from visionr1.pipeline.config import load_pipeline
+        written = read_recipe(recipe)  # read once; its kind is the file's
+        raw = override_recipe(written, overrides or [], recipe)
+        if is_pipeline(written):
+            from visionr1.pipeline.config import Pipeline
 
-            resolved = load_pipeline(recipe, overrides or [])
+            resolved = validate(Pipeline, raw, recipe)
             if resolved.stages is not None:
                 train = resolved.training_recipe()
                 plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe))
         else:
-            resolved = load_recipe(recipe, overrides or [])
+            resolved = validate(Recipe, raw, recipe)
             plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
     except (RecipeError, PlanError) as exc:
         fail(str(exc))

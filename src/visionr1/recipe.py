@@ -26,15 +26,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from visionr1.config.base import (
-    RecipeError,
-    StrictModel,
-    SubPathError,
-    apply_overrides,
-    load_yaml_with_includes,
-    parse_model,
-    resolve_path,
-)
+from visionr1.config.base import RecipeError, StrictModel, SubPathError
+from visionr1.config.loader import ModelRef, PluginRef, RecipePath, load
 from visionr1.data.spec import DatasetSpec
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
@@ -51,7 +44,7 @@ class LoraSpec(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    path: str = Field(
+    path: ModelRef = Field(
         ...,
         description="Local directory or hub id of an image-text-to-text model (Qwen2/2.5/3-VL); "
         "'tiny:FAMILY/SIZE' (e.g. tiny:qwen2_5_vl/test) builds a tiny random model locally.",
@@ -78,7 +71,7 @@ class ModelSpec(StrictModel):
 
 
 class RewardSpec(StrictModel):
-    name: str = Field(..., description="Registered reward name (format, accuracy, hard_format_result, iou, length, ...) or file.py:function; a plugin file is imported when the run starts, which RUNS ITS CODE with your permissions (--dry-run only parses it). Name only files you trust.")
+    name: PluginRef = Field(..., description="Registered reward name (format, accuracy, hard_format_result, iou, length, ...) or file.py:function; a plugin file is imported when the run starts, which RUNS ITS CODE with your permissions (--dry-run only parses it). Name only files you trust.")
     weight: float = Field(1.0, description="Weight of this reward in the sum GRPO optimises.")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments bound to the reward function.")
 
@@ -343,7 +336,7 @@ class DPOSampling(StrictModel):
 class DPOStage(_StageBase):
     type: Literal["dpo"] = Field("dpo", description="Iterative DPO (TRL DPOTrainer) on pairs the model samples itself, or on a pairs file.")
     dataset: DatasetSpec | None = Field(None, description="Prompts to sample from (with solutions for the rewards); not with pairs_file.")
-    pairs_file: str | None = Field(None, description="JSONL of preference pairs (TRL format: prompt, chosen, rejected, images as paths relative to the file); skips sampling.")
+    pairs_file: RecipePath | None = Field(None, description="JSONL of preference pairs (TRL format: prompt, chosen, rejected, images as paths relative to the file); skips sampling.")
     iterations: int = Field(1, ge=1, description="Sample -> pair -> train rounds, each from the previous round's weights.")
     samples_per_prompt: int = Field(4, ge=2, description="K responses sampled per prompt; the best and the worst by reward become a pair.")
     prompts_per_iteration: int | None = Field(None, ge=1, description="Prompts each iteration samples, the next slice of the run's prompt stream; default: the whole dataset every iteration.")
@@ -388,7 +381,7 @@ class LaunchSpec(StrictModel):
     """How ``visionr1 train`` starts the process(es) of each stage (``training.launch``)."""
 
     num_processes: int = Field(1, ge=1, description="Processes (GPUs) per stage; > 1 launches each stage with `accelerate launch`.")
-    config_file: str | None = Field(
+    config_file: RecipePath | None = Field(
         None, description="accelerate config for the stage processes (configs/accelerate/*.yaml; relative to the recipe)."
     )
     args: list[str] = Field(
@@ -421,11 +414,6 @@ class Recipe(StrictModel):
         if bad:
             raise ValueError(f"unknown tracker(s) {bad}; choose from {sorted(known)} (metrics.jsonl is always written)")
         return [t for t in v if t != "none"]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_disabled(cls, data: Any) -> Any:
-        return _drop_disabled_stages(data)
 
     @model_validator(mode="after")
     def _unique_stage_names(self) -> Recipe:
@@ -470,65 +458,9 @@ class Recipe(StrictModel):
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Load, include, override and validate a recipe. Relative data/model paths resolve against the file."""
-    path = Path(path)
-    try:
-        data = _drop_disabled_stages(load_yaml_with_includes(path))
-    except RecipeError:
-        raise
-    except ValueError as exc:
-        raise RecipeError(f"{path}: stages: {exc}") from None
-    data = apply_overrides(data, [_stage_name_to_index(o, data, path) for o in overrides])
-    recipe = parse_model(Recipe, data, source=str(path))
-    return _resolve_paths(recipe, path.resolve().parent)
-
-
-def _drop_disabled_stages(data: Any) -> Any:
-    """Stages with ``enabled: false`` leave the recipe before overrides apply, so ``stages.0`` is the first
-    stage that runs — the numbering ``--dry-run`` shows."""
-    if isinstance(data, dict) and isinstance(data.get("stages"), list):
-        kept = [s for s in data["stages"] if not (isinstance(s, dict) and s.get("enabled") is False)]
-        if not kept and data["stages"]:
-            raise ValueError("every stage has enabled: false; enable at least one")
-        data = {**data, "stages": kept}
-    return data
-
-
-def _stage_name_to_index(override: str, data: dict, path: Path) -> str:
-    """``stages.ptst-2.grpo.max_steps=5`` -> ``stages.1.grpo.max_steps=5`` (stage names survive reordering).
-
-    >>> _stage_name_to_index("stages.b.x=1", {"stages": [{"name": "a"}, {"name": "b"}]}, Path("r.yaml"))
-    'stages.1.x=1'
-    """
-    key, sep, value = override.partition("=")
-    parts = key.strip().split(".")
-    if len(parts) < 2 or parts[0] != "stages" or parts[1].lstrip("-").isdigit() or not sep:
-        return override
-    names = [s.get("name") for s in data.get("stages") or [] if isinstance(s, dict)]
-    if parts[1] not in names:
-        raise RecipeError(f"{path}: override {override!r}: no stage named {parts[1]!r}; stages are {names}")
-    return ".".join(["stages", str(names.index(parts[1])), *parts[2:]]) + sep + value
-
-
-def _resolve_paths(recipe: Recipe, base: Path) -> Recipe:
-    def fix(p: str | None) -> str | None:
-        return resolve_path(p, base)
-
-    recipe = recipe.model_copy(deep=True)
-    recipe.model.path = fix(recipe.model.path)
-    recipe.launch.config_file = fix(recipe.launch.config_file)
-    for stage in recipe.stages:
-        for reward in getattr(stage, "rewards", []):
-            file, sep, func = reward.name.rpartition(":")
-            if sep and file.endswith(".py"):  # plugin reward file.py:function, relative to the recipe
-                reward.name = f"{fix(file) if file.startswith('.') or (base / file).exists() else file}:{func}"
-        if getattr(stage, "pairs_file", None):
-            stage.pairs_file = fix(stage.pairs_file)
-        for ds in (stage.dataset, stage.eval_dataset):
-            if ds is not None:
-                ds.path = fix(ds.path)
-                ds.image_root = fix(ds.image_root)
-    return recipe
+    """Load, include, override and validate a training recipe (``visionr1.config.loader``); relative data and
+    model paths resolve against the file."""
+    return load(Recipe, path, overrides)
 
 
 __all__ = [

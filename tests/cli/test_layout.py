@@ -107,7 +107,8 @@ def test_a_typo_still_gets_a_suggestion():
 
 # Names that once meant different things in different modules (issue 14, item 5); each now has one definition.
 ONE_MEANING = ["LLMJudge", "JudgeError", "Generation", "RawRecord", "parse_box", "TASKS", "format_choices",
-               "strip_thinking", "atomic_write_text", "package_versions", "git_info"]
+               "strip_thinking", "atomic_write_text", "package_versions", "git_info",
+               "run_dir_of", "TINY_PREFIX", "resolve_path"]  # issue 27: one recipe loader (config/loader.py)
 
 
 def test_shared_names_are_defined_once():

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from visionr1.cli import app
-from visionr1.config.base import RecipeError, apply_overrides, deep_merge, explain_model
+from visionr1.config.base import RecipeError, explain_model
+from visionr1.config.loader import apply_overrides, deep_merge
 from visionr1.recipe import Recipe, load_recipe
 
 BASE = """

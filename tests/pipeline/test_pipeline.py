@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from visionr1.cli import app
 from visionr1.coldstart.config import load_coldstart_recipe
 from visionr1.config.base import RecipeError
-from visionr1.pipeline.config import Pipeline, load_pipeline, load_raw
+from visionr1.config.loader import read_recipe
+from visionr1.pipeline.config import Pipeline, load_pipeline
 from visionr1.pipeline.load import is_pipeline, load_coldstart_section, load_training_recipe
 from visionr1.recipe import Recipe, load_recipe
 
@@ -77,7 +78,7 @@ SHIPPED = sorted(p for p in (REPO / "recipes").rglob("*.yaml"))
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO / "recipes")))
 def test_every_shipped_recipe_loads(path: Path):
-    raw = load_raw(path)
+    raw = read_recipe(path)
     if is_pipeline(raw):
         p = load_pipeline(path)
         assert p.sections()

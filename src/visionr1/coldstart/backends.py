@@ -125,7 +125,7 @@ class LocalBackend:
     is_oracle = False
 
     def __init__(self, name: str, spec: LocalBackendSpec) -> None:
-        from visionr1.training.loading import TINY_PREFIX
+        from visionr1.config.loader import TINY_PREFIX
 
         self.name, self.spec = name, spec
         tiny = spec.model.startswith(TINY_PREFIX)  # built (once, cached) when first used, as recipes' tiny: paths

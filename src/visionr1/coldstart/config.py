@@ -1,7 +1,7 @@
 """The cold-start recipe: input data, named backends, the three generation steps, filters, output.
 
-Same machinery as the training recipe (``visionr1.recipe``): strict keys with suggestions, ``include:``,
-dotted overrides, paths relative to the recipe file. Backends are declared once by name and each step names
+Read like every recipe (``visionr1.config.loader``): strict keys with suggestions, ``include:``, dotted
+overrides, paths relative to the recipe file by the type of their field. Backends are declared once by name and each step names
 the one it uses, so a local model shared by steps 1 and 2 is loaded once.
 """
 
@@ -15,15 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from visionr1.coldstart import templates
-from visionr1.config.base import (
-    RecipeError,
-    StrictModel,
-    SubPathError,
-    apply_overrides,
-    load_yaml_with_includes,
-    parse_model,
-    resolve_path,
-)
+from visionr1.config.base import RecipeError, StrictModel, SubPathError
+from visionr1.config.loader import ModelRef, RecipeFile, load
 from visionr1.data.spec import DataFormat, DatasetSpec
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
@@ -49,7 +42,7 @@ class OpenAIBackendSpec(StrictModel):
 
 class LocalBackendSpec(StrictModel):
     type: Literal["local"] = Field("local", description="In-process transformers model (visionr1.inference, batched generate).")
-    model: str = Field(..., description="Local model directory (a saved checkpoint; relative to the recipe), or tiny:FAMILY/SIZE.")
+    model: ModelRef = Field(..., description="Local model directory (a saved checkpoint; relative to the recipe), or tiny:FAMILY/SIZE.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype.")
     device: str | None = Field(None, description="cuda, cuda:1, cpu ...; null = cuda when available.")
     batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
@@ -79,7 +72,7 @@ RUNTIME_FIELDS = {"base_url", "api_key_env", "concurrency", "max_retries", "back
 
 class StepSpec(StrictModel):
     backend: str = Field(..., description="Name of a backend declared under `backends`.")
-    prompt_file: str | None = Field(None, description="Template file replacing the shipped one (relative to the recipe).")
+    prompt_file: RecipeFile | None = Field(None, description="Template file replacing the shipped one (relative to the recipe).")
     prompt: str | None = Field(None, description="Inline template replacing the shipped one (exclusive with prompt_file).")
     system: str | None = Field(None, description="System prompt; null for none.")
     max_tokens: int = Field(2048, ge=1, description="Maximum new tokens per generation.")
@@ -161,7 +154,8 @@ class SyntheticInput(StrictModel):
 Input = Annotated[DatasetSpec | SyntheticInput, Field(discriminator="format")]
 INPUT_TYPES = {**{f: DatasetSpec for f in typing.get_args(DataFormat)}, "synthetic": SyntheticInput}
 
-def _validate_tagged(raw: Any, types: dict[str, type[StrictModel]], tag: str, prefix: str) -> Any:
+def _validate_tagged(raw: Any, types: dict[str, type[StrictModel]], tag: str, prefix: str,
+                     context: dict[str, Any] | None) -> Any:
     """Validate a tagged section with the model its tag names, so an error reads ``backends.mllm.concurency:
     unknown key; did you mean concurrency?`` (pydantic would put the tag value into the path)."""
     if not isinstance(raw, dict):
@@ -175,7 +169,7 @@ def _validate_tagged(raw: Any, types: dict[str, type[StrictModel]], tag: str, pr
         hint = f"did you mean {close[0]}?" if close else f"one of {', '.join(types)}"
         raise SubPathError(f"{prefix}{tag}", f"unknown {tag} {kind!r}; {hint}")
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=context)  # the loader's context: paths resolve in here too
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = [str(p) for p in err["loc"]]
@@ -214,15 +208,16 @@ class BackendRunRecipe(StrictModel):
 
     @field_validator("input", mode="before")
     @classmethod
-    def _validate_input(cls, value: Any) -> Any:
-        return _validate_tagged(value, INPUT_TYPES, "format", "")
+    def _validate_input(cls, value: Any, info: ValidationInfo) -> Any:
+        return _validate_tagged(value, INPUT_TYPES, "format", "", info.context)
 
     @field_validator("backends", mode="before")
     @classmethod
-    def _validate_backends(cls, value: Any) -> Any:
+    def _validate_backends(cls, value: Any, info: ValidationInfo) -> Any:
         if not isinstance(value, dict):
             return value
-        return {name: _validate_tagged(raw, BACKEND_TYPES, "type", f"{name}.") for name, raw in value.items()}
+        return {name: _validate_tagged(raw, BACKEND_TYPES, "type", f"{name}.", info.context)
+                for name, raw in value.items()}
 
 
 class ColdstartRecipe(BackendRunRecipe):
@@ -257,15 +252,16 @@ class ColdstartRecipe(BackendRunRecipe):
     def step(self, name: str) -> StepSpec:
         return getattr(self, name)
 
+    def after_load(self, source: str) -> None:
+        """Called by the loader: the prompt templates exist and hold their placeholders (fail now, not after
+        the first 1000 requests)."""
+        resolve_templates(self, source=source)
+
 
 def load_coldstart_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ColdstartRecipe:
-    """Load, include, override and validate a cold-start recipe; resolve paths and check prompt templates."""
-    path = Path(path)
-    data = apply_overrides(load_yaml_with_includes(path), list(overrides))
-    recipe = parse_model(ColdstartRecipe, data, source=str(path))
-    recipe = _resolve_paths(recipe, path.resolve().parent)
-    resolve_templates(recipe, source=str(path))  # fail now, not after the first 1000 requests
-    return recipe
+    """Load, include, override and validate a cold-start recipe (``visionr1.config.loader``): paths resolve
+    against the file, prompt templates are checked."""
+    return load(ColdstartRecipe, path, overrides)
 
 
 def resolve_templates(recipe: ColdstartRecipe, source: str = "<recipe>") -> dict[str, str]:
@@ -293,21 +289,3 @@ def resolve_templates(recipe: ColdstartRecipe, source: str = "<recipe>") -> dict
             )
         out[step] = text
     return out
-
-
-def _resolve_paths(recipe: ColdstartRecipe, base: Path) -> ColdstartRecipe:
-    def fix(p: str | None) -> str | None:
-        return resolve_path(p, base)
-
-    recipe = recipe.model_copy(deep=True)
-    if isinstance(recipe.input, DatasetSpec):
-        recipe.input.path = fix(recipe.input.path)
-        recipe.input.image_root = fix(recipe.input.image_root)
-    for spec in recipe.backends.values():
-        if isinstance(spec, LocalBackendSpec) and not spec.model.startswith("tiny:"):
-            spec.model = fix(spec.model)
-    for step in STEPS:
-        s = recipe.step(step)
-        if s.prompt_file is not None:
-            s.prompt_file = str(base / Path(s.prompt_file).expanduser())
-    return recipe

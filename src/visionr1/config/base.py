@@ -1,22 +1,19 @@
-"""The machinery behind recipes, independent of what a recipe holds.
+"""The schema side of recipes, independent of what a recipe holds: strict sections, readable errors, explain.
 
 Why our own layer on top of pydantic: a typo in a 7B run's recipe must fail before the GPUs spin up, and the
 error must say where (``stages[1].grpo.num_generaton``) and what was meant (``num_generations``). pydantic's
-own messages give neither the suggestion nor the file. Recipes also compose: ``include:`` another file and
-override parts of it, then apply dotted command-line overrides (``stages.0.max_steps=10``) on top.
+own messages give neither the suggestion nor the file. Reading a recipe file (``include:``, dotted overrides,
+paths relative to the file) is :mod:`visionr1.config.loader`'s.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
 import types
 import typing
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, Literal, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 
@@ -47,215 +44,6 @@ class StrictModel(BaseModel):
         missing = [n for n, f in cls.model_fields.items() if not f.description]
         if missing:
             raise TypeError(f"{cls.__name__}: fields without a description: {', '.join(missing)}")
-
-
-# ----------------------------------------------------------------------------------------------------------
-# YAML with include
-# ----------------------------------------------------------------------------------------------------------
-
-def deep_merge(base: dict, override: dict) -> dict:
-    """Merge ``override`` into a copy of ``base``: dicts merge recursively, anything else replaces.
-
-    >>> deep_merge({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"c": 3}, "l": [2]})
-    {'a': {'b': 1, 'c': 3}, 'l': [2]}
-    """
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_yaml_with_includes(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
-    """Read a recipe file; ``include: other.yaml`` (or a list) is loaded first and this file overrides it.
-
-    Lists are replaced, not concatenated, except ``stages``, which may be overridden per index with a
-    mapping: ``stages: {1: {grpo: {max_steps: 5}}}`` changes only the second stage of the included recipe.
-    """
-    path = Path(path).resolve()
-    if path in _seen:
-        chain = " -> ".join(str(p) for p in (*_seen, path))
-        raise RecipeError(f"{path}: include cycle: {chain}")
-    if len(_seen) >= MAX_INCLUDE_DEPTH:  # Python's recursion limit would end it with a 1,000-frame traceback
-        raise RecipeError(f"{_seen[0]}: includes nest deeper than {MAX_INCLUDE_DEPTH} files ({_seen[0].name} -> "
-                          f"{_seen[1].name} -> ... -> {path.name}). Fix: include the recipes you need directly")
-    data = _read_mapping(path)
-    includes = data.pop("include", None)
-    if includes is None:
-        return data
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
-        raise RecipeError(f"{path}: include: expected a file name or a list of file names")
-    merged: dict = {}
-    for inc in includes:
-        merged = deep_merge(merged, load_yaml_with_includes(path.parent / inc, (*_seen, path)))
-    return _merge_with_stage_patches(merged, data, path)
-
-
-MAX_RECIPE_BYTES = 4 * 1024 * 1024
-MAX_INCLUDE_DEPTH = 32
-MAX_RECIPE_NODES = 100_000  # values in a recipe once YAML aliases are expanded (the tiny recipes: ~200)
-
-
-def _too_big(data: Any, limit: int = MAX_RECIPE_NODES) -> bool:
-    """Whether ``data`` holds more than ``limit`` values counting every alias use. YAML aliases share one
-    object when loaded, but everything after (merging, overrides, validation, JSON) walks each use: 600 bytes
-    of nested aliases (the "billion laughs") expand to 10^9 values and hung ``recipe check``. Stops counting
-    at the limit, so the check itself is cheap."""
-    count, todo = 0, [data]
-    while todo:
-        node = todo.pop()
-        count += 1
-        if count > limit:
-            return True
-        if isinstance(node, dict):
-            todo.extend(node.values())
-        elif isinstance(node, list):
-            todo.extend(node)
-    return False
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-
-
-def _read_mapping(path: Path) -> dict:
-    """One recipe file as a mapping. Errors about a file that is not a recipe say so in one line and never
-    quote it: ``include: /etc/shadow`` must not print the file back (YAML reads its lines as keys)."""
-    if not path.is_file():
-        raise RecipeError(f"{path}: recipe file not found")
-    size = path.stat().st_size
-    if size > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{path}: not a recipe ({size:,} bytes; recipes are small YAML files)")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecipeError(f"{path}: not a recipe (not UTF-8 text: byte {exc.start}); a recipe is a YAML file") from None
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise RecipeError(f"{path}: not valid YAML{where}: {problem}") from None
-    if _too_big(data):
-        raise RecipeError(f"{path}: not a recipe: more than {MAX_RECIPE_NODES:,} values once its YAML aliases "
-                          "(*name) are expanded. Fix: write the values out, or use fewer nested aliases")
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: not a recipe: a recipe is a YAML mapping of fields, this file holds a "
-                          f"{type(data).__name__}")
-    bad = [k for k in data if not (isinstance(k, str) and _FIELD_NAME.match(k))]
-    if bad:
-        raise RecipeError(f"{path}: not a recipe: {len(bad)} of its {len(data)} top-level keys are not field names "
-                          "(recipe keys look like name, model, stages)")
-    _refuse_literal_secrets(data, str(path))
-    return data
-
-
-def _refuse_literal_secrets(data: Any, where: str) -> None:
-    """A key written into a recipe would be copied into every run directory: refuse it, naming the field."""
-    from visionr1.utils.secrets import find_literal_secrets
-
-    found = find_literal_secrets(data)
-    if found:
-        raise RecipeError(
-            f"{where}: {', '.join(found)}: looks like a literal secret (API key, token or password); recipes are "
-            "copied into manifest.json, recipe.json and logs. Fix: put the key in an environment variable and "
-            "name the variable instead (e.g. kwargs.api_key_env: MY_JUDGE_KEY)"
-        )
-
-
-def _merge_with_stage_patches(base: dict, override: dict, path: Path) -> dict:
-    stages_patch = override.get("stages")
-    if isinstance(stages_patch, dict) and isinstance(base.get("stages"), list):
-        stages = [dict(s) for s in base["stages"]]
-        for key, patch in stages_patch.items():
-            idx = _stage_index(key, stages, path)
-            stages[idx] = deep_merge(stages[idx], patch)
-        override = {**override, "stages": stages}
-    return deep_merge(base, override)
-
-
-def _stage_index(key: Any, stages: list[dict], path: Path) -> int:
-    """A stage patch key is an index or a stage name."""
-    if isinstance(key, int) or (isinstance(key, str) and key.lstrip("-").isdigit()):
-        idx = int(key)
-        if not -len(stages) <= idx < len(stages):
-            raise RecipeError(f"{path}: stages.{key}: the included recipe has {len(stages)} stages")
-        return idx
-    names = [s.get("name") for s in stages]
-    if key in names:
-        return names.index(key)
-    raise RecipeError(f"{path}: stages.{key}: no stage of that name; stages are {names}")
-
-
-def resolve_path(p: str | None, base: Path) -> str | None:
-    """Resolve a path written in a recipe against the recipe's directory.
-
-    URLs and absolute paths are kept; a hub id such as ``Qwen/Qwen2.5-VL-7B-Instruct`` stays as written when
-    no such local path exists (paths starting with ``.`` are always local).
-
-    >>> resolve_path("Qwen/Qwen2.5-VL-7B-Instruct", Path("/nonexistent"))
-    'Qwen/Qwen2.5-VL-7B-Instruct'
-    >>> resolve_path("./data", Path("/r"))
-    '/r/data'
-    """
-    if p is None or "://" in p:
-        return p
-    q = Path(p).expanduser()
-    if q.is_absolute():
-        return str(q)
-    cand = base / q
-    return str(cand) if cand.exists() or p.startswith(".") else p
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Dotted overrides
-# ----------------------------------------------------------------------------------------------------------
-
-def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
-    """Apply ``a.b.0.c=value`` overrides; values are parsed as YAML (``10``, ``true``, ``[a, b]``, ``null``).
-
-    >>> apply_overrides({"stages": [{"max_steps": 100}]}, ["stages.0.max_steps=10", "seed=3"])
-    {'stages': [{'max_steps': 10}], 'seed': 3}
-    """
-    import copy
-
-    data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise RecipeError(f"override {item!r}: expected KEY=VALUE, e.g. stages.0.max_steps=10")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError as exc:
-            raise RecipeError(f"override {item!r}: value is not valid YAML: {exc}") from exc
-        parts = key.strip().split(".")
-        _refuse_literal_secrets({parts[-1]: value}, f"override {key.strip()!r}")
-        node: Any = data
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            where = ".".join(parts[: i + 1])
-            if isinstance(node, list):
-                if not part.lstrip("-").isdigit():
-                    raise RecipeError(f"override {item!r}: {where}: expected a list index")
-                idx = int(part)
-                if not -len(node) <= idx < len(node):
-                    raise RecipeError(f"override {item!r}: {where}: index out of range (list has {len(node)})")
-                if last:
-                    node[idx] = value
-                else:
-                    node = node[idx]
-            elif isinstance(node, dict):
-                if last:
-                    node[part] = value
-                else:
-                    node = node.setdefault(part, {})
-            else:
-                raise RecipeError(f"override {item!r}: {where}: cannot descend into a {type(node).__name__}")
-    return data
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -385,10 +173,11 @@ def _drop_union_tags(loc: list[Any], data: Any) -> list[Any]:
     return out
 
 
-def parse_model(model: type[BaseModel], data: Any, source: str = "<recipe>") -> Any:
-    """Validate ``data`` against ``model``; raise :class:`RecipeError` with readable, located messages."""
+def parse_model(model: type[BaseModel], data: Any, source: str = "<recipe>", context: dict[str, Any] | None = None) -> Any:
+    """Validate ``data`` against ``model``; raise :class:`RecipeError` with readable, located messages.
+    ``context`` reaches every validator (the loader passes the recipe's directory: paths resolve against it)."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise RecipeError(format_validation_error(exc, model, data, source)) from None
 

@@ -24,19 +24,16 @@ app = command_app(help="Look at datasets the way the trainers will see them.", n
 def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: list[str]):
     """A recipe (has ``stages``: take a stage's dataset, and the recipe's model for the image budget) or a
     bare dataset section; returns ``(spec, model section or None)``."""
-    import yaml
-
-    from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.config.base import RecipeError
+    from visionr1.config.loader import override_recipe, read_recipe, validate
     from visionr1.data.spec import DatasetSpec
 
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RecipeError(f"{path}: cannot read: {exc}") from None
-    if isinstance(raw, dict) and ("stages" in raw or "include" in raw):
-        from visionr1.recipe import load_recipe
+    written = read_recipe(path)
+    raw = override_recipe(written, overrides, path)
+    if "stages" in written:
+        from visionr1.recipe import Recipe
 
-        recipe = load_recipe(path, overrides)
+        recipe = validate(Recipe, raw, path)
         names = [s.name for s in recipe.stages]
         chosen = next((s for s in recipe.stages if s.name == stage), None) if stage else recipe.stages[0]
         if chosen is None:
@@ -45,13 +42,7 @@ def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: li
         if spec is None:
             raise RecipeError(f"{path}: stage {chosen.name!r} has no eval_dataset")
         return spec, recipe.model
-    spec = parse_model(DatasetSpec, apply_overrides(raw, overrides), source=str(path))
-    base = path.resolve().parent
-    for name in ("path", "image_root"):
-        value = getattr(spec, name)
-        if value and not Path(value).expanduser().is_absolute():
-            setattr(spec, name, str(base / value))
-    return spec, None
+    return validate(DatasetSpec, raw, path), None
 
 
 def _clip(text: str, n: int = 600) -> str:
@@ -78,7 +69,8 @@ def inspect(
     show: Annotated[int, typer.Option(help="How many samples to print.")] = 2,
 ) -> None:
     """Load a dataset as canonical samples; print counts, skipped records and a few samples."""
-    from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.config.base import RecipeError, parse_model
+    from visionr1.config.loader import apply_overrides
     from visionr1.data.budget import ImageBudget, format_stats, patch_factor, token_stats
     from visionr1.data.errors import DataError
     from visionr1.data.loaders import load_samples
@@ -153,7 +145,8 @@ def render(
     text: Annotated[str | None, typer.Option("--text", help="Render this question instead of a dataset's.")] = None,
 ) -> None:
     """Render questions (LaTeX included) as the images `render_question: true` puts in the prompt."""
-    from visionr1.config.base import RecipeError, apply_overrides, parse_model
+    from visionr1.config.base import RecipeError, parse_model
+    from visionr1.config.loader import apply_overrides
     from visionr1.data.errors import DataError
     from visionr1.data.loaders import load_samples
     from visionr1.data.render import RenderError, RenderSpec, render_question

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from visionr1.config.base import StrictModel
+from visionr1.config.loader import RecipePath
 from visionr1.data.render import RenderSpec
 
 Task = Literal["math", "choice", "count", "grounding", "detection", "free"]
@@ -64,14 +65,14 @@ class DatasetSpec(StrictModel):
     format: DataFormat = Field(
         ..., description="On-disk format: geometry3k | sharegpt | mathvista | mathv (MATH-V) | jsonl | video."
     )
-    path: str = Field(..., description="File or directory to read (parquet, JSON or JSONL; relative to the recipe).")
+    path: RecipePath = Field(..., description="File or directory to read (parquet, JSON or JSONL; relative to the recipe).")
     split: str | None = Field(None, description="Split to read when the path holds several (e.g. train, test).")
     task: Task | None = Field(
         None,
         description="Task of records that carry none (math | choice | count | grounding | detection | free); "
         "defaults: geometry3k math, sharegpt/video free; mathvista: from question_type.",
     )
-    image_root: str | None = Field(
+    image_root: RecipePath | None = Field(
         None, description="Directory that relative image paths are resolved against (default: the data file's)."
     )
     columns: dict[str, str] = Field(

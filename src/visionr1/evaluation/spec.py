@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from visionr1.config.base import StrictModel
+from visionr1.config.loader import RecipePath
 
 
 class DecodingConfig(StrictModel):
@@ -43,14 +44,14 @@ class EvalSpec(DecodingConfig):
     lenient: list[str] = Field(default_factory=list, description="With benchmark: named leniencies (eval run --lenient).")
     strict: list[str] = Field(default_factory=list, description="With benchmark: named strict readings (eval run --strict).")
 
-    data: str | None = Field(
+    data: RecipePath | None = Field(
         None, description="Held-out items (canonical JSONL); default: the data section's test split (RUN/data/test.jsonl)."
     )
     split: Literal["heldout", "validation", "both"] = Field(
         "heldout", description="Which items to evaluate on: heldout (the reported numbers), validation (for choosing "
         "settings), or both; each number in a report names its split."
     )
-    validation_data: str | None = Field(
+    validation_data: RecipePath | None = Field(
         None, description="Validation items (canonical JSONL); default: the data section's validation split "
         "(RUN/data/val.jsonl, when data.validation_items > 0)."
     )

@@ -10,21 +10,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from visionr1.coldstart.config import (
-    Backend,
-    BackendRunRecipe,
-    LocalBackendSpec,
-    SyntheticInput,
-)
-from visionr1.config.base import (
-    StrictModel,
-    SubPathError,
-    apply_overrides,
-    load_yaml_with_includes,
-    parse_model,
-    resolve_path,
-)
-from visionr1.data.spec import DatasetSpec
+from visionr1.coldstart.config import Backend, BackendRunRecipe, SyntheticInput
+from visionr1.config.base import StrictModel, SubPathError
+from visionr1.config.loader import load
 
 SUMMARY_KINDS = ("correct", "wrong_step", "wrong_final", "generated_wrong")
 
@@ -91,16 +79,6 @@ class InsightDataRecipe(BackendRunRecipe):
 
 
 def load_insight_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> InsightDataRecipe:
-    """Load, include, override and validate an Insight-V data recipe; resolve its paths."""
-    path = Path(path)
-    data = apply_overrides(load_yaml_with_includes(path), list(overrides))
-    recipe = parse_model(InsightDataRecipe, data, source=str(path))
-    base = path.resolve().parent
-    recipe = recipe.model_copy(deep=True)
-    if isinstance(recipe.input, DatasetSpec):
-        recipe.input.path = resolve_path(recipe.input.path, base)
-        recipe.input.image_root = resolve_path(recipe.input.image_root, base)
-    for spec in recipe.backends.values():
-        if isinstance(spec, LocalBackendSpec):
-            spec.model = resolve_path(spec.model, base)
-    return recipe
+    """Load, include, override and validate an Insight-V data recipe (``visionr1.config.loader``); paths
+    resolve against the file."""
+    return load(InsightDataRecipe, path, overrides)

@@ -26,15 +26,9 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from visionr1.coldstart.config import ColdstartRecipe
-from visionr1.config.base import (
-    RecipeError,
-    StrictModel,
-    apply_overrides,
-    load_yaml_with_includes,
-    parse_model,
-    resolve_path,
-)
+from visionr1.coldstart.config import ColdstartRecipe, resolve_templates
+from visionr1.config.base import RecipeError, StrictModel
+from visionr1.config.loader import load, run_dir_of
 from visionr1.evaluation.spec import EvalSpec
 from visionr1.recipe import LaunchSpec, LoggingSpec, ModelSpec, Recipe, Stage
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
@@ -147,7 +141,7 @@ class Pipeline(StrictModel):
                 {**s, "dataset": {"format": "jsonl", "path": defaults[s.get("type", "sft")]}}
                 if isinstance(s, dict) and "dataset" not in s and "pairs_file" not in s
                 and s.get("type", "sft") in defaults else s
-                for s in _drop_disabled(data["stages"])
+                for s in data["stages"]
             ]
         if isinstance(data.get("eval"), dict) and isinstance(data.get("data"), dict) and not data["eval"].get("benchmark"):
             defaults = {"data": str(run / "data" / "test.jsonl")}
@@ -182,7 +176,12 @@ class Pipeline(StrictModel):
 
     @property
     def run_dir(self) -> Path:
-        return run_dir_of({"name": self.name, "output_dir": self.output_dir})
+        return run_dir_of(self)
+
+    def after_load(self, source: str) -> None:
+        """Called by the loader: the cold start's prompt templates (fail now, not after 1000 requests)."""
+        if self.coldstart is not None:
+            resolve_templates(self.coldstart, source=f"{source}: coldstart")
 
     def eval_splits(self) -> dict[str, str]:
         """The splits the eval section evaluates on, each with its items: ``{"heldout": path, "validation": path}``."""
@@ -207,59 +206,7 @@ class Pipeline(StrictModel):
 VALIDATION_FILE = "val.jsonl"
 
 
-def run_dir_of(data: dict[str, Any]) -> Path:
-    """The run directory of a (raw or validated) pipeline: ``output_dir``, else ``runs/<name>``, from the cwd."""
-    return Path(data.get("output_dir") or Path("runs") / str(data["name"])).expanduser().resolve()
-
-
-def _drop_disabled(stages: list[Any]) -> list[Any]:
-    from visionr1.recipe import _drop_disabled_stages
-
-    try:
-        return _drop_disabled_stages({"stages": stages})["stages"]
-    except ValueError:
-        return stages  # every stage disabled: the training recipe reports it
-
-
-# ----------------------------------------------------------------------------------------------------------
-# loading (the commands that take one section of a pipeline recipe: visionr1.pipeline.load)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def load_raw(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """The recipe file with its includes, and the overrides applied (``stages.NAME.x=1`` accepted)."""
-    from visionr1.recipe import _drop_disabled_stages, _stage_name_to_index
-
-    path = Path(path)
-    raw = load_yaml_with_includes(path)
-    try:
-        raw = _drop_disabled_stages(raw)
-    except ValueError as exc:
-        raise RecipeError(f"{path}: stages: {exc}") from None
-    return apply_overrides(raw, [_stage_name_to_index(o, raw, path) for o in overrides])
-
-
 def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
-    """Load, include, override and validate a pipeline recipe; relative paths resolve against the file."""
-    from visionr1.coldstart.config import _resolve_paths as coldstart_paths
-    from visionr1.coldstart.config import resolve_templates
-    from visionr1.recipe import _resolve_paths as training_paths
-
-    path = Path(path)
-    raw = load_raw(path, overrides)
-    pipeline = parse_model(Pipeline, raw, source=str(path))
-    base = path.resolve().parent
-    update: dict[str, Any] = {}  # (a copy, not assignments: those would validate the whole recipe again)
-    if pipeline.coldstart is not None:
-        update["coldstart"] = coldstart_paths(pipeline.coldstart, base)
-        resolve_templates(update["coldstart"], source=f"{path}: coldstart")  # fail now, not after 1000 requests
-    if pipeline.eval is not None:
-        update["eval"] = pipeline.eval.model_copy(update={"data": resolve_path(pipeline.eval.data, base),
-                                                          "validation_data": resolve_path(pipeline.eval.validation_data, base)})
-    train = pipeline._train
-    if train is not None:
-        train = training_paths(train, base)
-        update.update(model=train.model, stages=train.stages)
-    pipeline = pipeline.model_copy(update=update)
-    pipeline._train = train
-    return pipeline
+    """Load, include, override and validate a pipeline recipe (``visionr1.config.loader``); relative paths
+    resolve against the file."""
+    return load(Pipeline, path, overrides)

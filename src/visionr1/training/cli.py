@@ -80,20 +80,19 @@ def train(
     if threads is not None:
         resolved = resolved.model_copy(update={"cpu_threads": threads})
     if dry_run:
+        from visionr1.config.loader import run_dir_of
         from visionr1.training.plan import plan_run
-        from visionr1.training.plan import run_dir_of as run_dir_of_plan
 
         try:  # TRL configs are built here, for the processes each stage will run on
             plan = plan_run(resolved, output_dir, num_processes or resolved.launch.num_processes, sample_images=True,
                             source=str(recipe))
             # the data, as the run will read it: a dry run refuses what the run refuses (no model needed)
-            from visionr1.config.base import load_yaml_with_includes
-            from visionr1.pipeline.load import is_pipeline
+            from visionr1.pipeline.load import is_pipeline_file
             from visionr1.training.runner import preflight
 
             # (a pipeline recipe's training data is made by its earlier sections: not there to check yet)
-            if not plan_only and not is_pipeline(load_yaml_with_includes(recipe)):
-                preflight(resolved, run_dir_of_plan(resolved, output_dir), num_processes or resolved.launch.num_processes,
+            if not plan_only and not is_pipeline_file(recipe):
+                preflight(resolved, run_dir_of(resolved, output_dir), num_processes or resolved.launch.num_processes,
                           list(range(len(resolved.stages))), source=str(recipe), data_only=True)
         except PlanError as exc:
             fail(str(exc))
@@ -102,12 +101,12 @@ def train(
         print(dumps_json(plan, indent=2))  # secrets redacted
         return
 
+    from visionr1.config.loader import run_dir_of
     from visionr1.data.errors import DataError
     from visionr1.rewards.checked import RewardError
     from visionr1.training.checkpoints import CheckpointError
     from visionr1.training.launch import as_stage_process, is_stage_child, stage_launcher
     from visionr1.training.lock import RunLockedError
-    from visionr1.training.plan import run_dir_of
     from visionr1.training.runner import StageFailed, main
 
     # each stage in its own process(es), unless this already is one, or an external launcher started us

@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
+from visionr1.config.loader import TINY_PREFIX
 from visionr1.recipe import LoraSpec, ModelSpec
 from visionr1.training.checkpoints import raise_on_missing
 from visionr1.training.freeze import apply_freeze
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-TINY_PREFIX = "tiny:"
 
 
 def resolve_model_path(path: str) -> str:

@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from visionr1.config.loader import TINY_PREFIX, run_dir_of
 from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage, trl_config_class
 from visionr1.rewards.registry import check_reward_specs
-from visionr1.training.loading import TINY_PREFIX, looks_local
+from visionr1.training.loading import looks_local
 
 FINAL = "final"
 AnyStage = SFTStage | GRPOStage | DPOStage
@@ -39,10 +40,6 @@ def world_size_from_env() -> int:
     """Processes of this launch (``accelerate launch`` / ``torchrun`` set WORLD_SIZE). Read by the runner only:
     recipes and plans take the number of processes as an argument."""
     return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def run_dir_of(recipe: Recipe, output_dir: str | os.PathLike | None = None) -> Path:
-    return Path(output_dir or recipe.output_dir or Path("runs") / recipe.name).expanduser().resolve()
 
 
 def stage_dir(run_dir: Path, stage: AnyStage) -> Path:

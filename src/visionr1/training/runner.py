@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from visionr1.config.loader import run_dir_of
 from visionr1.recipe import Recipe
 from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
 from visionr1.training.checkpoints import checkpoint_step, last_checkpoint, trim_logs
@@ -38,7 +39,6 @@ from visionr1.training.plan import (
     final_dir,
     plan_run,
     raise_if,
-    run_dir_of,
     stage_dir,
     stage_values,
     start_path,
