@@ -99,7 +99,9 @@ PATCHES: list[Patch] = [
         test="tests/training/test_units.py::test_text_only_prompts_get_an_empty_image_list, "
              "tests/training/test_resume.py::test_the_overridden_transformers_hooks_still_exist, "
              "tests/training/test_real_shapes.py::test_sft_two_sharegpt_flavours_then_two_ptst_stages_on_varied_data",
-        upstream="trl: report drafted (patches.trl.UPSTREAM_TEXT_ONLY_IMAGES), not filed (no network here)",
+        upstream="trl: report drafted (patches.trl.UPSTREAM_TEXT_ONLY_IMAGES), not filed (no network here); "
+                 "none found for GRPO; related: huggingface/trl#6967 (Online DPO, same mixed-batch defect), "
+                 "fix huggingface/trl#6968 (open)",
     ),
     Patch(
         hook="trl.GRPOTrainer._generate_and_score_completions and .compute_loss (patches.trl.ImageSharingScope)",

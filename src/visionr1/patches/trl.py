@@ -86,6 +86,8 @@ image processor rejects None entries. An empty list works: the processor takes i
 
 Proposed fix: in _tokenize_prompts, `images.append(prompt_images)` (keep `images = images if has_images else None`
 for all-text batches), so a text-only prompt in a mixed batch has [] -- what the dataset path already produces.
+
+Related: huggingface/trl#6967 (Online DPO fails on mixed image / text-only batches; fix huggingface/trl#6968, open).
 """
 
 
