@@ -1,4 +1,4 @@
-"""What encoding each image once per GRPO group saves (``share_images``, src/visionr1/training/image_sharing.py).
+"""What encoding each image once per GRPO group saves (``share_images``, src/visionr1/patches/image_sharing.py).
 
     python benchmarks/image_sharing.py                   # 3 interleaved pairs, 3 GRPO steps each, ~15 min on 2 cores
     python benchmarks/image_sharing.py --rounds 5 --steps 4 --out runs/bench/image-sharing
@@ -88,9 +88,9 @@ def worker(work: Path, share: bool, steps: int, out: Path) -> None:
     import torch
     from transformers import TrainerCallback
 
+    from visionr1.patches.image_sharing import vision_modules
     from visionr1.recipe import load_recipe
     from visionr1.training import grpo
-    from visionr1.training.image_sharing import vision_modules
     from visionr1.training.loading import resolve_model_path
     from visionr1.training.runner import preflight
     from visionr1.training.stage import StageRun

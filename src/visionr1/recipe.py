@@ -304,7 +304,7 @@ class GRPOStage(_StageBase):
     )
     grpo: dict[str, Any] = Field(default_factory=dict, description="Passed to trl.GRPOConfig (max_completion_length, num_generations, max_steps, epsilon, beta, ...).")
     share_images: bool = Field(
-        True, description="Process and encode each image once per group of generations (exact; training.image_sharing); false = TRL's per-row work."
+        True, description="Process and encode each image once per group of generations (exact; patches.image_sharing); false = TRL's per-row work."
     )
     reward_checks: RewardChecks = Field(default_factory=RewardChecks, description="Checks of the rewards' values, speed and signal (rewards.checked).")
     dynamic_sampling: DynamicSamplingSpec = Field(

@@ -1,4 +1,4 @@
-"""Each image processed and encoded once per GRPO group (training.image_sharing), with unchanged numbers.
+"""Each image processed and encoded once per GRPO group (patches.image_sharing), with unchanged numbers.
 
 On varied batches (tests/varied.py: prompts of 20-1,500 characters, multi-image and text-only records, images of
 odd sizes), for every Qwen family: the processor output is identical with sharing on and off, the vision tower sees
@@ -15,9 +15,9 @@ import pytest
 import torch
 from tests.varied import write_jsonl
 
+from visionr1.patches.image_sharing import image_key, share_images, unique_images
 from visionr1.recipe import load_recipe
 from visionr1.training.grpo import VisionR1GRPOTrainer
-from visionr1.training.image_sharing import image_key, share_images, unique_images
 
 from .conftest import TINY, first_grpo_trainer
 

@@ -48,7 +48,8 @@ def test_mixed_length_batch_logprobs_equal_each_prompt_alone(tmp_path, varied_gr
     assert max(lengths) > 5 * min(lengths)  # the batch really mixes short and long prompts
     batch = [r for r in rows for _ in range(2)]
     out = trainer._generate_and_score_completions(batch)
-    # contract with TRL: the buffer VisionR1GRPOTrainer.log reads for completions.jsonl, and the public metric hook
+    # contract with TRL: the buffers completions.jsonl is written from (patches.trl.completion_buffers), and the
+    # public metric hook (log_metric)
     assert {"prompt", "completion", "rewards", "advantages"} <= set(trainer._logs)
     assert any("accuracy" in m for m in trainer._metrics.values())
 

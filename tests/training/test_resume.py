@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from visionr1.training.checkpoints import CheckpointError, StrictResumeMixin, load_checkpoint_weights
+from visionr1.patches.transformers import StrictResumeMixin
+from visionr1.training.checkpoints import CheckpointError, load_checkpoint_weights
 
 from .conftest import REPO, TINY, load_state, read_jsonl, subprocess_env, visionr1_cmd
 
@@ -147,11 +148,29 @@ def test_a_checkpoint_missing_weights_is_an_error(tmp_path, tiny_model_dir):
         load_checkpoint_weights(model, tmp_path / "ckpt")
 
 
+def test_transformers_own_resume_still_loses_qwen_vl_weights(tmp_path, tiny_model_dir):
+    """Why patches.transformers.StrictResumeMixin exists: transformers' Trainer._load_from_checkpoint, given a
+    save_pretrained checkpoint of a Qwen-VL model, leaves most weights as they were. The day transformers loads them
+    this test fails, and the patch can go (patches.transformers.UPSTREAM is the report)."""
+    from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
+
+    saved = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    with torch.no_grad():
+        for p in saved.parameters():
+            p.add_(0.5)
+    saved.save_pretrained(tmp_path / "ckpt")
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir)
+    trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path / "out"), report_to=[], use_cpu=True))
+    Trainer._load_from_checkpoint(trainer, str(tmp_path / "ckpt"))  # transformers' own method, not ours
+    loaded = [torch.equal(a, b) for a, b in zip(model.state_dict().values(), saved.state_dict().values(), strict=True)]
+    assert sum(loaded) < len(loaded) / 2, f"{sum(loaded)} of {len(loaded)} tensors loaded: is the patch still needed?"
+
+
 def test_the_overridden_transformers_hooks_still_exist():
     """Contract: StrictResumeMixin overrides protected Trainer methods; a transformers change must fail here."""
     from transformers import Trainer
 
-    for name in ("_load_from_checkpoint", "_issue_warnings_after_load"):
+    for name in ("_load_from_checkpoint", "_issue_warnings_after_load", "_save_checkpoint"):
         theirs = inspect.signature(getattr(Trainer, name)).parameters
         ours = inspect.signature(getattr(StrictResumeMixin, name)).parameters
         assert list(theirs) == list(ours), name

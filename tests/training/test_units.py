@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from visionr1.recipe import ModelSpec
-from visionr1.training.callbacks import StageInfo, completion_rows
+from visionr1.training.callbacks import CompletionsLog, StageInfo, completion_rows
 from visionr1.training.freeze import apply_freeze, part_of, trainable_summary
 from visionr1.training.manifest import Manifest, recipe_digest
 from visionr1.training.plot import plot_run
@@ -120,6 +120,89 @@ def test_manifest_round_trip_and_digest(tmp_path):
     assert "commit" in again.data["git"]
     assert recipe_digest(recipe) == recipe_digest({**recipe, "output_dir": "/x", "report_to": ["wandb"]})
     assert recipe_digest(recipe) != recipe_digest({**recipe, "seed": 2})
+
+
+class _Trainer:
+    """What CompletionsLog reads of a GRPO trainer: its model's mode and TRL's completion buffers."""
+
+    def __init__(self, logs):
+        from types import SimpleNamespace
+
+        self._logs, self.model = logs, SimpleNamespace(training=True)
+
+
+def test_completions_log_writes_the_trained_rows_at_training_logs_only(tmp_path):
+    """completions.jsonl comes from a callback (on_log), not an override of GRPOTrainer.log: the rows of TRL's
+    buffers at each training log of the main process; none at the summary log, in evaluation, on other processes,
+    or with completions_per_log 0."""
+    from transformers import TrainerControl, TrainerState
+
+    info = StageInfo("g1", 1, "grpo", step_offset=5)
+    logs = {
+        "prompt": [[{"role": "user", "content": "How many?"}]] * 2,
+        "completion": [[{"role": "assistant", "content": f"<answer>{i}</answer>"}] for i in range(2)],
+        "rewards": {"hard_format_result": [0.0, 1.0]}, "advantages": [-1.0, 1.0], "extra": {"id": ["a", "a"]},
+    }
+    trainer, path = _Trainer(logs), tmp_path / "completions.jsonl"
+    state, control = TrainerState(global_step=3), TrainerControl()
+    callback = CompletionsLog(trainer, path, info, limit=2)
+    callback.on_log(None, state, control, logs={"loss": 0.1})
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows == completion_rows(logs, 3, info, 2) and [r["id"] for r in rows] == ["a", "a"]
+    assert rows[1]["advantage"] == 1.0 and rows[1]["run_step"] == 8
+
+    callback.on_log(None, state, control, logs={"train_runtime": 1.0})  # the final summary
+    trainer.model.training = False
+    callback.on_log(None, state, control, logs={"eval_loss": 0.1})  # an evaluation
+    trainer.model.training = True
+    CompletionsLog(trainer, path, info, limit=2).on_log(None, TrainerState(is_world_process_zero=False), control,
+                                                      logs={"loss": 0.1})
+    CompletionsLog(trainer, path, info, limit=0).on_log(None, state, control, logs={"loss": 0.1})
+    assert len(path.read_text().splitlines()) == 2
+
+
+def test_text_only_prompts_get_an_empty_image_list(tiny_model_dir):
+    """patches.trl.TextOnlyImageLists: TRL 1.16 gives a text-only prompt of a batch with images the image list None,
+    which the processor refuses; [] is accepted. The first half fails when TRL or transformers change that contract
+    (the patch then is useless or must change), the second pins the patch."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+    from transformers import AutoProcessor
+    from trl import GRPOTrainer
+
+    from visionr1.patches.trl import TextOnlyImageLists
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    image = Image.new("RGB", (56, 56), (10, 20, 30))
+    prompts = [[{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": "What?"}]}],
+               [{"role": "user", "content": "What is 2 + 2?"}]]
+    trl_self = SimpleNamespace(_is_vlm=True, environment_factories=None, processing_class=processor, tools=None,
+                               chat_template=None, chat_template_kwargs={})
+    _, images, _ = GRPOTrainer._tokenize_prompts(trl_self, prompts)  # TRL's own code
+    assert images == [[image], None]
+    texts = [processor.apply_chat_template(
+        [{"role": "user", "content": [*([{"type": "image"}] if i == 0 else []), {"type": "text", "text": "x"}]}],
+        add_generation_prompt=True, tokenize=False) for i in range(2)]
+    with pytest.raises(TypeError, match="only a single or a list of entries"):
+        processor(images=images, text=texts, padding=True, return_tensors="pt")
+
+    class Generated:
+        def __init__(self, images):
+            self.images = images
+
+        def _generate(self, prompts):
+            return ("prompt_ids", "completion_ids", None, "completions", None, {}, self.images, [])
+
+    class Patched(TextOnlyImageLists, Generated):
+        pass
+
+    out = Patched(images)._generate(prompts)
+    assert out[6] == [[image], []] and out[:6] + out[7:] == ("prompt_ids", "completion_ids", None, "completions",
+                                                             None, {}, [])
+    assert processor(images=out[6], text=texts, padding=True, return_tensors="pt")["image_grid_thw"].shape[0] == 1
+    for unchanged in (None, [[image], [image]]):  # an all-text batch, a batch with images everywhere
+        assert Patched(unchanged)._generate(prompts)[6] == unchanged
 
 
 def test_completion_rows_and_plot(tmp_path):

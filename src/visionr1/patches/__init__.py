@@ -1,10 +1,19 @@
-"""The one home of visionr1's overrides of other libraries' private code (accelerate, DeepSpeed, vLLM, TRL).
+"""The one home of visionr1's overrides of other libraries' private code (accelerate, DeepSpeed, vLLM, TRL,
+transformers).
 
-Each patch is applied by a function of a module here, only where it is needed (most only on a CPU, where the
-libraries were never meant to run several processes or an engine), and is listed in :data:`PATCHES` with why it
-exists, the test that pins it and the upstream report. A library upgrade that makes a patch useless or wrong
-fails that test. (TRL's ``GRPOTrainer`` hooks that ``training/grpo.py`` and ``training/checkpoints.py`` override are
-documented there; moving them here is tracked in the structure issue.)
+Each patch is applied by a function or a trainer mixin of a module here, only where it is needed (several only on a
+CPU, where the libraries were never meant to run several processes or an engine), and is listed in :data:`PATCHES`
+with why it exists, the test that pins it and the upstream report. A library upgrade that makes a patch useless or
+wrong fails that test. ``tests/cli/test_patch_table.py`` checks that every row names tests that exist, and that no
+module outside this package overrides a private method of TRL's or transformers' trainers or reads their private
+attributes. What TRL's public API can do is done with it instead: the ``accuracy`` metric is a reward function's
+``log_metric``, ``completions.jsonl`` is written by a callback (``on_log``), the rollout filter's state is a
+callback saved in each checkpoint.
+
+Modules: ``accelerate``, ``fsdp2``, ``vllm`` (scale path); ``trl`` (TRL's trainers: SFT token count, GRPO's
+text-only image lists, image-sharing scope, completion buffers); ``grpo_sampling`` (dynamic sampling hooks);
+``transformers`` (strict resume, recorded checkpoints); ``image_sharing`` (the processor's and Qwen-VL's image
+steps, deduplicated while a GRPO batch is scored).
 """
 
 from __future__ import annotations
@@ -58,12 +67,85 @@ PATCHES: list[Patch] = [
     ),
     Patch(
         hook="trl.GRPOTrainer._generate_and_score_completions and ._calculate_rewards (wrapped, a mixin of the trainer)",
-        where="every GRPO stage's training batches (patches.grpo_sampling)",
+        where="every GRPO stage's training batches (patches.grpo_sampling; the logic in training.rollout_filter)",
         why="TRL has no hook between scoring and training: dynamic sampling drops all-equal-reward groups and merges "
             "refill rounds, difficulty filtering replaces filtered prompts, and the informative-group share, the "
-            "generated tokens and the trained prompts' ids are logged (TRL's _metrics and _logs buffers)",
-        test="tests/training/test_rollout_filter.py",
+            "generated tokens and the trained prompts' ids are logged (TRL's _metrics and _logs buffers, through "
+            "patches.trl.step_metrics / completion_buffers). Not log_metric: its values are flushed inside TRL's "
+            "scoring, before the filter has decided",
+        test="tests/training/test_rollout_filter.py::test_the_wrapped_trl_hooks_still_exist, "
+             "tests/training/test_rollout_filter.py::test_all_equal_groups_are_replaced_by_informative_ones_from_the_stream",
         upstream="trl: none filed (patches.grpo_sampling.UPSTREAM)",
+    ),
+    Patch(
+        hook="trl.GRPOTrainer._logs and ._metrics (read and written: patches.trl.completion_buffers, step_metrics)",
+        where="every GRPO stage: completions.jsonl (training.callbacks.CompletionsLog, an on_log callback) and the "
+              "rollout filter's metrics and trained rows",
+        why="TRL keeps the batch's prompts, completions, per-function rewards and advantages only in these private "
+            "buffers; no public hook gives the advantages or the rows trained after dynamic sampling (a reward "
+            "function sees its own rewards, before the advantages exist). The override of GRPOTrainer.log that "
+            "read them is gone: a callback writes the file",
+        test="tests/training/test_padding.py::test_mixed_length_batch_logprobs_equal_each_prompt_alone, "
+             "tests/training/test_units.py::test_completions_log_writes_the_trained_rows_at_training_logs_only, "
+             "tests/training/test_rollout_filter.py::test_the_wrapped_trl_hooks_still_exist",
+        upstream="trl: none filed (a public read of the completions table, e.g. passed to on_log, would remove it)",
+    ),
+    Patch(
+        hook="trl.GRPOTrainer._generate (patches.trl.TextOnlyImageLists: None image lists of its 7th value -> [])",
+        where="every GRPO stage whose batch mixes prompts with and without images",
+        why="TRL 1.16's _tokenize_prompts gives a text-only prompt None when another prompt has images, and the "
+            "processor refuses the whole batch ('only a single or a list of entries is supported but got "
+            "type=<class 'NoneType'>'); [] is its 'no image'. rollout_func would replace generation altogether",
+        test="tests/training/test_units.py::test_text_only_prompts_get_an_empty_image_list, "
+             "tests/training/test_resume.py::test_the_overridden_transformers_hooks_still_exist, "
+             "tests/training/test_real_shapes.py::test_sft_two_sharegpt_flavours_then_two_ptst_stages_on_varied_data",
+        upstream="trl: report drafted (patches.trl.UPSTREAM_TEXT_ONLY_IMAGES), not filed (no network here); "
+                 "none found for GRPO; related: huggingface/trl#6967 (Online DPO, same mixed-batch defect), "
+                 "fix huggingface/trl#6968 (open)",
+    ),
+    Patch(
+        hook="trl.GRPOTrainer._generate_and_score_completions and .compute_loss (patches.trl.ImageSharingScope)",
+        where="GRPO stages with share_images (the default), training and evaluation batches",
+        why="the batch's processor calls, generation prefill, old/ref log-prob forwards and the loss forward must run "
+            "inside patches.image_sharing.share_images, and end before saving or evaluation bookkeeping; callbacks "
+            "(on_step_begin/end) miss evaluation and leave the wrappers installed when a step raises",
+        test="tests/training/test_image_sharing.py::test_trl_and_transformers_hooks_image_sharing_relies_on, "
+             "tests/training/test_image_sharing.py::test_logps_and_gradients_equal_and_vision_tower_runs_once_per_unique_image",
+        upstream="none: a performance change of ours, no TRL defect",
+    ),
+    Patch(
+        hook="transformers ProcessorMixin._process_images and Qwen2/2.5/3-VL Model.get_image_features (instance "
+             "attributes, while patches.image_sharing.share_images is active)",
+        where="the same scope (patches.image_sharing)",
+        why="TRL repeats each prompt num_generations times: each repeated image was resized, patchified and encoded "
+            "again; identical images are now processed and encoded once and the rows repeated (log-probs within "
+            "1e-5, gradients equal); any other input falls back to the unshared call",
+        test="tests/training/test_image_sharing.py::test_trl_and_transformers_hooks_image_sharing_relies_on, "
+             "tests/training/test_image_sharing.py::test_processor_output_identical_and_images_processed_once, "
+             "tests/training/test_image_sharing.py::test_shared_wrappers_keep_the_signatures",
+        upstream="none: a performance change of ours (TRL could encode a group's image once: not filed)",
+    ),
+    Patch(
+        hook="transformers.Trainer._load_from_checkpoint and ._issue_warnings_after_load "
+             "(patches.transformers.StrictResumeMixin)",
+        where="every SFT, GRPO and DPO stage resumed from a plain (not DeepSpeed/FSDP/PEFT) checkpoint",
+        why="save_pretrained writes Qwen-VL weights under legacy names; the Trainer loads them with strict=False and "
+            "only warns, so a resumed stage went on from its start weights with the checkpoint's optimizer. Loaded "
+            "through from_pretrained now, and a missing key is an error",
+        test="tests/training/test_resume.py::test_the_overridden_transformers_hooks_still_exist, "
+             "tests/training/test_resume.py::test_transformers_own_resume_still_loses_qwen_vl_weights, "
+             "tests/training/test_resume.py::test_resume_after_kill_ends_with_the_uninterrupted_weights",
+        upstream="transformers: report drafted (patches.transformers.UPSTREAM), not filed (no network here)",
+    ),
+    Patch(
+        hook="transformers.Trainer._save_checkpoint (patches.transformers.StrictResumeMixin)",
+        where="every checkpoint save of every stage",
+        why="transformers rotates old checkpoints inside _save_checkpoint, before any on_save callback: the new "
+            "checkpoint's files are recorded (visionr1-checkpoint.json) before older ones are removed, so a stop "
+            "at any moment leaves a complete checkpoint",
+        test="tests/training/test_resume.py::test_the_overridden_transformers_hooks_still_exist, "
+             "tests/reliability/test_checkpoints.py::test_a_checkpoint_whose_save_was_cut_short_is_never_loaded",
+        upstream="none: transformers' save is not wrong, our completeness record needs the order",
     ),
 ]
 

@@ -8,7 +8,8 @@
   generation round, before dynamic sampling) and ``generated_tokens`` (completion tokens generated for the step,
   all processes and refill rounds). The PTST plot reads it.
 - ``completions.jsonl``: a few sampled (prompt id, prompt, completion, rewards, advantage) rows per GRPO logging
-  step, from the rows trained (after dynamic sampling).
+  step, from the rows trained (after dynamic sampling): :class:`CompletionsLog`, from TRL's buffers
+  (``patches.trl.completion_buffers``).
 - the console: rich progress bars on a terminal (TRL's ``RichProgressCallback``), a compact line per logging
   step otherwise (CI logs, ``nohup``).
 TensorBoard / W&B / trackio come from TRL's ``report_to``; nothing here duplicates them.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from rich.console import Console
 from transformers import TrainerCallback
 
 from visionr1.data.prompts import messages_text
+from visionr1.patches.trl import completion_buffers
 from visionr1.utils.io import append_jsonl
 
 METRICS_FILE = "metrics.jsonl"
@@ -124,8 +127,31 @@ def progress_callbacks(mode: str, stage: StageInfo, is_tty: bool) -> list[Traine
     return [ConsoleLines(stage)]
 
 
+class CompletionsLog(TrainerCallback):
+    """At every training log of a GRPO stage, appends the last ``limit`` sampled completions of the generation
+    batch trained to ``path`` (main process only; none at the final summary log or an evaluation's).
+
+    Why a callback and not TRL's ``log_completions``: that prints rich tables to the console and writes a parquet
+    file per step; the run's record is one JSON-lines file. The rows come from TRL's buffers
+    (``patches.trl.completion_buffers``): no public hook sees the advantages or the rows trained. The trainer is
+    held by a weak reference (it holds this callback)."""
+
+    def __init__(self, trainer: Any, path: Path, stage: StageInfo, limit: int) -> None:
+        self.trainer = weakref.ref(trainer)
+        self.path, self.stage, self.limit = Path(path), stage, limit
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        trainer = self.trainer()
+        if (trainer is None or not self.limit or not state.is_world_process_zero or not trainer.model.training
+                or "train_runtime" in (logs or {})):
+            return
+        for row in completion_rows(completion_buffers(trainer), state.global_step, self.stage, self.limit):
+            append_jsonl(self.path, row)
+
+
 def completion_rows(logs: dict[str, Any], step: int, stage: StageInfo, limit: int) -> list[dict[str, Any]]:
-    """The last ``limit`` samples TRL keeps in ``GRPOTrainer._logs``, as JSON rows (images left out)."""
+    """The last ``limit`` samples of TRL's buffers (``patches.trl.completion_buffers``), as JSON rows (images left
+    out)."""
     prompts, completions = list(logs["prompt"]), list(logs["completion"])
     n = min(limit, len(completions))
     if n == 0:

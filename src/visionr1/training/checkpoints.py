@@ -7,10 +7,11 @@ names them ``model.visual.*``, ``model.language_model.*``. ``from_pretrained`` m
 keys in the checkpoint model loaded" (56 of 57 tensors) and goes on, so a resumed stage silently continued from
 the stage's *start* weights with the checkpoint's optimizer state.
 
-So the trainers get :class:`StrictResumeMixin`: resume loads the checkpoint's weights through ``from_pretrained``
-(the one loader that knows the name mapping) and copies them in with ``strict=True``; any load that leaves
-keys missing is an error naming the checkpoint and the keys, never a warning. DeepSpeed, FSDP and PEFT
-checkpoints keep transformers' own loaders (they store in-memory names and are not affected).
+So the trainers get ``visionr1.patches.transformers.StrictResumeMixin`` (transformers' protected resume and save
+hooks, listed in ``visionr1.patches.PATCHES``), built on this module: :func:`load_checkpoint_weights` loads the
+checkpoint's weights through ``from_pretrained`` (the one loader that knows the name mapping) and copies them in
+with every key accounted for; any load that leaves keys missing is an error naming the checkpoint and the keys
+(:func:`raise_on_missing`), never a warning.
 
 Complete and intact (:func:`pick_checkpoint`): after a checkpoint is saved, and before older ones are rotated
 away, its files and their sizes are recorded in ``visionr1-checkpoint.json`` (written atomically, last). A
@@ -18,10 +19,6 @@ checkpoint without that record was cut short while saving (SIGTERM, SIGKILL, a f
 one whose files no longer match it (a truncated ``model.safetensors``, a deleted ``optimizer.pt``) is an error
 naming the file, and the run falls back to the previous complete checkpoint only when the user asks
 (``visionr1 train --resume-from previous``): never silently, since that retrains steps or resets Adam.
-
-Contract: this overrides three protected ``transformers.Trainer`` methods (``_load_from_checkpoint``,
-``_issue_warnings_after_load``, ``_save_checkpoint``); ``tests/training/test_resume.py`` checks their signatures so a transformers
-change fails the suite instead of resuming from the wrong weights.
 """
 
 from __future__ import annotations
@@ -80,44 +77,6 @@ def load_checkpoint_weights(model: Any, checkpoint: str | os.PathLike) -> None:
         result = model.load_state_dict(fresh.state_dict(), strict=False)
     raise_on_missing(result, str(checkpoint))
     del fresh
-
-
-class StrictResumeMixin:
-    """Put before the TRL trainer class: ``class T(StrictResumeMixin, GRPOTrainer)``."""
-
-    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
-        model = model if model is not None else self.model
-        plain = not (
-            getattr(self, "is_deepspeed_enabled", False) or getattr(self, "is_fsdp_enabled", False)
-            or hasattr(model, "peft_config")
-        )
-        if plain and any((Path(resume_from_checkpoint) / f).is_file() for f in WEIGHT_FILES):
-            log.info("loading the weights of %s", resume_from_checkpoint)
-            load_checkpoint_weights(model, resume_from_checkpoint)
-            return
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
-
-    def _issue_warnings_after_load(self, load_result: Any) -> None:
-        raise_on_missing(load_result, "checkpoint")
-
-    def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        """Save as transformers does, then record the checkpoint's files (it is complete from then on), and
-        only then rotate older checkpoints away: a stop at any moment leaves a complete one on disk."""
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-        from transformers.trainer_utils import rotate_checkpoints as rotate
-
-        limit = self.args.save_total_limit
-        self.args.save_total_limit = None
-        try:
-            super()._save_checkpoint(model, trial)
-        finally:
-            self.args.save_total_limit = limit
-        self.accelerator.wait_for_everyone()  # every rank's files (RNG states) are written
-        if self.args.should_save:
-            run_dir = self._get_output_dir(trial=trial)
-            write_record(Path(run_dir) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}", self.state.global_step)
-            rotate(output_dir=run_dir, save_total_limit=limit, best_model_checkpoint=self.state.best_model_checkpoint,
-                   use_mtime=True)
 
 
 def write_record(folder: Path, step: int) -> None:

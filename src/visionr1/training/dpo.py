@@ -35,8 +35,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from visionr1.patches.transformers import StrictResumeMixin
 from visionr1.training.callbacks import METRICS_FILE
-from visionr1.training.checkpoints import StrictResumeMixin, checkpoint_step, last_checkpoint, trim_logs
+from visionr1.training.checkpoints import checkpoint_step, last_checkpoint, trim_logs
 from visionr1.training.data_order import dataset_key, stream_slice
 from visionr1.training.plan import FINAL, iteration_dir, stage_config, world_size_from_env
 from visionr1.training.stage import (

@@ -25,22 +25,20 @@ left padding only when it loads the processor itself. The saved processor keeps 
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Any
 
 from trl import GRPOTrainer
 
 from visionr1.patches.grpo_sampling import RolloutFilterHooks
+from visionr1.patches.transformers import StrictResumeMixin
+from visionr1.patches.trl import ImageSharingScope, TextOnlyImageLists
 from visionr1.rewards.checked import check_rewards, no_signal_callback
-from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
-from visionr1.training.checkpoints import StrictResumeMixin
+from visionr1.training.callbacks import COMPLETIONS_FILE, CompletionsLog
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.generation import ban_vision_tokens
-from visionr1.training.image_sharing import share_images
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
-from visionr1.utils.io import append_jsonl
 
 # Columns rewards may read (passed by TRL as keyword arguments); `completion` would be mistaken for SFT data.
 GRPO_COLUMNS = ["prompt", "images", "solution", "task", "choices", "id", "question", "metadata"]
@@ -71,61 +69,25 @@ class AccuracyMetric:
         return self.func(completions, **kwargs)
 
 
-class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, GRPOTrainer):
-    """GRPOTrainer plus what TRL lacks, nothing else: resume with the checkpoint's weights
-    (``StrictResumeMixin``), and sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them
-    in memory, parquet or W&B). The latter reads TRL's ``_logs`` buffer (``prompt``, ``completion``, ``rewards``,
-    ``advantages``): ``tests/training/test_padding.py`` checks that contract on every run of the suite;
-    - batches that mix image and text-only prompts (real RL data has both): TRL 1.16's ``_generate`` returns
-      ``None`` as a text-only prompt's image list, and the processor then refuses the whole batch ("only a single
-      or a list of entries is supported"); an empty list is what the processor takes for "no image".
-      ``tests/training/test_real_shapes.py`` trains on such batches; ``test_resume.py`` checks the signature;
-    - each image processed and encoded once per group (``share_images``, the stage's ``share_images`` field):
-      ``_generate_and_score_completions`` (generation, the processor calls, old/ref log-probs) and ``compute_loss``
-      run inside ``training.image_sharing.share_images``; ``tests/training/test_image_sharing.py`` checks the
-      log-probs, gradients and vision-tower calls, and pins both hooks;
-    - dynamic sampling, difficulty filtering and the informative-group metrics (``RolloutFilterHooks``, listed in
-      ``visionr1.patches``; the logic in ``training.rollout_filter``).
+class VisionR1GRPOTrainer(StrictResumeMixin, ImageSharingScope, TextOnlyImageLists, RolloutFilterHooks, GRPOTrainer):
+    """GRPOTrainer plus what TRL lacks, nothing else; each piece is a patch of ``visionr1.patches`` (listed, with
+    its test and upstream report, in ``visionr1.patches.PATCHES``):
+
+    - resume with the checkpoint's weights, and checkpoints recorded before older ones are rotated away
+      (``patches.transformers.StrictResumeMixin``);
+    - each image processed and encoded once per group (``patches.trl.ImageSharingScope``, the stage's
+      ``share_images``);
+    - batches that mix image and text-only prompts (``patches.trl.TextOnlyImageLists``);
+    - dynamic sampling, difficulty filtering and the informative-group metrics
+      (``patches.grpo_sampling.RolloutFilterHooks``; the logic in ``training.rollout_filter``).
+
+    The sampled completions go to ``RUN_DIR/completions.jsonl`` through a callback
+    (``training.callbacks.CompletionsLog``), not an override.
     """
 
-    def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int,
-                 share_images: bool = True, **kwargs: Any):
+    def __init__(self, *args: Any, share_images: bool = True, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._stage_info = stage_info
-        self._completions_path = completions_path
-        self._completions_per_log = completions_per_log
         self._share_images = share_images
-
-    def _sharing(self):
-        if not self._share_images:
-            return contextlib.nullcontext()
-        return share_images(self.processing_class, [self.model, self.ref_model])
-
-    def _generate_and_score_completions(self, inputs: list) -> dict[str, Any]:
-        with self._sharing():
-            return super()._generate_and_score_completions(inputs)
-
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        with self._sharing():
-            return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-
-    def _generate(self, prompts: list):
-        out = super()._generate(prompts)
-        images = out[6]
-        if images is not None and any(images) and any(im is None for im in images):
-            out = (*out[:6], [im if im is not None else [] for im in images], *out[7:])
-        return out
-
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        if (
-            self.model.training
-            and self._completions_per_log
-            and self.accelerator.is_main_process
-            and "train_runtime" not in logs
-        ):
-            for row in completion_rows(self._logs, self.state.global_step, self._stage_info, self._completions_per_log):
-                append_jsonl(self._completions_path, row)
-        super().log(logs, start_time)
 
 
 def train_grpo(run: StageRun) -> dict[str, Any]:
@@ -186,11 +148,10 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
             eval_dataset=evals,
             processing_class=processor,
             callbacks=[*run.callbacks(info), no_signal],
-            stage_info=info,
-            completions_path=run.run_dir / COMPLETIONS_FILE,
-            completions_per_log=run.recipe.logging.completions_per_log,
             share_images=run.stage.share_images,
         )
+    trainer.add_callback(CompletionsLog(trainer, run.run_dir / COMPLETIONS_FILE, info,
+                                        run.recipe.logging.completions_per_log))
     if config.use_vllm:
         from visionr1.patches.vllm import patch_colocate_generation
 

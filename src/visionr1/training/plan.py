@@ -254,7 +254,7 @@ def plan_run(
                 raise PlanError(f"{source}: stage {stage.name}: rewards: {exc}") from None
             gen, how = generation_batch(values, world_size)
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
-            entry["share_images"] = stage.share_images  # one image encoding per group (training.image_sharing)
+            entry["share_images"] = stage.share_images  # one image encoding per group (patches.image_sharing)
             entry["ptst"] = {
                 "max_completion_length": config["max_completion_length"],
                 "num_generations": config["num_generations"],

@@ -39,6 +39,7 @@ import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
+from visionr1.patches.trl import completion_buffers, step_metrics
 from visionr1.training.data_order import stream_slice
 from visionr1.utils.io import atomic_write_text
 
@@ -234,7 +235,7 @@ class RolloutFilter:
             good = (spreads > SPREAD_EPS).tolist()
             self._update_table(ids, pass_rates(rewards, g, self.difficulty.pass_reward))
             outputs.append(out)
-            logs.append({**_snapshot(trainer._logs, len(rewards)), "id": [x for x in ids for _ in range(g)]})
+            logs.append({**_snapshot(completion_buffers(trainer), len(rewards)), "id": [x for x in ids for _ in range(g)]})
             informative.append(good)
             self.state.counts["groups_generated"] += len(good)
             r = len(outputs) - 1
@@ -269,7 +270,7 @@ class RolloutFilter:
         self.state.counts["groups_dropped"] += sum(
             not informative[r][q * k + j] for r in range(len(outputs)) for q in range(procs) for j in range(k)
         ) - sum(not informative[r][q * k + j] for q in range(procs) for r, j in chosen[q])
-        metrics = trainer._metrics["train"]
+        metrics = step_metrics(trainer)
         metrics["informative_group_share/before"].append(sum(informative[0]) / (procs * k))
         metrics["informative_group_share"].append(trained / (procs * k))
         metrics["generated_tokens"].append(float(tokens))
@@ -277,7 +278,7 @@ class RolloutFilter:
             metrics["dynamic_sampling/refill_rounds"].append(float(refills))
 
         global_rows = [(r, (q * k + j) * g + i) for q in range(procs) for r, j in chosen[q] for i in range(g)]
-        _rebuild_logs(trainer._logs, logs, global_rows)
+        _rebuild_logs(completion_buffers(trainer), logs, global_rows)
         if len(outputs) == 1 and chosen[me] == [(0, j) for j in range(k)]:
             return outputs[0]
         local = [(r, j * g + i) for r, j in chosen[me] for i in range(g)]
@@ -296,11 +297,11 @@ class RolloutFilter:
         row_ids = gather_object([str(r.get("id")) for r in inputs])
         share = float((group_spreads(_summed(trainer), trainer.num_generations) > SPREAD_EPS).float().mean())
         tokens = trainer.accelerator.gather(out["completion_mask"].sum().reshape(1)).sum().item()
-        metrics = trainer._metrics["train"]
+        metrics = step_metrics(trainer)
         metrics["informative_group_share/before"].append(share)
         metrics["informative_group_share"].append(share)
         metrics["generated_tokens"].append(float(tokens))
-        trainer._logs["extra"]["id"].extend(row_ids)
+        completion_buffers(trainer)["extra"]["id"].extend(row_ids)
         return out
 
     def _replace_skipped(self, inputs: list[dict[str, Any]], g: int, k: int, procs: int, me: int) -> list[dict[str, Any]]:

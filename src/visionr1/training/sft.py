@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from visionr1.training.checkpoints import StrictResumeMixin
+from visionr1.patches.transformers import StrictResumeMixin
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 

@@ -9,7 +9,7 @@ testing model names:
 - where its vision tower and projector live (``training.freeze``), and its LM's linear layers (LoRA targets);
 - its image placeholder token and how many tokens an image of a given size costs (``data.budget``,
   ``--dry-run``);
-- whether it takes video, and whether per-group image sharing is exact for it (``training.image_sharing``).
+- whether it takes video, and whether per-group image sharing is exact for it (``patches.image_sharing``).
 
 Each family module (``qwen.py``, ...) defines ``FAMILIES``: a list of :class:`Family`. A family not listed here is
 refused by name (:func:`family_of`) with the list of supported ones, never run half-working.

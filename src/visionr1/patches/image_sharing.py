@@ -10,9 +10,10 @@ rows: log-probs within 1e-5 in the tests, processor output bit-identical); in th
 indexing op, so autograd sums the copies' gradients into the one encoding, exactly as if each copy had been
 encoded separately.
 
-Two scoped wrappers, installed only while :func:`share_images` is active (the trainer activates it around
-``_generate_and_score_completions`` and ``compute_loss``; nothing stays patched, so saving, deep-copying or
-evaluating the model and processor is unaffected):
+Two scoped wrappers of transformers' private steps, installed only while :func:`share_images` is active
+(``patches.trl.ImageSharingScope`` activates it around TRL's ``_generate_and_score_completions`` and
+``compute_loss``; nothing stays patched, so saving, deep-copying or evaluating the model and processor is
+unaffected):
 
 - ``processor._process_images`` (transformers' ``ProcessorMixin`` step that runs the image processor and builds the
   placeholder text): identical PIL images (same mode, size, palette and pixel bytes: candidates found by a checksum,
