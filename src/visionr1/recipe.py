@@ -313,6 +313,9 @@ class GRPOStage(_StageBase):
     share_images: bool = Field(
         True, description="Process and encode each image once per group of generations (exact; training.image_sharing); false = TRL's per-row work."
     )
+    padding_free: bool = Field(
+        False, description="Pack the log-prob forwards (policy, old, reference) into one row per chunk, no padding, per-sequence mRoPE positions, no attention across sequences (exact; Qwen-VL families; training.packing). Off: see benchmarks/README.md."
+    )
     reward_checks: RewardChecks = Field(default_factory=RewardChecks, description="Checks of the rewards' values, speed and signal (rewards.checked).")
     dynamic_sampling: DynamicSamplingSpec = Field(
         default_factory=DynamicSamplingSpec, description="DAPO dynamic sampling: replace groups whose rewards are all equal (off by default)."

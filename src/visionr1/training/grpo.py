@@ -31,6 +31,7 @@ from typing import Any
 from trl import GRPOTrainer
 
 from visionr1.patches.grpo_sampling import RolloutFilterHooks
+from visionr1.patches.packing import PaddingFreeHooks
 from visionr1.rewards.checked import check_rewards, no_signal_callback
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
@@ -70,7 +71,7 @@ class AccuracyMetric:
         return self.func(completions, **kwargs)
 
 
-class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, GRPOTrainer):
+class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, PaddingFreeHooks, GRPOTrainer):
     """GRPOTrainer plus what TRL lacks, nothing else: resume with the checkpoint's weights
     (``StrictResumeMixin``), and sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them
     in memory, parquet or W&B). The latter reads TRL's ``_logs`` buffer (``prompt``, ``completion``, ``rewards``,
@@ -84,7 +85,9 @@ class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, GRPOTrainer):
       run inside ``training.image_sharing.share_images``; ``tests/training/test_image_sharing.py`` checks the
       log-probs, gradients and vision-tower calls, and pins both hooks;
     - dynamic sampling, difficulty filtering and the informative-group metrics (``RolloutFilterHooks``, listed in
-      ``visionr1.patches``; the logic in ``training.rollout_filter``).
+      ``visionr1.patches``; the logic in ``training.rollout_filter``);
+    - the log-prob forwards packed without padding (``padding_free``: ``PaddingFreeHooks``, listed in
+      ``visionr1.patches``; the logic in ``training.packing``) and ``padded_token_share`` logged each step.
     """
 
     def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int,
@@ -193,6 +196,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         from visionr1.patches.vllm import patch_colocate_generation
 
         patch_colocate_generation(trainer.vllm_generation, processor)
+    trainer._padding_free = _padding_free(run, model)
     trainer._rollout_filter = _rollout_filter(run, stream, order, config)
     trainer.add_callback(trainer._rollout_filter.state)  # saved in each checkpoint's trainer_state.json
     ready(trainer, run)
@@ -218,6 +222,18 @@ def _vllm_patches(config: Any, model: Any, processor: Any, train: Any, evals: An
     keep_cpu_linear_weights()
     dtype = None if (config.bf16 or config.fp16) else next(model.parameters()).dtype
     return engine_defaults(engine_kwargs(processor, [train, evals], dtype))
+
+
+def _padding_free(run: StageRun, model: Any) -> bool:
+    """The stage's ``padding_free``, refused (one line) for a model family whose packed forward is not tested exact."""
+    if not run.stage.padding_free:
+        return False
+    from visionr1.training.packing import unsupported
+
+    reason = unsupported(model)
+    if reason:
+        raise ValueError(f"stage {run.stage.name}: {reason}")
+    return True
 
 
 def _rollout_filter(run: StageRun, stream: Any, order: dict[str, Any], config: Any) -> RolloutFilter:

@@ -1,0 +1,224 @@
+"""Padding-free forwards (training.packing, the stage field ``padding_free``): a packed batch gives the padded
+batch's per-token log-probs and gradients within 1e-5, for every Qwen-VL family, on varied batches.
+
+Fixtures as varied as real data (tests/varied.py): prompts of ~20 to ~1,500 characters in one batch, images from
+28 px to 1:150 aspect ratio, multi-image and text-only records, and (model level) native video next to images.
+Three layers: the model forward of a processor batch (video included; GRPO's TRL path takes no video), TRL's GRPO
+log-prob forwards (old/reference log-probs and the loss, with gradients, ``padded_token_share`` logged), and the
+SFT loss (``padding_free`` on an SFT stage)."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+import torch
+from tests.varied import write_jsonl
+
+from visionr1.recipe import load_recipe
+from visionr1.training.packing import pack_batch, packed_position_ids, sequence_positions, unsupported
+
+from .conftest import TINY, first_grpo_trainer
+
+FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
+GENERATIONS = 2
+TOL = 1e-5
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def _assert_grads_equal(got: dict, expected: dict, visual: list[str]) -> None:
+    assert set(got) == set(expected) and any(n in got for n in visual)
+    for name, g in expected.items():
+        assert (got[name] - g).abs().max() < TOL, (name, (got[name] - g).abs().max())
+    assert any(got[n].abs().sum() > 0 for n in visual)  # the vision tower really receives gradient
+
+
+# --- model level: a processor batch with video, images, multi-image and text-only rows -------------------------
+
+
+def _video_frames(n: int, size: tuple[int, int], shade: int):
+    from PIL import Image
+
+    return [Image.new("RGB", size, (shade + 20 * i, 90, 200 - 10 * i)) for i in range(n)]
+
+
+def _mixed_batch(processor):
+    """Left-padded rows: a video, a long prompt with a 1:150 strip, two images, a text-only prompt, a tiny image."""
+    from PIL import Image
+
+    long = "In the figure, a triangle is drawn inside a circle. " * 28  # ~1,450 characters
+    rows = [
+        ([{"type": "video"}, {"type": "text", "text": "How bright does it get?"}], None, _video_frames(4, (56, 84), 20)),
+        ([{"type": "image"}, {"type": "text", "text": long + "What is the angle at A?"}], [Image.new("RGB", (28, 4200), (9, 120, 30))], None),
+        ([{"type": "image"}, {"type": "image"}, {"type": "text", "text": "Compare."}],
+         [Image.new("RGB", (300, 200), (200, 10, 10)), Image.new("RGB", (54, 40), (10, 10, 200))], None),
+        ([{"type": "text", "text": "Find x if 2x + 3 = 7."}], None, None),
+        ([{"type": "image"}, {"type": "text", "text": "How many?"}], [Image.new("RGB", (28, 28), (1, 2, 3))], None),
+    ]
+    texts = [processor.apply_chat_template([{"role": "user", "content": c}], add_generation_prompt=True, tokenize=False)
+             + " <think>answer</think>" * (1 + i) for i, (c, _, _) in enumerate(rows)]
+    images = [im for _, ims, _ in rows if ims for im in ims]
+    videos = [v for _, _, v in rows if v is not None]
+    processor.tokenizer.padding_side = "left"
+    batch = processor(text=texts, images=images, videos=videos, padding=True, return_tensors="pt",
+                      videos_kwargs={"do_sample_frames": False})
+    lengths = batch["attention_mask"].sum(1)
+    assert lengths.max() > 5 * lengths.min() and "video_grid_thw" in batch and len(batch["image_grid_thw"]) == 4
+    return batch
+
+
+def _next_token_logps(logits, ids, mask):
+    """log p(token t+1 | ..t) at every real position t whose next token is real, in row-major order."""
+    lp = torch.log_softmax(logits.float(), -1)[:, :-1].gather(-1, ids[:, 1:, None])[..., 0]
+    return lp[(mask[:, 1:] & mask[:, :-1]).bool()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_packed_forward_equals_padded_with_video_images_and_text(family):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from visionr1.models import get_tiny_model
+
+    path = get_tiny_model(family, "test")
+    model = AutoModelForImageTextToText.from_pretrained(path, attn_implementation="sdpa").float().train()
+    model.config.use_cache = False
+    processor = AutoProcessor.from_pretrained(path)
+    batch = _mixed_batch(processor)
+    mask = batch["attention_mask"].bool()
+
+    model.zero_grad()
+    padded = _next_token_logps(model(**batch).logits, batch["input_ids"], mask)
+    padded.mean().backward()  # a loss: the mean token log-prob
+    padded_grads = _grads(model)
+
+    packed_batch = pack_batch(model, dict(batch))
+    assert packed_batch["input_ids"].shape == (1, int(mask.sum())) and "attention_mask" not in packed_batch
+    assert packed_batch["position_ids"].shape == (4, 1, int(mask.sum()))
+    model.zero_grad()
+    logits = model(**packed_batch).logits
+    starts = packed_batch["position_ids"][0, 0] == 0
+    lp = torch.log_softmax(logits.float(), -1)[0, :-1].gather(-1, packed_batch["input_ids"][0, 1:, None])[:, 0]
+    packed = lp[~starts[1:]]  # the first token of each sequence is not predicted from the one before
+    packed.mean().backward()
+    assert packed.shape == padded.shape
+    assert (packed - padded).abs().max() < TOL, (packed - padded).abs().max()
+    visual = [n for n, _ in model.named_parameters() if ".visual." in n]
+    _assert_grads_equal(_grads(model), padded_grads, visual)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_positions_are_the_padded_forwards_and_restart_per_sequence(family):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from visionr1.models import get_tiny_model
+
+    path = get_tiny_model(family, "test")
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    batch = _mixed_batch(AutoProcessor.from_pretrained(path))
+    mask = batch["attention_mask"].bool()
+    positions = packed_position_ids(model, batch["input_ids"], batch["attention_mask"], batch["mm_token_type_ids"],
+                                    batch["image_grid_thw"], batch["video_grid_thw"], batch.get("second_per_grid_ts"))
+    padded = model.model.compute_3d_position_ids(
+        input_ids=batch["input_ids"], inputs_embeds=None, image_grid_thw=batch["image_grid_thw"],
+        video_grid_thw=batch["video_grid_thw"], attention_mask=batch["attention_mask"],
+        mm_token_type_ids=batch["mm_token_type_ids"], past_key_values=None,
+        **({"second_per_grid_ts": batch["second_per_grid_ts"]} if "second_per_grid_ts" in batch else {}))
+    assert torch.equal(positions[1:, 0], padded[:, mask])
+    assert torch.equal(positions[0, 0], sequence_positions(mask.sum(1)))
+    # the sequences transformers finds in the text row are the batch's rows
+    from transformers.masking_utils import find_packed_sequence_indices
+
+    found = find_packed_sequence_indices(positions[0])
+    assert torch.equal(torch.bincount(found[0]), mask.sum(1))
+
+
+def test_other_families_are_refused_in_one_line():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2, vocab_size=64))
+    msg = unsupported(model)
+    assert msg and "\n" not in msg and "'llama'" in msg and "Fix: set padding_free: false" in msg
+
+
+# --- GRPO: TRL's old/reference log-probs and the loss forward, packed vs padded --------------------------------
+
+
+def _grpo_trainer(tmp_path, family, padding_free):
+    data = write_jsonl(tmp_path / "data", n=8, completions=False)
+    recipe = load_recipe(TINY / "ptst.yaml", [
+        "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"model.path=tiny:{family}/test",
+        f"stages.ptst-1.dataset.path={data}", "model.max_pixels=40000", "model.freeze=[]",
+        f"stages.ptst-1.padding_free={str(padding_free).lower()}",
+        "stages.ptst-1.grpo.per_device_train_batch_size=8", f"stages.ptst-1.grpo.num_generations={GENERATIONS}",
+        "stages.ptst-1.grpo.max_completion_length=6",
+        "stages.ptst-1.grpo.num_iterations=2",  # makes TRL compute old_per_token_logps in the batch
+    ])
+    return first_grpo_trainer(recipe, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_grpo_packed_logps_and_gradients_equal_padded(tmp_path, family):
+    trainer, _ = _grpo_trainer(tmp_path, family, padding_free=True)
+    assert trainer._padding_free and trainer.ref_model is not None  # beta > 0: the reference forward is covered
+    rows = [trainer.train_dataset[i] for i in range(4) for _ in range(GENERATIONS)]
+    assert any(len(r["images"]) > 1 for r in rows) and any(not r["images"] for r in rows)  # multi-image, text-only
+
+    # old and reference log-probs (TRL's _generate_and_score_completions), same samples both ways
+    results = {}
+    for packed in (False, True):
+        trainer._padding_free = packed
+        torch.manual_seed(0)
+        results[packed] = trainer._generate_and_score_completions([dict(r) for r in rows])
+    padded, out = results[False], results[True]
+    assert torch.equal(out["completion_ids"], padded["completion_ids"])
+    mask = out["completion_mask"].bool()
+    prompt_tokens = out["prompt_mask"].sum(1)
+    assert prompt_tokens.max() > 3 * prompt_tokens.min(), prompt_tokens  # short and long prompts: real padding
+    for key in ("old_per_token_logps", "ref_per_token_logps"):
+        assert (out[key] - padded[key]).abs().max() < TOL, (key, (out[key] - padded[key]).abs().max())
+        assert (out[key][~mask] == 0).all()  # the padded layout TRL reads, zero at padding
+
+    # the loss forward with gradients, and the metric
+    model = trainer.model.train()
+    trainer.current_gradient_accumulation_steps = 1
+    out["advantages"] = torch.linspace(-1.0, 1.0, len(rows))  # random weights score 0 everywhere: no gradient else
+    visual = [n for n, _ in model.named_parameters() if ".visual." in n]
+    losses, grads = {}, {}
+    for packed in (False, True):
+        trainer._padding_free = packed
+        trainer._metrics["train"].clear()
+        model.zero_grad()
+        loss = trainer.compute_loss(model, out)
+        loss.backward()
+        losses[packed], grads[packed] = loss.detach(), _grads(model)
+        share = trainer._metrics["train"]["padded_token_share"]
+        full = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+        assert share == pytest.approx([0.0 if packed else 1 - float(full.sum()) / full.numel()])
+    assert trainer._metrics["train"]["padded_token_share"][0] == 0.0 and grads[False]
+    assert (losses[True] - losses[False]).abs() < TOL
+    _assert_grads_equal(grads[True], grads[False], visual)
+
+
+def test_trl_hooks_padding_free_relies_on():
+    """The seams: TRL's log-prob method (its arguments, which the override forwards) and the fused LM head's
+    ``shift_labels`` argument; if one moves, padding_free would silently compute something else."""
+    from trl import GRPOTrainer
+    from trl.trainer.utils import add_fused_lm_head
+
+    from visionr1.training.grpo import VisionR1GRPOTrainer
+
+    params = list(inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters)
+    assert params[:8] == ["self", "model", "input_ids", "attention_mask", "logits_to_keep", "batch_size",
+                          "compute_entropy", "compute_aux_loss"]
+    assert set(params[8:]) == {"pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
+                               "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids"}
+    assert VisionR1GRPOTrainer._get_per_token_logps_and_entropies is not GRPOTrainer._get_per_token_logps_and_entropies
+    assert "shift_labels" in inspect.getsource(add_fused_lm_head)
+    source = inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
+    assert "labels[:, :-logits_to_keep] = -100" in source and "[:, -logits_to_keep:]" in source
