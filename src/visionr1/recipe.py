@@ -254,6 +254,9 @@ class _StageBase(StrictModel):
 class SFTStage(_StageBase):
     type: Literal["sft"] = Field("sft", description="Supervised fine-tuning (TRL SFTTrainer), loss on assistant tokens.")
     sft: dict[str, Any] = Field(default_factory=dict, description="Passed to trl.SFTConfig (learning_rate, num_train_epochs, max_length, ...).")
+    padding_free: bool = Field(
+        False, description="Pack each micro-batch into one row, no padding, per-sequence mRoPE positions, no attention across samples (LLaMA-Factory neat_packing per micro-batch; loss unchanged; Qwen-VL families; training.packing). Off: see benchmarks/README.md."
+    )
 
     @field_validator("sft")
     @classmethod

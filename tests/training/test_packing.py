@@ -222,3 +222,73 @@ def test_trl_hooks_padding_free_relies_on():
     assert "shift_labels" in inspect.getsource(add_fused_lm_head)
     source = inspect.getsource(GRPOTrainer._get_per_token_logps_and_entropies)
     assert "labels[:, :-logits_to_keep] = -100" in source and "[:, -logits_to_keep:]" in source
+
+
+# --- SFT: the loss of a packed micro-batch, and its gradients ---------------------------------------------------
+
+
+def _sft_trainer(tmp_path, family, padding_free):
+    from visionr1.training.loading import resolve_model_path
+    from visionr1.training.runner import preflight
+    from visionr1.training.sft import build_sft_trainer
+    from visionr1.training.stage import StageRun
+
+    data = write_jsonl(tmp_path / "data", n=8, completions=True)
+    recipe = load_recipe(TINY / "ptst.yaml", [
+        "stages.ptst-1.enabled=false", "stages.ptst-2.enabled=false", f"model.path=tiny:{family}/test",
+        f"stages.sft.dataset.path={data}", "model.max_pixels=40000", "model.freeze=[]",
+        f"stages.sft.padding_free={str(padding_free).lower()}", "stages.sft.sft.per_device_train_batch_size=4",
+        "stages.sft.sft.max_length=4096",
+    ])
+    run_dir, stage = tmp_path / "run", recipe.stages[0]
+    prepared = preflight(recipe, run_dir, 1, [0])
+    run = StageRun(recipe=recipe, stage=stage, index=0, run_dir=run_dir, stage_dir=run_dir / stage.name,
+                   start_path=resolve_model_path(recipe.model.path), resume_from=None, step_offset=0,
+                   train_dataset=prepared[0].train)
+    return build_sft_trainer(run)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sft_packed_loss_and_gradients_equal_padded(tmp_path, family):
+    trainer = _sft_trainer(tmp_path, family, padding_free=True)
+    assert trainer._padding_free
+    model = trainer.model.train()
+    rows = [trainer.train_dataset[i] for i in range(len(trainer.train_dataset))]
+    assert any(len(r["images"]) > 1 for r in rows) and any(not r["images"] for r in rows)
+    batch = trainer.data_collator(rows[:5])  # multi-image, text-only, long and short prompts
+    tokens = batch["attention_mask"].sum(1)
+    assert tokens.max() > 3 * tokens.min(), tokens
+    num_items = trainer._get_num_items_in_batch([batch], "cpu")
+    assert num_items is not None  # counted on the padded batch, as transformers does before compute_loss
+    visual = [n for n, _ in model.named_parameters() if ".visual." in n]
+    losses, grads = {}, {}
+    for packed in (False, True):
+        trainer._padding_free = packed
+        trainer._metrics["train"].clear()
+        trainer._total_train_tokens = 0
+        model.zero_grad()
+        for items in (None, num_items):  # TRL's own count, and the global count transformers passes
+            loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=items)
+            losses[packed, items is None] = loss.detach()
+        loss.backward()
+        grads[packed] = _grads(model)
+        assert trainer._total_train_tokens == 2 * int(tokens.sum())  # TRL's num_tokens metric, both calls
+        share = trainer._metrics["train"]["padded_token_share"][0]
+        assert share == pytest.approx(0.0 if packed else 1 - float(tokens.sum()) / batch["attention_mask"].numel())
+    for own in (True, False):
+        assert (losses[True, own] - losses[False, own]).abs() < TOL, (own, losses)
+    _assert_grads_equal(grads[True], grads[False], visual)
+
+
+def test_trl_sft_hooks_padding_free_relies_on():
+    """TRL's SFT refuses its own packing for images (else we would use it), reads the fused loss from the packed
+    inputs as from padded ones, and counts packed tokens as ``position_ids.size(1)`` (the counter we correct)."""
+    from trl import SFTTrainer
+
+    source = inspect.getsource(SFTTrainer)
+    assert "Packing is not supported for vision datasets" in source
+    assert "Padding-free training is yet not supported for vision datasets" in source
+    loss = inspect.getsource(SFTTrainer.compute_loss)
+    assert 'inputs["position_ids"].size(1)' in loss and "self._total_train_tokens +=" in loss
+    assert "model(**inputs, fused_lm_head=True)" in loss

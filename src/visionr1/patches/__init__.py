@@ -65,6 +65,16 @@ PATCHES: list[Patch] = [
         test="tests/training/test_rollout_filter.py",
         upstream="trl: none filed (patches.grpo_sampling.UPSTREAM)",
     ),
+    Patch(
+        hook="trl.GRPOTrainer._get_per_token_logps_and_entropies (overridden) and .compute_loss (wrapped), a mixin "
+             "of the trainer",
+        where="GRPO stages with padding_free: true (patches.packing; the logic in training.packing); compute_loss "
+              "logs padded_token_share in every GRPO stage",
+        why="TRL computes the policy, old and reference log-probs on the padded batch only; packed, each chunk is "
+            "one row of real tokens with per-sequence mRoPE positions (no attention across sequences)",
+        test="tests/training/test_packing.py",
+        upstream="trl: none filed (patches.packing.UPSTREAM)",
+    ),
 ]
 
 

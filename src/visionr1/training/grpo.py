@@ -37,6 +37,7 @@ from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.image_sharing import share_images
+from visionr1.training.packing import padding_free
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
@@ -196,7 +197,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         from visionr1.patches.vllm import patch_colocate_generation
 
         patch_colocate_generation(trainer.vllm_generation, processor)
-    trainer._padding_free = _padding_free(run, model)
+    trainer._padding_free = padding_free(run.stage, model)
     trainer._rollout_filter = _rollout_filter(run, stream, order, config)
     trainer.add_callback(trainer._rollout_filter.state)  # saved in each checkpoint's trainer_state.json
     ready(trainer, run)
@@ -222,18 +223,6 @@ def _vllm_patches(config: Any, model: Any, processor: Any, train: Any, evals: An
     keep_cpu_linear_weights()
     dtype = None if (config.bf16 or config.fp16) else next(model.parameters()).dtype
     return engine_defaults(engine_kwargs(processor, [train, evals], dtype))
-
-
-def _padding_free(run: StageRun, model: Any) -> bool:
-    """The stage's ``padding_free``, refused (one line) for a model family whose packed forward is not tested exact."""
-    if not run.stage.padding_free:
-        return False
-    from visionr1.training.packing import unsupported
-
-    reason = unsupported(model)
-    if reason:
-        raise ValueError(f"stage {run.stage.name}: {reason}")
-    return True
 
 
 def _rollout_filter(run: StageRun, stream: Any, order: dict[str, Any], config: Any) -> RolloutFilter:

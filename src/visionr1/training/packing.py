@@ -42,6 +42,15 @@ PACKED_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 _UNPACKABLE = ("pixel_attention_mask", "spatial_shapes", "num_tiles", "image_sizes", "image_position_ids")
 
 
+def padding_free(stage: Any, model: Any) -> bool:
+    """The stage's ``padding_free``, refused (one line) for a model whose packed forward is not tested exact."""
+    if not getattr(stage, "padding_free", False):
+        return False
+    if (reason := unsupported(model)) is not None:
+        raise ValueError(f"stage {stage.name}: {reason}")
+    return True
+
+
 def unsupported(model: Any) -> str | None:
     """Why ``model`` cannot train padding-free (one line), or None when it can."""
     family = getattr(getattr(model, "config", None), "model_type", None)
