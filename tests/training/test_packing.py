@@ -292,3 +292,22 @@ def test_trl_sft_hooks_padding_free_relies_on():
     loss = inspect.getsource(SFTTrainer.compute_loss)
     assert 'inputs["position_ids"].size(1)' in loss and "self._total_train_tokens +=" in loss
     assert "model(**inputs, fused_lm_head=True)" in loss
+
+
+def test_the_demo_report_summarises_the_padded_token_share(tmp_path):
+    from visionr1.demo.report import _training_summary
+
+    recipe = load_recipe(TINY / "ptst.yaml", ["stages.sft.enabled=false", "stages.ptst-2.enabled=false"])
+    rows = [{"kind": "train", "stage": "ptst-1", "step": s, "padded_token_share": share}
+            for s, share in ((1, 0.6), (2, 0.5), (3, 0.4), (4, 0.0))]
+    entry = _training_summary(recipe, rows, tmp_path)["ptst-1"]
+    assert (entry["padded_token_share_first_quarter"], entry["padded_token_share_last_quarter"]) == (0.6, 0.0)
+
+
+def test_trl_refusals_point_to_the_stage_field(tmp_path):
+    from visionr1.training.plan import check_stage_settings
+
+    recipe = load_recipe(TINY / "ptst.yaml", ["stages.ptst-1.enabled=false", "stages.ptst-2.enabled=false",
+                                               "stages.sft.sft.padding_free=true"])
+    (msg,) = check_stage_settings(recipe, recipe.stages[0], 1)
+    assert msg.startswith("sft.padding_free is not supported with images (TRL)") and "stage field padding_free" in msg
