@@ -145,6 +145,24 @@ def test_other_families_are_refused_in_one_line():
     assert msg and "\n" not in msg and "'llama'" in msg and "Fix: set padding_free: false" in msg
 
 
+def test_preflight_refuses_other_families_before_any_weight_loads(tmp_path):
+    from transformers import LlamaConfig
+
+    from visionr1.training.plan import PlanError
+    from visionr1.training.runner import preflight
+
+    model_dir = tmp_path / "llama"
+    LlamaConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2).save_pretrained(model_dir)  # no weights
+    data = write_jsonl(tmp_path / "data", n=8, completions=False)
+    recipe = load_recipe(TINY / "ptst.yaml", [
+        "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"model.path={model_dir}",
+        f"stages.ptst-1.dataset.path={data}", "stages.ptst-1.padding_free=true"])
+    with pytest.raises(PlanError) as err:
+        preflight(recipe, tmp_path / "run", 1, [0])
+    assert "  stage ptst-1: padding_free supports the Qwen-VL families" in str(err.value)
+    assert "this model is 'llama'. Fix: set padding_free: false for the stage" in str(err.value)
+
+
 # --- GRPO: TRL's old/reference log-probs and the loss forward, packed vs padded --------------------------------
 
 
