@@ -10,6 +10,7 @@ SFT loss (``padding_free`` on an SFT stage)."""
 from __future__ import annotations
 
 import inspect
+import math
 
 import pytest
 import torch
@@ -172,7 +173,10 @@ def _grpo_trainer(tmp_path, family, padding_free):
         "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"model.path=tiny:{family}/test",
         f"stages.ptst-1.dataset.path={data}", "model.max_pixels=40000", "model.freeze=[]",
         f"stages.ptst-1.padding_free={str(padding_free).lower()}",
-        "stages.ptst-1.grpo.per_device_train_batch_size=8", f"stages.ptst-1.grpo.num_generations={GENERATIONS}",
+        # TRL computes old/reference log-probs in chunks of per_device_train_batch_size rows: two chunks here
+        "stages.ptst-1.grpo.per_device_train_batch_size=4", "stages.ptst-1.grpo.steps_per_generation=2",
+        "stages.ptst-1.grpo.per_device_eval_batch_size=4",  # the model is in eval mode outside training
+        f"stages.ptst-1.grpo.num_generations={GENERATIONS}",
         "stages.ptst-1.grpo.max_completion_length=6",
         "stages.ptst-1.grpo.num_iterations=2",  # makes TRL compute old_per_token_logps in the batch
     ])
@@ -329,3 +333,33 @@ def test_trl_refusals_point_to_the_stage_field(tmp_path):
                                                "stages.sft.sft.padding_free=true"])
     (msg,) = check_stage_settings(recipe, recipe.stages[0], 1)
     assert msg.startswith("sft.padding_free is not supported with images (TRL)") and "stage field padding_free" in msg
+
+
+@pytest.mark.slow
+def test_a_padding_free_run_trains_and_logs_the_share(tmp_path, tiny_model_dir):
+    """``visionr1 train`` end to end with padding_free on an SFT and a GRPO stage: TRL's loop (buffered generation
+    batches, shuffled and split into micro-batches) trains on packed forwards and logs padded_token_share 0 (and, for
+    SFT, TRL's num_tokens counts real tokens, not one per packed row)."""
+    from visionr1.training.runner import main
+
+    from .conftest import read_jsonl
+
+    sft = write_jsonl(tmp_path / "sft", n=8, completions=True)
+    rl = write_jsonl(tmp_path / "rl", n=8, completions=False)
+    recipe = load_recipe(TINY / "ptst.yaml", [
+        f"model.path={tiny_model_dir}", "model.max_pixels=40000", "stages.ptst-2.enabled=false",
+        f"stages.sft.dataset.path={sft}", "stages.sft.padding_free=true", "stages.sft.sft.max_steps=1",
+        "stages.sft.sft.per_device_train_batch_size=4", "stages.sft.sft.max_length=4096",
+        f"stages.ptst-1.dataset.path={rl}", "stages.ptst-1.padding_free=true", "stages.ptst-1.grpo.max_steps=2",
+        "stages.ptst-1.grpo.num_generations=2", "stages.ptst-1.grpo.max_completion_length=6",
+        "stages.ptst-1.grpo.per_device_train_batch_size=4", "stages.ptst-1.grpo.steps_per_generation=2",
+        "stages.ptst-1.grpo.per_device_eval_batch_size=4",  # the model is in eval mode outside training
+    ])
+    run = tmp_path / "run"
+    main(recipe, output_dir=run)
+    rows = [r for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "train"]
+    for stage in ("sft", "ptst-1"):
+        mine = [r for r in rows if r["stage"] == stage]
+        assert mine and all(r["padded_token_share"] == 0.0 for r in mine), mine
+        assert all(math.isfinite(r["loss"]) for r in mine)
+    assert next(r for r in rows if r["stage"] == "sft")["num_tokens"] > 100

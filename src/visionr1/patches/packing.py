@@ -42,7 +42,7 @@ class PaddingFreeHooks:
                 compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **vision)
         return packed_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
                                           compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss,
-                                          autocast=self.accelerator.autocast(), **vision)
+                                          autocast=self.accelerator.autocast, **vision)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         mode = "train" if self.model.training else "eval"

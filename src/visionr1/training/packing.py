@@ -146,7 +146,8 @@ def packed_logps_and_entropies(model: Any, input_ids: torch.Tensor, attention_ma
                                mm_token_type_ids: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
                                autocast: Any = None, **others: Any) -> tuple[torch.Tensor, Any, Any]:
     """TRL's ``GRPOTrainer._get_per_token_logps_and_entropies`` (same arguments, same outputs: ``(B, logits_to_keep)``
-    log-probs of the completion tokens, zero at padding) with each chunk of ``batch_size`` rows packed into one row."""
+    log-probs of the completion tokens, zero at padding) with each chunk of ``batch_size`` rows packed into one row.
+    ``autocast``: a factory of the context each chunk's forward runs in (the trainer's ``accelerator.autocast``)."""
     bad = [k for k, v in others.items() if v is not None]
     if bad:
         raise ValueError(f"padding_free cannot pack a batch with {', '.join(bad)} (not a Qwen-VL batch). "
@@ -178,7 +179,7 @@ def packed_logps_and_entropies(model: Any, input_ids: torch.Tensor, attention_ma
         shift_labels[0, index - 1] = packed["input_ids"][0, index]  # predicted from the token before, same sequence
         if compute_aux_loss:
             packed["output_router_logits"] = True
-        with autocast if autocast is not None else contextlib.nullcontext():
+        with autocast() if autocast is not None else contextlib.nullcontext():
             outputs = model(**packed, shift_labels=shift_labels, fused_lm_head=True)
         keep = scored[:, -logits_to_keep:]
         logps.append(_unpack(outputs.log_probs[0, index - 1], keep))
