@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -363,3 +364,36 @@ def test_a_padding_free_run_trains_and_logs_the_share(tmp_path, tiny_model_dir):
         assert mine and all(r["padded_token_share"] == 0.0 for r in mine), mine
         assert all(math.isfinite(r["loss"]) for r in mine)
     assert next(r for r in rows if r["stage"] == "sft")["num_tokens"] > 100
+
+
+@pytest.mark.distributed
+def test_two_processes_packed_train_to_the_padded_weights(tmp_path, tiny_model_dir):
+    """Two DDP processes, GRPO, padding_free on and off: the same weights after two steps (SGD, so a weight is the
+    gradients' sum: exact gradients give equal weights), and each process's padding is counted in the share."""
+    import subprocess
+
+    from .conftest import REPO, load_state, read_jsonl, subprocess_env, visionr1_cmd
+
+    rl = write_jsonl(tmp_path / "rl", n=8, completions=False)
+    states, shares = {}, {}
+    for packed in (False, True):
+        run = tmp_path / f"run-{packed}"
+        cmd = visionr1_cmd(
+            "train", str(TINY / "ptst.yaml"), f"model.path={tiny_model_dir}", "model.max_pixels=40000",
+            "stages.sft.enabled=false", "stages.ptst-2.enabled=false", f"stages.ptst-1.dataset.path={rl}",
+            f"stages.ptst-1.padding_free={str(packed).lower()}", "stages.ptst-1.grpo.max_steps=2",
+            "stages.ptst-1.grpo.num_generations=2", "stages.ptst-1.grpo.max_completion_length=6",
+            "stages.ptst-1.grpo.per_device_train_batch_size=4", "stages.ptst-1.grpo.optim=sgd",
+            "stages.ptst-1.grpo.learning_rate=0.05", "launch.num_processes=2",
+            f"stages.ptst-1.rewards=[{{name: '{Path(__file__).with_name('varied_reward.py')}:letters'}}]",
+            f"launch.config_file={REPO / 'configs' / 'accelerate' / 'cpu-ddp.yaml'}", "--output-dir", str(run))
+        out = subprocess.run(cmd, cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=500)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+        states[packed] = load_state(run / "ptst-1" / "final")
+        shares[packed] = [r["padded_token_share"] for r in read_jsonl(run / "metrics.jsonl") if r.get("kind") == "train"]
+    start = load_state(tiny_model_dir)
+    moved = max((states[False][k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-4  # training changed the weights
+    worst = max((states[True][k] - states[False][k]).abs().max().item() for k in start)
+    assert worst < 1e-6, worst
+    assert shares[True] == [0.0, 0.0] and all(s > 0.05 for s in shares[False]), shares
