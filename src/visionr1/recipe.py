@@ -247,6 +247,9 @@ class _StageBase(StrictModel):
 class SFTStage(_StageBase):
     type: Literal["sft"] = Field("sft", description="Supervised fine-tuning (TRL SFTTrainer), loss on assistant tokens.")
     sft: dict[str, Any] = Field(default_factory=dict, description="Passed to trl.SFTConfig (learning_rate, num_train_epochs, max_length, ...).")
+    padding_free: bool = Field(
+        False, description="Pack each micro-batch into one row, no padding, per-sequence mRoPE positions, no attention across samples (LLaMA-Factory neat_packing per micro-batch; loss unchanged; Qwen-VL families; training.packing). Off: see benchmarks/README.md."
+    )
 
     @field_validator("sft")
     @classmethod
@@ -305,6 +308,9 @@ class GRPOStage(_StageBase):
     grpo: dict[str, Any] = Field(default_factory=dict, description="Passed to trl.GRPOConfig (max_completion_length, num_generations, max_steps, epsilon, beta, ...).")
     share_images: bool = Field(
         True, description="Process and encode each image once per group of generations (exact; patches.image_sharing); false = TRL's per-row work."
+    )
+    padding_free: bool = Field(
+        False, description="Pack the log-prob forwards (policy, old, reference) into one row per chunk, no padding, per-sequence mRoPE positions, no attention across sequences (exact; Qwen-VL families; training.packing). Off: see benchmarks/README.md."
     )
     reward_checks: RewardChecks = Field(default_factory=RewardChecks, description="Checks of the rewards' values, speed and signal (rewards.checked).")
     dynamic_sampling: DynamicSamplingSpec = Field(

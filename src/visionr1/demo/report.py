@@ -112,7 +112,8 @@ def _training_summary(train_recipe: Any, rows: list[dict[str, Any]], train_dir: 
             for key, name in (("reward", "reward"), ("accuracy", "train_accuracy"),
                               ("completions/mean_length", "mean_length"),
                               ("completions/clipped_ratio", "clipped_ratio"),
-                              ("informative_group_share", "informative_share")):
+                              ("informative_group_share", "informative_share"),
+                              ("padded_token_share", "padded_token_share")):
                 vals = [r[key] for r in srows if r.get(key) is not None]
                 if vals:
                     k = max(1, len(vals) // 4)  # first and last quarter of the stage: less noisy than one step

@@ -147,6 +147,17 @@ PATCHES: list[Patch] = [
              "tests/reliability/test_checkpoints.py::test_a_checkpoint_whose_save_was_cut_short_is_never_loaded",
         upstream="none: transformers' save is not wrong, our completeness record needs the order",
     ),
+    Patch(
+        hook="trl.GRPOTrainer._get_per_token_logps_and_entropies (overridden), GRPOTrainer.compute_loss and "
+             "SFTTrainer.compute_loss (wrapped; SFT resets TRL's private _total_train_tokens), mixins of the trainers",
+        where="GRPO and SFT stages with padding_free: true (patches.packing; the logic in training.packing); "
+              "compute_loss logs padded_token_share in every GRPO and SFT stage",
+        why="TRL computes the policy, old and reference log-probs on the padded batch only, and refuses its SFT "
+            "packing/padding_free for images; packed, a batch is one row of real tokens with per-sequence mRoPE "
+            "positions (no attention across sequences). TRL counts a packed SFT batch's tokens as 1 per process",
+        test="tests/training/test_packing.py",
+        upstream="trl: none filed (patches.packing.UPSTREAM)",
+    ),
 ]
 
 

@@ -5,8 +5,9 @@
   for GRPO that is ``reward``, ``rewards/<name>/mean|std``, ``accuracy``, ``completions/mean_length|max_length``,
   ``completions/clipped_ratio``, ``kl``, ``entropy``, ``clip_ratio/*``, ``step_time``, and ours:
   ``informative_group_share`` (groups with a reward spread / all groups trained; ``/before``: in the first
-  generation round, before dynamic sampling) and ``generated_tokens`` (completion tokens generated for the step,
-  all processes and refill rounds). The PTST plot reads it.
+  generation round, before dynamic sampling), ``generated_tokens`` (completion tokens generated for the step,
+  all processes and refill rounds) and ``padded_token_share`` (padding positions / all positions of the loss
+  forward, all processes; 0 with ``padding_free``; SFT stages log it too). The PTST plot reads it.
 - ``completions.jsonl``: a few sampled (prompt id, prompt, completion, rewards, advantage) rows per GRPO logging
   step, from the rows trained (after dynamic sampling): :class:`CompletionsLog`, from TRL's buffers
   (``patches.trl.completion_buffers``).

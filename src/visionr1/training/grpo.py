@@ -30,12 +30,14 @@ from typing import Any
 from trl import GRPOTrainer
 
 from visionr1.patches.grpo_sampling import RolloutFilterHooks
+from visionr1.patches.packing import PaddingFreeHooks
 from visionr1.patches.transformers import StrictResumeMixin
 from visionr1.patches.trl import ImageSharingScope, TextOnlyImageLists
 from visionr1.rewards.checked import check_rewards, no_signal_callback
 from visionr1.training.callbacks import COMPLETIONS_FILE, CompletionsLog
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.generation import ban_vision_tokens
+from visionr1.training.packing import padding_free
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
@@ -69,7 +71,8 @@ class AccuracyMetric:
         return self.func(completions, **kwargs)
 
 
-class VisionR1GRPOTrainer(StrictResumeMixin, ImageSharingScope, TextOnlyImageLists, RolloutFilterHooks, GRPOTrainer):
+class VisionR1GRPOTrainer(StrictResumeMixin, ImageSharingScope, TextOnlyImageLists, RolloutFilterHooks,
+                          PaddingFreeHooks, GRPOTrainer):
     """GRPOTrainer plus what TRL lacks, nothing else; each piece is a patch of ``visionr1.patches`` (listed, with
     its test and upstream report, in ``visionr1.patches.PATCHES``):
 
@@ -79,7 +82,9 @@ class VisionR1GRPOTrainer(StrictResumeMixin, ImageSharingScope, TextOnlyImageLis
       ``share_images``);
     - batches that mix image and text-only prompts (``patches.trl.TextOnlyImageLists``);
     - dynamic sampling, difficulty filtering and the informative-group metrics
-      (``patches.grpo_sampling.RolloutFilterHooks``; the logic in ``training.rollout_filter``).
+      (``patches.grpo_sampling.RolloutFilterHooks``; the logic in ``training.rollout_filter``);
+    - the log-prob forwards packed without padding (the stage's ``padding_free``: ``patches.packing.PaddingFreeHooks``;
+      the logic in ``training.packing``) and ``padded_token_share`` logged each step.
 
     The sampled completions go to ``RUN_DIR/completions.jsonl`` through a callback
     (``training.callbacks.CompletionsLog``), not an override.
@@ -156,6 +161,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         from visionr1.patches.vllm import patch_colocate_generation
 
         patch_colocate_generation(trainer.vllm_generation, processor)
+    trainer._padding_free = padding_free(run.stage, model)
     trainer._rollout_filter = _rollout_filter(run, stream, order, config)
     trainer.add_callback(trainer._rollout_filter.state)  # saved in each checkpoint's trainer_state.json
     ready(trainer, run)

@@ -400,8 +400,10 @@ def check_stage_settings(recipe: Recipe, stage: AnyStage, world_size: int) -> li
                 "sft.assistant_only_loss needs 'messages' data, but visionr1 feeds prompt/completion pairs, whose "
                 "loss is already on the assistant turn only (completion_only_loss). Fix: remove assistant_only_loss"
             )
-        if values.get("packing"):
-            problems.append("sft.packing is not supported with images (TRL). Fix: remove packing")
+        for key in ("packing", "padding_free"):
+            if values.get(key):
+                problems.append(f"sft.{key} is not supported with images (TRL). Fix: remove it; the stage field "
+                                "padding_free (beside sft:) packs each micro-batch without padding, exactly")
     return problems
 
 

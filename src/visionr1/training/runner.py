@@ -334,6 +334,12 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
         first = start_path(recipe, pending[0], run_dir)
         if (msg := check_model_path(first)) is not None:
             problems.append((recipe.stages[pending[0]].name, msg))
+        elif packed := [recipe.stages[i].name for i in pending if getattr(recipe.stages[i], "padding_free", False)]:
+            from visionr1.training.loading import resolve_model_path
+            from visionr1.training.packing import family_problem
+
+            if (msg := family_problem(resolve_model_path(first))) is not None:
+                problems.append((packed[0], msg))
     prepared: dict[int, Prepared] = {}
     for i in pending:
         stage = recipe.stages[i]

@@ -5,6 +5,11 @@ masks the prompt (``completion_only_loss``, on by default for such data), so the
 ``<think>…</think><answer>…</answer>`` reply and not the question. A *curriculum* (LlamaV-o1: captions first,
 then multi-step reasoning) is simply several SFT stages in the recipe, each from the previous one's weights.
 
+``padding_free`` (the stage field): each micro-batch is packed into one row without padding, no attention across
+samples (LLaMA-Factory's ``neat_packing``, per micro-batch: the loss is the unpacked one). TRL's own ``packing`` and
+``padding_free`` refuse vision datasets (TRL 1.16), so the stage builds on TRL's padded vision batch instead
+(``training.packing``).
+
 Vision-R1's cold-start numbers (lr 5e-6, cosine, warmup 0.05, 2 epochs, cutoff 16384, bf16, global batch 32)
 live in ``recipes/vision-r1-7b.yaml``; nothing here is specific to them.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from visionr1.patches.transformers import StrictResumeMixin
+from visionr1.training.packing import padding_free
 from visionr1.training.plan import stage_config, world_size_from_env
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 
@@ -21,15 +27,28 @@ SFT_COLUMNS = ["prompt", "completion", "images"]
 
 
 def _sft_trainer_class() -> type:
-    """TRL's SFTTrainer, resuming with the checkpoint's weights (``StrictResumeMixin``); built on first use so
-    importing this module does not import TRL's trainers."""
+    """TRL's SFTTrainer, resuming with the checkpoint's weights (``StrictResumeMixin``) and, with ``padding_free``,
+    each micro-batch packed into one row (``PaddingFreeSFTHooks``, listed in ``visionr1.patches``); built on first
+    use so importing this module does not import TRL's trainers."""
     from trl import SFTTrainer
 
-    return type("VisionR1SFTTrainer", (StrictResumeMixin, SFTTrainer), {})
+    from visionr1.patches.packing import PaddingFreeSFTHooks
+
+    return type("VisionR1SFTTrainer", (StrictResumeMixin, PaddingFreeSFTHooks, SFTTrainer), {})
 
 
 def train_sft(run: StageRun) -> dict[str, Any]:
     """Train one SFT stage (resuming from ``run.resume_from`` if set) and save its final weights."""
+    trainer, processor = build_sft_trainer(run)
+    result = trainer.train(resume_from_checkpoint=run.resume_from)
+
+    # --- save --------------------------------------------------------------------------------------------------
+    return save_final(trainer, processor, run, {"global_step": trainer.state.global_step, **run.distributed(trainer),
+                                                "train_loss": result.training_loss})
+
+
+def build_sft_trainer(run: StageRun) -> tuple[Any, Any]:
+    """The stage's trainer and its processor, ready to train."""
     # --- model, processor, config --------------------------------------------------------------------------
     model, processor = run.load()
     config = stage_config(run.recipe, run.stage, run.run_dir, world_size_from_env())
@@ -38,7 +57,7 @@ def train_sft(run: StageRun) -> dict[str, Any]:
     train = run.train_dataset.select_columns(SFT_COLUMNS)
     evals = run.eval_dataset.select_columns(SFT_COLUMNS) if _has_completions(run.eval_dataset) else None
 
-    # --- train -------------------------------------------------------------------------------------------------
+    # --- trainer -----------------------------------------------------------------------------------------------
     tensorboard_dir(run)
     trainer = _sft_trainer_class()(
         model=model,
@@ -48,12 +67,9 @@ def train_sft(run: StageRun) -> dict[str, Any]:
         processing_class=processor,
         callbacks=run.callbacks(run.info()),
     )
+    trainer._padding_free = padding_free(run.stage, model)
     ready(trainer, run)
-    result = trainer.train(resume_from_checkpoint=run.resume_from)
-
-    # --- save --------------------------------------------------------------------------------------------------
-    return save_final(trainer, processor, run, {"global_step": trainer.state.global_step, **run.distributed(trainer),
-                                                "train_loss": result.training_loss})
+    return trainer, processor
 
 
 def _has_completions(dataset: Any) -> bool:
