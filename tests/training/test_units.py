@@ -11,7 +11,7 @@ from visionr1.recipe import ModelSpec
 from visionr1.training.callbacks import CompletionsLog, StageInfo, completion_rows
 from visionr1.training.freeze import apply_freeze, part_of, trainable_summary
 from visionr1.training.manifest import Manifest, recipe_digest
-from visionr1.training.plot import plot_run
+from visionr1.training.plot import figure, plot_run, read_metrics
 from visionr1.training.runner import last_checkpoint
 
 
@@ -225,9 +225,17 @@ def test_completion_rows_and_plot(tmp_path):
             lines.append({"kind": "train", "stage": stage, "stage_index": idx, "stage_type": "grpo", "step": s,
                           "run_step": s + 3 * idx, "reward": 0.1 * s, "accuracy": 0.05 * s,
                           "completions/mean_length": limit * 0.8, "completions/max_length": limit,
-                          "max_completion_length": limit, "num_generations": k, "informative_group_share": 0.25 * s})
+                          "max_completion_length": limit, "num_generations": k, "informative_group_share": 0.25 * s,
+                          "padded_token_share": 0.3 / s, "generated_tokens": limit * k * s})
     lines.append({"kind": "summary", "stage": "g2", "stage_index": 1, "step": 3, "run_step": 6})
     metrics.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"kind": "tra')  # last line cut by a kill
+    fig = figure(read_metrics(metrics))
+    labels = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    for stage, k in (("g1", 4), ("g2", 2)):  # every efficiency metric of a GRPO step is drawn, with its values
+        assert list(labels[f"{stage} padded tokens"].get_ydata()) == pytest.approx([0.3, 0.15, 0.1])
+        assert list(labels[f"{stage} informative groups"].get_ydata()) == pytest.approx([0.25, 0.5, 0.75])
+        limit = 16 if stage == "g1" else 32
+        assert list(labels[f"{stage} generated tokens"].get_ydata()) == [limit * k * s for s in (1, 2, 3)]
     out = plot_run(metrics, tmp_path / "ptst.png")
     assert out is not None and Path(out).stat().st_size > 10_000
     assert plot_run(tmp_path / "metrics.jsonl", tmp_path / "x.png") is not None

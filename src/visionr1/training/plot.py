@@ -1,5 +1,5 @@
-"""The PTST picture: reward (with accuracy and the informative-group share) and completion length per step
-across every stage of a run.
+"""The PTST picture: reward (with accuracy, the informative-group share and the padded-token share) and
+completion length (with the tokens generated per step) per step across every stage of a run.
 
 Vision-R1's claim is visible in one figure: within a stage, mean completion length is held under the stage's
 ``max_completion_length`` (truncated answers score 0 under ``hard_format_result``), and when the next stage
@@ -22,12 +22,25 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None = None) -> Path | None:
     """Write the PNG; returns its path, or ``None`` when no training step was logged."""
+    fig = figure(read_metrics(metrics_path), title)
+    if fig is None:
+        return None
+    import matplotlib.pyplot as plt
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+    return out_path
+
+
+def figure(metrics: list[dict[str, Any]], title: str | None = None) -> Any:
+    """The matplotlib figure of :func:`plot_run` for rows of ``metrics.jsonl`` (None without a training step)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = read_metrics(metrics_path)
     rows = [r for r in metrics if r.get("kind") == "train"]
     sampled = [r for r in metrics if r.get("kind") == "pairs"]  # DPO: one row per iteration's sampling
     if not rows:
@@ -41,6 +54,7 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
 
     fig, (ax_r, ax_l) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
     ax_loss = None  # SFT / DPO loss gets its own scale (right axis): it would flatten rewards in [0, 1]
+    ax_tokens = None  # tokens generated per step (right axis of the length panel)
     stages: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
         stages.setdefault(r["stage_index"], []).append(r)
@@ -69,6 +83,9 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
                  if r.get("informative_group_share") is not None]
         if share:  # GRPO groups with a reward spread (training.rollout_filter): the others train nothing
             ax_r.plot(*zip(*share, strict=True), ":", color=color, alpha=0.6, label=f"{first['stage']} informative groups")
+        padded = [(r["run_step"], r["padded_token_share"]) for r in srows if r.get("padded_token_share") is not None]
+        if padded:  # padding positions / all positions of the loss forward (training.packing): compute spent on nothing
+            ax_r.plot(*zip(*padded, strict=True), "-.", color=color, alpha=0.5, label=f"{first['stage']} padded tokens")
         if first.get("stage_type") == "dpo":
             pair_acc = [(r["run_step"], r["rewards/accuracies"]) for r in srows if r.get("rewards/accuracies") is not None]
             if pair_acc:
@@ -89,17 +106,26 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
         max_len = [(r["run_step"], r["completions/max_length"]) for r in srows if r.get("completions/max_length") is not None]
         if max_len:
             ax_l.plot(*zip(*max_len, strict=True), "^", color=color, ms=3, alpha=0.5, label=f"{first['stage']} max length")
+        generated = [(r["run_step"], r["generated_tokens"]) for r in srows if r.get("generated_tokens") is not None]
+        if generated:
+            ax_tokens = ax_tokens or ax_l.twinx()
+            ax_tokens.plot(*zip(*generated, strict=True), "v:", color=color, ms=3, alpha=0.6,
+                           label=f"{first['stage']} generated tokens")
         limit = first.get("max_completion_length")
         if limit and first.get("stage_type") == "grpo":
             ax_l.hlines(limit, min(x) - 0.5, max(x) + 0.5, colors=color, linestyles="dashed", label=f"{first['stage']} limit {limit}")
 
-    ax_r.set_ylabel("reward / accuracy")
+    ax_r.set_ylabel("reward / accuracy / shares")
+    if ax_tokens is not None:
+        ax_tokens.set_ylabel("tokens generated per step (dotted)")
+        ax_tokens.set_ylim(bottom=0)
+        ax_tokens.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.1, 0.0))
     if ax_loss is not None:
         ax_loss.set_ylabel("SFT / DPO loss (dotted)")
         ax_loss.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.1, 0.0))
     ax_l.set_ylim(bottom=0)
     ax_r.grid(alpha=0.3)
-    right = 1.1 if ax_loss is not None else 1.01  # clear of the SFT-loss axis' tick labels
+    right = 1.1 if ax_loss is not None or ax_tokens is not None else 1.01  # clear of the right axes' tick labels
     for ax in (ax_r, ax_l):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(right, 1.0))
@@ -108,8 +134,4 @@ def plot_run(metrics_path: str | Path, out_path: str | Path, title: str | None =
     ax_l.grid(alpha=0.3)
     fig.suptitle(title or "reward and completion length per step (PTST)")
     fig.tight_layout()
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
-    plt.close(fig)
-    return out_path
+    return fig
