@@ -163,10 +163,10 @@ def train(name: str, start: Path, stages: list[dict[str, Any]], out: Path, seed:
           plot: bool = True) -> dict[str, Path]:
     """One training run from checkpoint ``start``; returns each stage's ``final/`` directory."""
     from visionr1.config.base import parse_model
-    from visionr1.recipe import Recipe
+    from visionr1.recipe import TrainRecipe
     from visionr1.training.runner import main as run
 
-    recipe = parse_model(Recipe, {
+    recipe = parse_model(TrainRecipe, {
         "name": name, "seed": seed, "report_to": [],
         "model": {"path": str(start), "dtype": "float32", "max_pixels": max_pixels},
         "logging": {"completions_per_log": 1, "progress": "none", "plot": plot},

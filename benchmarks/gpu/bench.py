@@ -230,10 +230,10 @@ def run_one(a: dict[str, Any]) -> dict[str, Any]:
 
     import torch
 
-    from visionr1.recipe import Recipe
+    from visionr1.recipe import TrainRecipe
 
     vllm = a["generation"] == "vllm"
-    recipe = Recipe.model_validate(recipe_dict(a, vllm))  # every path in it is absolute
+    recipe = TrainRecipe.model_validate(recipe_dict(a, vllm))  # every path in it is absolute
     run_dir = Path(a["work"]) / f"run-{a['name']}"
     if a["device"] == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -136,9 +136,9 @@ def recipe_explain(
     from visionr1.config.base import explain_model
 
     if pipeline:
-        from visionr1.pipeline.config import Pipeline as schema
+        from visionr1.pipeline.config import PipelineRecipe as schema
     else:
-        from visionr1.recipe import Recipe as schema
+        from visionr1.recipe import TrainRecipe as schema
 
     table = Table(title=f"{'pipeline ' if pipeline else ''}recipe fields", show_lines=False)
     for col in ("field", "type", "default", "description"):
@@ -160,21 +160,21 @@ def recipe_check(
     from visionr1.config.base import RecipeError
     from visionr1.config.loader import override_recipe, read_recipe, validate
     from visionr1.pipeline.load import is_pipeline
-    from visionr1.recipe import Recipe
+    from visionr1.recipe import TrainRecipe
     from visionr1.training.plan import PlanError, plan_run
 
     try:
         written = read_recipe(recipe)  # read once; its kind is the file's
         raw = override_recipe(written, overrides or [], recipe)
         if is_pipeline(written):
-            from visionr1.pipeline.config import Pipeline
+            from visionr1.pipeline.config import PipelineRecipe
 
-            resolved = validate(Pipeline, raw, recipe)
+            resolved = validate(PipelineRecipe, raw, recipe)
             if resolved.stages is not None:
                 train = resolved.training_recipe()
                 plan_run(train, train.output_dir, train.launch.num_processes, source=str(recipe))
         else:
-            resolved = validate(Recipe, raw, recipe)
+            resolved = validate(TrainRecipe, raw, recipe)
             plan_run(resolved, None, resolved.launch.num_processes, source=str(recipe))
     except (RecipeError, PlanError) as exc:
         fail(str(exc))

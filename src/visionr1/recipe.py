@@ -399,7 +399,7 @@ class LaunchSpec(StrictModel):
     )
 
 
-class Recipe(StrictModel):
+class TrainRecipe(StrictModel):
     name: str = Field(..., description="Run name (used for the default output directory runs/<name>).")
     seed: int = Field(42, description="Seed for data order, sampling and initialisation.")
     output_dir: str | None = Field(None, description="Run directory; default runs/<name>. `--output-dir` overrides.")
@@ -422,7 +422,7 @@ class Recipe(StrictModel):
         return [t for t in v if t != "none"]
 
     @model_validator(mode="after")
-    def _unique_stage_names(self) -> Recipe:
+    def _unique_stage_names(self) -> TrainRecipe:
         names = [s.name for s in self.stages]
         dup = {n for n in names if names.count(n) > 1}
         if dup:
@@ -430,7 +430,7 @@ class Recipe(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _one_image_budget(self) -> Recipe:
+    def _one_image_budget(self) -> TrainRecipe:
         """One pixel budget per run (see visionr1/data/budget.py for why): ``model.max_pixels``, which the
         processor gets and every dataset resizes to. A dataset value that differs is an error naming both."""
         from visionr1.data.spec import DEFAULT_MAX_PIXELS
@@ -463,13 +463,13 @@ class Recipe(StrictModel):
         return self
 
 
-def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
     """Load, include, override and validate a training recipe (``visionr1.config.loader``); relative data and
     model paths resolve against the file."""
-    return load(Recipe, path, overrides)
+    return load(TrainRecipe, path, overrides)
 
 
 __all__ = [
-    "DPOStage", "DifficultyFilterSpec", "DynamicSamplingSpec", "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "Recipe", "RecipeError", "RewardSpec", "SFTStage",
+    "DPOStage", "DifficultyFilterSpec", "DynamicSamplingSpec", "GRPOStage", "LaunchSpec", "LoggingSpec", "LoraSpec", "ModelSpec", "RecipeError", "RewardSpec", "SFTStage", "TrainRecipe",
     "check_trl_section", "coerce_numbers", "load_recipe", "trl_config_class",
 ]

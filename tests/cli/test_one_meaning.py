@@ -64,3 +64,18 @@ def test_the_users_of_the_letters_share_them():
     assert prompts.LETTERS is base.LETTERS is scoring.LETTERS is extract.LETTERS
     assert prompts.ANSWER_BLOCK_RE is base.ANSWER_BLOCK_RE is extract.ANSWER_BLOCK_RE
     assert extract.ANSWER_BLOCK_RE.findall("<think>x</think><ANSWER> a\nb </ANSWER><answer>c</answer>") == [" a\nb ", "c"]
+
+
+def test_every_schema_a_recipe_file_is_loaded_into_is_named_a_recipe():
+    """``config.loader.load`` / ``validate`` read a file into a schema: each such schema is a *recipe* kind and is
+    named ``...Recipe`` (``Recipe`` and ``Pipeline`` were two of them under other names). The one exception is a
+    section read on its own: ``data inspect`` takes a bare dataset file as a ``DatasetSpec``, the schema of every
+    stage's ``dataset:``."""
+    loaded = set()
+    for path in _files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("load", "validate")
+                    and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) and node.args[0].id[0].isupper()):
+                loaded.add(node.args[0].id)
+    assert {"TrainRecipe", "PipelineRecipe", "ColdstartRecipe"} <= loaded
+    assert sorted(n for n in loaded if not n.endswith("Recipe")) == ["DatasetSpec"]

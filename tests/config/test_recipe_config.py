@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from visionr1.cli import app
 from visionr1.config.base import RecipeError, explain_model
 from visionr1.config.loader import apply_overrides, deep_merge
-from visionr1.recipe import Recipe, load_recipe
+from visionr1.recipe import TrainRecipe, load_recipe
 
 BASE = """
 name: t
@@ -112,7 +112,7 @@ def test_deep_merge_replaces_lists():
 
 
 def test_every_field_is_described():
-    rows = list(explain_model(Recipe))
+    rows = list(explain_model(TrainRecipe))
     assert len(rows) > 30
     assert all(desc for *_, desc in rows)
     paths = [r[0] for r in rows]

@@ -19,9 +19,9 @@ from visionr1.cli import app
 from visionr1.coldstart.config import load_coldstart_recipe
 from visionr1.config.base import RecipeError
 from visionr1.config.loader import read_recipe
-from visionr1.pipeline.config import Pipeline, load_pipeline
+from visionr1.pipeline.config import PipelineRecipe, load_pipeline
 from visionr1.pipeline.load import is_pipeline, load_coldstart_section, load_training_recipe
-from visionr1.recipe import Recipe, load_recipe
+from visionr1.recipe import TrainRecipe, load_recipe
 
 REPO = Path(__file__).resolve().parents[2]
 SRC = REPO / "src"
@@ -101,7 +101,7 @@ def test_sections_read_each_others_outputs_and_explicit_paths_win(tiny_recipe: P
     p = load_pipeline(tiny_recipe, [f"output_dir={run}"])
     assert p.sections() == ["data", "tiny_model", "coldstart", "train", "eval"]
     train = p.training_recipe()
-    assert isinstance(train, Recipe) and train.output_dir == str(run / "train")
+    assert isinstance(train, TrainRecipe) and train.output_dir == str(run / "train")
     assert p.coldstart.input.path == str(run / "data" / "coldstart.jsonl")
     assert p.coldstart.output_dir == str(run / "coldstart") and p.coldstart.name == "tiny-pipeline-coldstart"
     assert train.model.path == str(run / "model")
@@ -208,7 +208,7 @@ def test_the_demo_recipe_dry_runs_as_a_pipeline(tmp_path: Path):
 def test_pipeline_schema_fields_all_described():
     from visionr1.config.base import explain_model
 
-    rows = list(explain_model(Pipeline))
+    rows = list(explain_model(PipelineRecipe))
     paths = {r[0] for r in rows}
     assert {"data.rl_items", "coldstart.pseudo_cot.backend", "stages[]<type=grpo>.grpo", "eval.temperature"} <= paths
     assert all(r[3] for r in rows)

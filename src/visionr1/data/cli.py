@@ -31,9 +31,9 @@ def _spec_from_yaml(path: Path, stage: str | None, eval_set: bool, overrides: li
     written = read_recipe(path)
     raw = override_recipe(written, overrides, path)
     if "stages" in written:
-        from visionr1.recipe import Recipe
+        from visionr1.recipe import TrainRecipe
 
-        recipe = validate(Recipe, raw, path)
+        recipe = validate(TrainRecipe, raw, path)
         names = [s.name for s in recipe.stages]
         chosen = next((s for s in recipe.stages if s.name == stage), None) if stage else recipe.stages[0]
         if chosen is None:

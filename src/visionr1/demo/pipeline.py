@@ -30,7 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from visionr1.config.base import RecipeError
-from visionr1.pipeline.config import Pipeline
+from visionr1.pipeline.config import PipelineRecipe
 from visionr1.pipeline.run import MARKER
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # src/visionr1/demo/pipeline.py -> the checkout (editable install)
@@ -44,7 +44,7 @@ class DemoError(RuntimeError):
     """A demo that cannot run here; the message says why and what to do."""
 
 
-def main(recipe: Pipeline, recipe_path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
+def main(recipe: PipelineRecipe, recipe_path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (),
          resume: bool = False, console: Console | None = None) -> dict[str, Any]:
     """Run the demo; returns the report (also written to ``RUN_DIR/report.json``)."""
     console = console or Console(highlight=False)
@@ -56,7 +56,7 @@ def main(recipe: Pipeline, recipe_path: str | Path | None = None, overrides: lis
         return _main_locked(recipe, recipe_path, overrides, resume, console)
 
 
-def _main_locked(recipe: Pipeline, recipe_path: str | Path | None, overrides: list[str] | tuple[str, ...],
+def _main_locked(recipe: PipelineRecipe, recipe_path: str | Path | None, overrides: list[str] | tuple[str, ...],
                  resume: bool, console: Console) -> dict[str, Any]:
     run_dir = recipe.run_dir
     _prepare_run_dir(run_dir, recipe, resume, console)
@@ -92,7 +92,7 @@ def default_recipe_path() -> Path:
     )
 
 
-def load_demo_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
+def load_demo_recipe(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> PipelineRecipe:
     """Load the demo's pipeline recipe (default: the shipped one) and check it has what the report needs."""
     from visionr1.pipeline.config import load_pipeline
 
@@ -105,7 +105,7 @@ def load_demo_recipe(path: str | Path | None = None, overrides: list[str] | tupl
     return recipe
 
 
-def check_demo_recipe(recipe: Pipeline) -> None:
+def check_demo_recipe(recipe: PipelineRecipe) -> None:
     """What the report compares: every section, one SFT stage on the cold start's data, then GRPO stages."""
     missing = [s for s in _SECTIONS if getattr(recipe, s) is None]
     if missing:
@@ -140,7 +140,7 @@ def cpu_threads(setting: int | str | None) -> int:
     return apply_cpu_threads(setting)["torch_threads"]
 
 
-def _prepare_run_dir(run_dir: Path, recipe: Pipeline, resume: bool, console: Console) -> None:
+def _prepare_run_dir(run_dir: Path, recipe: PipelineRecipe, resume: bool, console: Console) -> None:
     """A fresh run clears a previous pipeline run in ``run_dir`` (never a directory that is not one);
     ``resume`` keeps it, and the finished parts (data, cold start, finished stages) are reused."""
     marker = run_dir / MARKER

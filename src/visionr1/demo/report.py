@@ -23,7 +23,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from visionr1.pipeline.config import Pipeline
+from visionr1.pipeline.config import PipelineRecipe
 from visionr1.utils.io import iter_jsonl
 
 PLOT_FILE = "report.png"
@@ -35,7 +35,7 @@ SPLIT_NOTE = {
 }
 
 
-def write_report(run_dir: Path, recipe: Pipeline, train_recipe: Any, splits: dict[str, Any], cold: dict[str, Any],
+def write_report(run_dir: Path, recipe: PipelineRecipe, train_recipe: Any, splits: dict[str, Any], cold: dict[str, Any],
                  evaluated: dict[str, dict[str, dict[str, Any]]], phases: dict[str, float], wall: float,
                  run_info: dict[str, Any]) -> dict[str, Any]:
     """Write report.json, report.png and report.md into ``run_dir``; return the report. ``evaluated`` is the

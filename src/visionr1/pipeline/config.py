@@ -11,7 +11,7 @@
 
 Every section is validated by its own schema, not a copy of it: ``coldstart`` *is* a
 :class:`~visionr1.coldstart.config.ColdstartRecipe`, the stages *are* the training recipe's typed stages and the
-training part is checked as a :class:`~visionr1.recipe.Recipe`, ``eval`` is the schema ``visionr1 eval run``
+training part is checked as a :class:`~visionr1.recipe.TrainRecipe`, ``eval`` is the schema ``visionr1 eval run``
 decodes with. Sections refer to each other's outputs by default, so each path is written once: the cold start
 reads the data section's cold-start split, the SFT stages train on the cold start's output, the GRPO stages
 on the RL split, the evaluation reads the held-out split; an explicit path in the recipe wins. A training
@@ -30,7 +30,7 @@ from visionr1.coldstart.config import ColdstartRecipe, resolve_templates
 from visionr1.config.base import RecipeError, StrictModel
 from visionr1.config.loader import load, run_dir_of
 from visionr1.evaluation.spec import EvalSpec
-from visionr1.recipe import LaunchSpec, LoggingSpec, ModelSpec, Recipe, Stage
+from visionr1.recipe import LaunchSpec, LoggingSpec, ModelSpec, Stage, TrainRecipe
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
 
@@ -85,7 +85,7 @@ class TinyModelSpec(StrictModel):
     init_seed: int | None = Field(None, description="Seed of the random initial weights; null = the recipe's seed.")
 
 
-class Pipeline(StrictModel):
+class PipelineRecipe(StrictModel):
     name: str = Field(..., description="Run name; the default run directory is runs/<name>.")
     seed: int = Field(42, description="Seed of the data, the tiny model's weights (unless tiny_model.init_seed) and training.")
     output_dir: str | None = Field(
@@ -111,7 +111,7 @@ class Pipeline(StrictModel):
         None, description="Section 4: held-out evaluation of the base model and every stage's final weights."
     )
 
-    _train: Recipe | None = PrivateAttr(None)
+    _train: TrainRecipe | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -151,7 +151,7 @@ class Pipeline(StrictModel):
         return data
 
     @model_validator(mode="after")
-    def _sections_fit(self) -> Pipeline:
+    def _sections_fit(self) -> PipelineRecipe:
         if self.stages is not None and self.model is None:
             raise ValueError("stages need a model: add a model section (model.path) or a tiny_model section")
         if self.eval is not None:
@@ -167,7 +167,7 @@ class Pipeline(StrictModel):
                                  "(e.g. 200) or eval.validation_data")
         if self.stages is not None:  # the training recipe's own checks (stage names, image budget); stages not re-validated
             try:
-                self._train = Recipe(name=self.name, seed=self.seed, output_dir=str(self.run_dir / "train"),
+                self._train = TrainRecipe(name=self.name, seed=self.seed, output_dir=str(self.run_dir / "train"),
                                      model=self.model, stages=self.stages, report_to=self.report_to,
                                      logging=self.logging, launch=self.launch, cpu_threads=self.cpu_threads)
             except ValidationError as exc:
@@ -196,7 +196,7 @@ class Pipeline(StrictModel):
                    "train": self.stages, "eval": self.eval}
         return [name for name, value in present.items() if value is not None]
 
-    def training_recipe(self) -> Recipe:
+    def training_recipe(self) -> TrainRecipe:
         """The training recipe of the model + stages sections (``visionr1 train`` on this file runs it)."""
         if self._train is None:
             raise RecipeError(f"{self.name}: this pipeline recipe has no stages section to train")
@@ -206,7 +206,7 @@ class Pipeline(StrictModel):
 VALIDATION_FILE = "val.jsonl"
 
 
-def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Pipeline:
+def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineRecipe:
     """Load, include, override and validate a pipeline recipe (``visionr1.config.loader``); relative paths
     resolve against the file."""
-    return load(Pipeline, path, overrides)
+    return load(PipelineRecipe, path, overrides)

@@ -16,7 +16,7 @@ from visionr1.config.loader import override_recipe, read_recipe, validate
 
 if TYPE_CHECKING:
     from visionr1.coldstart.config import ColdstartRecipe
-    from visionr1.recipe import Recipe
+    from visionr1.recipe import TrainRecipe
 
 # Keys only a pipeline has: a recipe holding one of them is a pipeline recipe (else a training or cold-start one).
 PIPELINE_KEYS = ("data", "tiny_model", "coldstart", "eval")
@@ -31,11 +31,11 @@ def is_pipeline_file(path: str | Path) -> bool:
     return is_pipeline(read_recipe(path))
 
 
-def load_training_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+def load_training_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainRecipe:
     """``visionr1 train``'s recipe: a training recipe, or a pipeline recipe's model + stages sections."""
-    from visionr1.recipe import Recipe
+    from visionr1.recipe import TrainRecipe
 
-    return _own_or_section(path, overrides, Recipe, "stages", "a stages section: nothing to train",
+    return _own_or_section(path, overrides, TrainRecipe, "stages", "a stages section: nothing to train",
                            lambda p: p.training_recipe())
 
 
@@ -65,9 +65,9 @@ def _own_or_section(path: str | Path, overrides: list[str] | tuple[str, ...], ow
     raw = override_recipe(written, overrides, path)
     if not is_pipeline(written):
         return validate(own, raw, path)
-    from visionr1.pipeline.config import Pipeline
+    from visionr1.pipeline.config import PipelineRecipe
 
-    pipeline = validate(Pipeline, raw, path)
+    pipeline = validate(PipelineRecipe, raw, path)
     if getattr(pipeline, section) is None:
         raise RecipeError(f"{path}: a pipeline recipe without {missing} "
                           f"(its sections: {', '.join(pipeline.sections()) or 'none'})")

@@ -26,7 +26,7 @@ from typing import Any
 
 from rich.console import Console
 
-from visionr1.pipeline.config import VALIDATION_FILE, Pipeline
+from visionr1.pipeline.config import VALIDATION_FILE, PipelineRecipe
 from visionr1.utils.io import atomic_write_json
 
 MARKER = "pipeline.json"  # the resolved recipe, written first: marks a directory as a pipeline run
@@ -36,7 +36,7 @@ class PipelineError(RuntimeError):
     """A pipeline run that cannot go on; the message says why and what to do."""
 
 
-def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: Sequence[str] = (),
+def main(pipeline: PipelineRecipe, recipe_path: str | Path | None = None, overrides: Sequence[str] = (),
          console: Console | None = None, label: str = "visionr1 run", extra_steps: int = 0) -> dict[str, Any]:
     """Run the recipe's sections (see the module docstring); returns what each produced (also ``RUN/summary.json``).
 
@@ -56,7 +56,7 @@ def main(pipeline: Pipeline, recipe_path: str | Path | None = None, overrides: S
         return _main_locked(pipeline, recipe_path, overrides, console, label, extra_steps)
 
 
-def _main_locked(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str], console: Console,
+def _main_locked(pipeline: PipelineRecipe, recipe_path: str | Path | None, overrides: Sequence[str], console: Console,
                  label: str, extra_steps: int) -> dict[str, Any]:
     run_dir = pipeline.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +107,7 @@ def _main_locked(pipeline: Pipeline, recipe_path: str | Path | None, overrides: 
     return out
 
 
-def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]:
+def plan(pipeline: PipelineRecipe, num_processes: int | None = None) -> dict[str, Any]:
     """What ``visionr1 run`` would do (``--dry-run``): every section, resolved, with its inputs and outputs;
     for the stages, the full TRL configs. Touches neither model nor data."""
     run_dir = pipeline.run_dir
@@ -140,7 +140,7 @@ def plan(pipeline: Pipeline, num_processes: int | None = None) -> dict[str, Any]
 # ----------------------------------------------------------------------------------------------------------
 
 
-def make_data(pipeline: Pipeline, run_dir: Path) -> dict[str, Any]:
+def make_data(pipeline: PipelineRecipe, run_dir: Path) -> dict[str, Any]:
     """Draw ``coldstart + rl + heldout`` items of one stream; write ``coldstart.jsonl`` (the first items),
     ``rl.jsonl`` (the next) and ``test.jsonl`` (the last, held out) beside the images. With
     ``validation_items``, ``val.jsonl`` holds that many items of a second stream (:func:`validation_seed`):
@@ -216,7 +216,7 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line) if path.is_file() else 0
 
 
-def make_model(pipeline: Pipeline, run_dir: Path) -> Path:
+def make_model(pipeline: PipelineRecipe, run_dir: Path) -> Path:
     """A randomly initialised tiny model (seeded), built here: nothing is downloaded."""
     from visionr1.models.tiny import build_tiny_model
 
@@ -231,7 +231,7 @@ def make_model(pipeline: Pipeline, run_dir: Path) -> Path:
     return out
 
 
-def run_coldstart_section(pipeline: Pipeline, console: Console) -> dict[str, Any]:
+def run_coldstart_section(pipeline: PipelineRecipe, console: Console) -> dict[str, Any]:
     """The cold start on its input (by default the data section's cold-start split); resumes per record."""
     from visionr1.coldstart import run_coldstart
 
@@ -254,7 +254,7 @@ def run_coldstart_section(pipeline: Pipeline, console: Console) -> dict[str, Any
             "output": str(out / "cold_start.jsonl")}
 
 
-def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides: Sequence[str],
+def train_section(pipeline: PipelineRecipe, recipe_path: str | Path | None, overrides: Sequence[str],
                   threads: int | None = None) -> dict[str, Any]:
     """The training recipe of the model + stages sections, by the training runner; each stage in a process of
     its own (``visionr1 train RUN/recipe.json --stage NAME``) unless ``launch.isolate_stages`` is false.
@@ -277,7 +277,7 @@ def train_section(pipeline: Pipeline, recipe_path: str | Path | None, overrides:
     return train(recipe, output_dir=run_dir, source=str(recipe_path or "pipeline recipe"), launcher=launcher)
 
 
-def checkpoints(pipeline: Pipeline) -> dict[str, Path | str]:
+def checkpoints(pipeline: PipelineRecipe) -> dict[str, Path | str]:
     """What the evaluation scores: the model training starts from (``base``), then every stage's final weights."""
     from visionr1.training.plan import final_dir
 
@@ -289,7 +289,7 @@ def checkpoints(pipeline: Pipeline) -> dict[str, Path | str]:
     return out
 
 
-def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float]) -> dict[str, dict[str, dict[str, Any]]]:
+def eval_section(pipeline: PipelineRecipe, console: Console, phases: dict[str, float]) -> dict[str, dict[str, dict[str, Any]]]:
     """Every checkpoint on the same items, decoded the same way (``evaluation.heldout``), for each split of
     ``eval.split``: ``{"heldout": {stage: scores}, "validation": {...}}`` (the splits asked for). Held-out
     results go to ``RUN/eval/<stage>/``, validation results to ``RUN/eval-validation/<stage>/``."""
@@ -326,7 +326,7 @@ def eval_section(pipeline: Pipeline, console: Console, phases: dict[str, float])
 EVAL_DIRS = {"heldout": "eval", "validation": "eval-validation"}  # per split, under the run directory
 
 
-def check_benchmark_data(pipeline: Pipeline) -> dict[str, Any]:
+def check_benchmark_data(pipeline: PipelineRecipe) -> dict[str, Any]:
     """Before anything trains (and in ``--dry-run``): ``eval.data`` loads as ``eval.benchmark``'s records
     (``eval.columns`` applied) and every record has what its official scoring reads (each is scored once on
     an empty response). Returns ``{"records": N}``; raises PipelineError naming the file, record and fix."""
@@ -350,7 +350,7 @@ def check_benchmark_data(pipeline: Pipeline) -> dict[str, Any]:
     return {"records": len(items)}
 
 
-def benchmark_section(pipeline: Pipeline, console: Console, phases: dict[str, float]) -> dict[str, dict[str, Any]]:
+def benchmark_section(pipeline: PipelineRecipe, console: Console, phases: dict[str, float]) -> dict[str, dict[str, Any]]:
     """Every checkpoint evaluated as ``visionr1 eval run -b BENCHMARK --data eval.data`` evaluates it (one
     sampled pass with the section's decoding; the benchmark's prompts and official scoring), into
     ``RUN/eval/<stage>/`` (resumable as eval run is). ``{stage: {"benchmark", "accuracy", "correct", "n", ...}}``."""
@@ -425,7 +425,7 @@ def _section_finished(run_dir: Path, name: str, settings: dict[str, Any]) -> Non
     atomic_write_json(_section_file(run_dir, name), {"settings": settings, "finished": now()})
 
 
-def _phases_of(pipeline: Pipeline) -> set[str]:
+def _phases_of(pipeline: PipelineRecipe) -> set[str]:
     sections = set(pipeline.sections())
     return {"data" if s == "tiny_model" else s for s in sections}
 

@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from visionr1.recipe import Recipe
+from visionr1.recipe import TrainRecipe
 from visionr1.training.plan import PlanError, stage_values
 
 ALLOW_ENV = "VISIONR1_ALLOW_CHANGED"  # set by ``--allow-changed``; inherited by the stage processes
@@ -69,7 +69,7 @@ def data_digest(dataset: Any) -> str | None:
     return h.hexdigest()[:16]
 
 
-def stage_fingerprint(recipe: Recipe, index: int, dataset: Any) -> dict[str, Any]:
+def stage_fingerprint(recipe: TrainRecipe, index: int, dataset: Any) -> dict[str, Any]:
     stage = recipe.stages[index]
     fp: dict[str, Any] = {"seed": recipe.seed}
     fp |= {f"model.{k}": v for k, v in recipe.model.model_dump(mode="json").items() if index == 0 or k != "path"}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.config.loader import TINY_PREFIX, run_dir_of
-from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage, trl_config_class
+from visionr1.recipe import DPOStage, GRPOStage, SFTStage, TrainRecipe, trl_config_class
 from visionr1.rewards.registry import check_reward_specs
 from visionr1.training.loading import looks_local
 
@@ -56,12 +56,12 @@ def iteration_dir(run_dir: Path, stage: DPOStage, iteration: int) -> Path:
     return stage_dir(run_dir, stage) / f"iter-{iteration}"
 
 
-def start_path(recipe: Recipe, index: int, run_dir: Path) -> str:
+def start_path(recipe: TrainRecipe, index: int, run_dir: Path) -> str:
     """Weights stage ``index`` starts from: the model of the recipe, or the previous stage's final weights."""
     return recipe.model.path if index == 0 else str(final_dir(run_dir, recipe.stages[index - 1]))
 
 
-def runner_defaults(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
+def runner_defaults(recipe: TrainRecipe, stage: AnyStage) -> dict[str, Any]:
     """TRL settings visionr1 picks unless the recipe's section sets them: log every step (metrics.jsonl and
     the PTST plot are per step), checkpoint every 50 steps keeping two (resume after a kill), rich or line
     progress instead of tqdm. Vision datasets keep their image columns."""
@@ -78,7 +78,7 @@ def runner_defaults(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
     return out
 
 
-def stage_values(recipe: Recipe, stage: AnyStage) -> dict[str, Any]:
+def stage_values(recipe: TrainRecipe, stage: AnyStage) -> dict[str, Any]:
     """The values passed to the stage's TRL config: runner defaults, then the recipe section on top."""
     section = getattr(stage, stage.type)  # the sft: / grpo: / dpo: section
     values = {**runner_defaults(recipe, stage), **section, "report_to": list(recipe.report_to) or "none"}
@@ -172,7 +172,7 @@ def build_trl_config(kind: str, values: dict[str, Any], output_dir: str, seed: i
     return config
 
 
-def trl_rejection(recipe: Recipe, stage: AnyStage, exc: Exception, world_size: int) -> str:
+def trl_rejection(recipe: TrainRecipe, stage: AnyStage, exc: Exception, world_size: int) -> str:
     """What TRL's config rejected, as a recipe error: the field (the first of the section TRL's message names),
     TRL's reason and the fix (our own where we know it, e.g. the GRPO generation batch)."""
     section = getattr(stage, stage.type)
@@ -188,7 +188,7 @@ def trl_rejection(recipe: Recipe, stage: AnyStage, exc: Exception, world_size: i
     return f"{where}: rejected by trl.{trl_config_class(stage.type).__name__}: {reason}. Fix: {fix}"
 
 
-def stage_config(recipe: Recipe, stage: AnyStage, run_dir: Path, world_size: int, check: bool = False,
+def stage_config(recipe: TrainRecipe, stage: AnyStage, run_dir: Path, world_size: int, check: bool = False,
                  source: str = "recipe", iteration: int | None = None):
     """The ``SFTConfig`` / ``GRPOConfig`` / ``DPOConfig`` of a stage on ``world_size`` processes (output_dir =
     the stage directory, or a DPO ``iteration``'s directory); what TRL rejects is a :class:`PlanError` naming
@@ -204,7 +204,7 @@ def stage_config(recipe: Recipe, stage: AnyStage, run_dir: Path, world_size: int
 
 
 def plan_run(
-    recipe: Recipe, output_dir: str | os.PathLike | None, world_size: int, sample_images: bool = False,
+    recipe: TrainRecipe, output_dir: str | os.PathLike | None, world_size: int, sample_images: bool = False,
     source: str = "recipe",
 ) -> dict[str, Any]:
     """The resolved plan for ``world_size`` processes per stage, as a JSON-able dict; touches neither model nor
@@ -376,7 +376,7 @@ def whole_groups_problem(stage: GRPOStage, values: dict[str, Any], world_size: i
             f"Fix: set per_device_train_batch_size to a multiple of {k}")
 
 
-def check_stage_settings(recipe: Recipe, stage: AnyStage, world_size: int) -> list[str]:
+def check_stage_settings(recipe: TrainRecipe, stage: AnyStage, world_size: int) -> list[str]:
     """Problems visible from the recipe and the process count alone."""
     problems: list[str] = []
     values = stage_values(recipe, stage)

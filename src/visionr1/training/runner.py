@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from visionr1.config.loader import run_dir_of
-from visionr1.recipe import Recipe
+from visionr1.recipe import TrainRecipe
 from visionr1.training.callbacks import COMPLETIONS_FILE, METRICS_FILE
 from visionr1.training.checkpoints import checkpoint_step, last_checkpoint, trim_logs
 from visionr1.training.data_order import dataset_key, stage_offset
@@ -55,7 +55,7 @@ def resolved_recipe_path(run_dir: Path) -> Path:
     return Path(run_dir) / RESOLVED_RECIPE
 
 
-def write_resolved_recipe(recipe: Recipe, run_dir: Path) -> None:
+def write_resolved_recipe(recipe: TrainRecipe, run_dir: Path) -> None:
     """``RUN/recipe.json``: the resolved recipe (includes, overrides, relative paths all applied), so that a
     stage process started hours later trains what was checked, whatever became of the YAML since (an edit
     used to change stage 3 without a word, and an invalid one failed it hours later). Written by the parent
@@ -64,7 +64,7 @@ def write_resolved_recipe(recipe: Recipe, run_dir: Path) -> None:
     atomic_write_json(resolved_recipe_path(run_dir), recipe.model_dump(mode="json"), "the resolved recipe")
 
 
-def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
+def main(recipe: TrainRecipe, output_dir: str | os.PathLike | None = None, dry_run: bool = False,
          source: str = "recipe", stage: str | None = None,
          launcher: Callable[[str], int] | None = None) -> dict[str, Any]:
     """Run (or, with ``dry_run``, plan) ``recipe``; returns the plan or a summary of the run.
@@ -93,7 +93,7 @@ def main(recipe: Recipe, output_dir: str | os.PathLike | None = None, dry_run: b
         return _run_locked(recipe, run_dir, world_size, stage_world, is_main, source, stage, launcher)
 
 
-def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int, is_main: bool, source: str,
+def _run_locked(recipe: TrainRecipe, run_dir: Path, world_size: int, stage_world: int, is_main: bool, source: str,
                 stage: str | None, launcher: Callable[[str], int] | None) -> dict[str, Any]:
     # --- 2. manifest: new run, or resume -----------------------------------------------------------------------
     done = [final_dir(run_dir, s).is_dir() for s in recipe.stages]
@@ -146,7 +146,7 @@ def _run_locked(recipe: Recipe, run_dir: Path, world_size: int, stage_world: int
     }
 
 
-def _train_here(recipe: Recipe, i: int, run_dir: Path, manifest: Manifest, prepared: Prepared, is_main: bool) -> None:
+def _train_here(recipe: TrainRecipe, i: int, run_dir: Path, manifest: Manifest, prepared: Prepared, is_main: bool) -> None:
     """Train stage ``i`` in this process (resuming from its last checkpoint) and record it in the manifest."""
     from visionr1.training.dpo import train_dpo
     from visionr1.training.grpo import train_grpo
@@ -197,7 +197,7 @@ def _has_progress(folder: Path) -> str | None:
     return str(finals[-1]) if finals else None
 
 
-def _check_resumed_stages(recipe: Recipe, run_dir: Path, manifest: Manifest, pending: list[int],
+def _check_resumed_stages(recipe: TrainRecipe, run_dir: Path, manifest: Manifest, pending: list[int],
                           prepared: dict[int, Prepared], source: str) -> None:
     """A stage that continues from saved state must still have the settings and data it started with."""
     from visionr1.training.fingerprint import check_resume, stage_fingerprint
@@ -210,7 +210,7 @@ def _check_resumed_stages(recipe: Recipe, run_dir: Path, manifest: Manifest, pen
             check_resume(source, stage.name, saved, old, stage_fingerprint(recipe, i, prepared[i].train))
 
 
-def trains_in_parent(recipe: Recipe, pending: list[int]) -> bool:
+def trains_in_parent(recipe: TrainRecipe, pending: list[int]) -> bool:
     """Whether ``visionr1 train`` trains the one stage left here rather than in a child process: a single pending
     stage, one plain process (no ``accelerate launch``), and no evaluation after it. Isolation is for what one
     stage leaves to the next, or to the evaluation, and here there is neither; a child would only repeat this
@@ -240,7 +240,7 @@ def _launch(launcher: Callable[[str], int], name: str, run_dir: Path, source: st
                           + f". Fix the cause, then run the same command again: it resumes at stage {name}")
 
 
-def _only(recipe: Recipe, name: str, done: list[bool], source: str) -> list[int]:
+def _only(recipe: TrainRecipe, name: str, done: list[bool], source: str) -> list[int]:
     """``--stage NAME``: that stage alone, once every stage before it is finished."""
     names = [s.name for s in recipe.stages]
     if name not in names:
@@ -280,7 +280,7 @@ def _with_new_defaults(old: dict[str, Any] | None, spec: Any) -> dict[str, Any] 
     return {**old, **added}
 
 
-def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bool], source: str, write: bool,
+def _open_manifest(run_dir: Path, recipe: TrainRecipe, world_size: int, done: list[bool], source: str, write: bool,
                    note: bool = True) -> Manifest:
     """A new manifest, or the existing one after checking the finished stages are still this recipe's."""
     resolved = recipe.model_dump(mode="json")
@@ -321,7 +321,7 @@ def _open_manifest(run_dir: Path, recipe: Recipe, world_size: int, done: list[bo
     return manifest
 
 
-def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe",
+def preflight(recipe: TrainRecipe, run_dir: Path, world_size: int, pending: list[int], source: str = "recipe",
               data_only: bool = False) -> dict[int, Prepared]:
     """Load the data of every pending stage and check everything that would otherwise fail mid-run.
     ``data_only`` (``--dry-run``): the data checks alone -- no model, no plugin imported -- so a dry run refuses
@@ -390,7 +390,7 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     return prepared
 
 
-def _mark_finished(manifest: Manifest, recipe: Recipe, run_dir: Path, done: list[bool]) -> None:
+def _mark_finished(manifest: Manifest, recipe: TrainRecipe, run_dir: Path, done: list[bool]) -> None:
     """A stage whose ``final/`` exists is finished, whatever the manifest says (a kill between the rename and
     the manifest update): record it as done from ``final/stage.json``."""
     from visionr1.training.stage import read_stage_record
@@ -403,7 +403,7 @@ def _mark_finished(manifest: Manifest, recipe: Recipe, run_dir: Path, done: list
                                   **{"final_dir": str(final_dir(run_dir, stage)), **record})
 
 
-def _data_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
+def _data_offset(manifest: Manifest, recipe: TrainRecipe, index: int) -> int:
     """Where stage ``index`` continues the prompt stream of its dataset (``training.data_order``)."""
     stage = recipe.stages[index]
     if stage.type not in ("grpo", "dpo") or stage.dataset is None:
@@ -412,7 +412,7 @@ def _data_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
     return stage_offset(earlier, dataset_key(stage.dataset.model_dump(mode="json")))
 
 
-def _step_offset(manifest: Manifest, recipe: Recipe, index: int) -> int:
+def _step_offset(manifest: Manifest, recipe: TrainRecipe, index: int) -> int:
     total = 0
     for stage in recipe.stages[:index]:
         total += int(manifest.stage(stage.name).get("global_step") or 0)
@@ -437,7 +437,7 @@ def _banner(run: Any, is_main: bool) -> None:
     Console(highlight=False).print(f"starts from {run.start_path}{resume}; {len(run.train_dataset)} training samples")
 
 
-def _evaluate(recipe: Recipe, index: int, run_dir: Path, manifest: Manifest, eval_dataset: Any = None) -> None:
+def _evaluate(recipe: TrainRecipe, index: int, run_dir: Path, manifest: Manifest, eval_dataset: Any = None) -> None:
     """Score a finished stage's final weights on its eval_dataset with the in-process evaluator (the one scorer
     RL rewards use): accuracy, format rate, mean completion tokens. One ``kind: eval`` row in metrics.jsonl;
     predictions under ``<stage>/eval/``. Greedy, with the stage's completion limit (GRPO) or 1024 tokens.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from visionr1.recipe import DPOStage, GRPOStage, Recipe, SFTStage
+from visionr1.recipe import DPOStage, GRPOStage, SFTStage, TrainRecipe
 from visionr1.training.callbacks import MetricsLogger, StageInfo, progress_callbacks
 from visionr1.training.checkpoints import WEIGHT_FILES
 from visionr1.training.loading import load_model, load_processor, merge_lora_into
@@ -29,7 +29,7 @@ from visionr1.training.plan import PlanError
 
 @dataclass
 class StageRun:
-    recipe: Recipe
+    recipe: TrainRecipe
     stage: SFTStage | GRPOStage | DPOStage
     index: int
     run_dir: Path
