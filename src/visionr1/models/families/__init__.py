@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # The modules that define families, in the order `--family` lists them.
-_MODULES = ("qwen",)
+_MODULES = ("qwen", "qwen3_vl_moe", "qwen3_5", "glm4v")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class Tokens:
     # Named special-token attributes the family's processor reads from its tokenizer (e.g. Gemma 3's
     # ``image_token``, ``boi_token``): name -> token.
     named: tuple[tuple[str, str], ...] = ()
+    # The real checkpoint's tokenizer class, as (module, class): the class and its module's PRETOKENIZE_REGEX
+    # wrap our BPE (Qwen3.5 splits digits one by one and keeps combining marks in words, unlike Qwen2).
+    tokenizer_class: tuple[str, str] = ("transformers.models.qwen2.tokenization_qwen2", "Qwen2Tokenizer")
+    # Further tokens the real generation config stops at, after ``eos`` and ``pad`` (GLM: ``<|user|>``).
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
