@@ -254,3 +254,19 @@ def answer_from_response(response: str) -> str:
     if not found:
         return ""
     return _FINAL_ANSWER_RE.sub("", found[-1]).strip()
+
+
+def generation_prompt_opens_think(processor: Any) -> bool:
+    """Whether the model's chat template ends its generation prompt inside a ``<think>`` block (Qwen3.5's
+    templates do: ``<|im_start|>assistant\\n<think>\\n``), so completions start in the thinking and carry no
+    ``<think>`` of their own: the rewards then read them with ``think_prefilled=True``. Asked of the template
+    itself, not of the model's name.
+    """
+    tok = getattr(processor, "tokenizer", processor)
+    template = getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None)
+    if not template:
+        return False
+    prompt = [{"role": "user", "content": [text_part("1 + 1?")]}]
+    text = (processor if hasattr(processor, "apply_chat_template") else tok).apply_chat_template(
+        prompt, add_generation_prompt=True, tokenize=False)
+    return text.rstrip().endswith("<think>")

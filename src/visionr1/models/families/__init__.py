@@ -74,6 +74,9 @@ class Family:
     # Pixels per side of one image token (Qwen-style processors), for budgets and messages; None: not
     # pixel-budgeted (e.g. a fixed number of tokens per image or per tile).
     patch_factor: int | None = 28
+    # Frames an image counts as against the processor's max_pixels (GLM-4.1V: 2, its temporal patch), so
+    # max_pixels allows max_pixels / (patch_factor**2 * budget_frames) tokens per image.
+    budget_frames: int = 1
     notes: str = ""
 
     @property

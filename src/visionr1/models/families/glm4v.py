@@ -150,6 +150,7 @@ FAMILIES = [
         build_processor=build_processor,
         image_tokens=glm_image_tokens,
         patch_factor=FACTOR,
+        budget_frames=TEMPORAL,
         notes="GLM smart_resize counts an image as 2 frames (tokens <= max_pixels / 2 / 784); no end-of-turn "
         "token (eos <|endoftext|>, stops at <|user|>)",
     ),
