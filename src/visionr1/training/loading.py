@@ -81,11 +81,14 @@ def load_model(path: str, spec: ModelSpec, freeze: list[str], lora: LoraSpec | N
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 
+        from visionr1.models.families import family_of
+
+        targets = family_of(model).lora_target_regex if lora.target_modules == "family" else lora.target_modules
         config = LoraConfig(
             r=lora.r,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
+            target_modules=targets,
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, config)

@@ -83,6 +83,18 @@ class Family:
     def takes_video(self) -> bool:
         return self.video_token is not None
 
+    @property
+    def lora_target_regex(self) -> str:
+        """``lora_targets`` inside the language model only, as PEFT's ``target_modules`` regex (a plain name list
+        also adapts the vision tower's layers of the same names: Qwen's and GLM's ``down_proj``, ...).
+
+        >>> import re; rx = family("qwen2_5_vl").lora_target_regex
+        >>> [bool(re.fullmatch(rx, n)) for n in ("model.language_model.layers.0.mlp.down_proj",
+        ...                                       "model.visual.blocks.0.mlp.down_proj")]
+        [True, False]
+        """
+        return r".*\blanguage_model\..*\.(" + "|".join(map(re.escape, self.lora_targets)) + ")"
+
 
 def _load() -> dict[str, Family]:
     out: dict[str, Family] = {}
