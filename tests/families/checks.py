@@ -179,6 +179,32 @@ def check_video(name: str, model, processor) -> None:
         assert torch.isfinite(model(**inputs).logits).all()
 
 
+def check_moe_checkpoint_after_sft_generates(model_dir: Path, tmp_path: Path) -> None:
+    """An MoE checkpoint written by an SFT stage has ``output_router_logits`` on (TRL's SFTTrainer sets it):
+    the loaders turn it off, so batched, cached generation (GRPO rollouts, DPO sampling, eval) runs."""
+    from transformers import AutoModelForImageTextToText
+
+    from visionr1.inference import load_model_and_processor as load_for_inference
+    from visionr1.recipe import ModelSpec
+    from visionr1.training.loading import load_model
+
+    saved = AutoModelForImageTextToText.from_pretrained(model_dir)
+    saved.config.get_text_config().output_router_logits = True
+    saved.save_pretrained(tmp_path / "sft-final")
+    for name in ("preprocessor_config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json",
+                 "chat_template.jinja", "video_preprocessor_config.json"):
+        if (model_dir / name).exists():
+            (tmp_path / "sft-final" / name).write_bytes((model_dir / name).read_bytes())
+    for model, processor in ((load_model(str(tmp_path / "sft-final"), ModelSpec(path="x"), [], None), None),
+                             load_for_inference(tmp_path / "sft-final", device="cpu")):
+        processor = processor or load(tmp_path / "sft-final")[1]
+        processor.tokenizer.padding_side = "left"
+        texts = [prompt_inputs(processor, [image(112, 112)], q)[0] for q in ("How many?", "Count the shapes here.")]
+        inputs = processor(text=texts, images=[image(112, 112), image(64, 200)], padding=True, return_tensors="pt")
+        out = model.generate(**inputs, max_new_tokens=3, min_new_tokens=3, do_sample=False)
+        assert out.shape[0] == 2
+
+
 def placeholder_samples(model, processor, name: str, n: int = 8, tokens: int = 32) -> int:
     """How often sampling (temperature 1) from the random tiny model emits the image placeholder token: the
     known defect that then crashes TRL's loss forward ("Image features and image tokens do not match")."""

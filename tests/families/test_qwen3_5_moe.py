@@ -64,6 +64,12 @@ def test_video(loaded):
     checks.check_video(FAMILY, *loaded)
 
 
+def test_moe_checkpoint_after_sft_generates(model_dir, tmp_path):
+    """Failed before the loaders turned output_router_logits off (transformers' load_balancing_loss_func in
+    cached generation: "The size of tensor a (4) must match the size of tensor b (...)")."""
+    checks.check_moe_checkpoint_after_sft_generates(model_dir, tmp_path)
+
+
 @pytest.mark.slow
 def test_sft_grpo_eval_and_dpo(model_dir, tmp_path):
     data = checks.write_data(tmp_path / "data")

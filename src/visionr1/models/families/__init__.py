@@ -169,3 +169,23 @@ def guess_from_path(path: str | None) -> Family | None:
             if a and a in key and (best is None or len(a) > best[0]):
                 best = (len(a), fam)
     return best[1] if best else None
+
+
+def router_logits_off(model: Any) -> Any:
+    """Turn a mixture-of-experts model's ``output_router_logits`` off in its config; returns the model.
+
+    Why: TRL's SFTTrainer switches it on in the config for its load-balancing loss (Qwen3-VL-MoE,
+    Qwen3.5-MoE: ``router_aux_loss_coef`` 0.001) and the stage's checkpoint keeps it, so every later forward
+    adds the aux loss: in cached generation transformers then multiplies one token's router weights by the
+    whole attention mask and crashes ("The size of tensor a (4) must match the size of tensor b (1380)").
+    The trainers that want the aux loss ask for it per forward (GRPO, DPO) or switch it on again (SFT).
+    """
+    for config in {id(c): c for c in (getattr(model, "config", None), _text_config(model))}.values():
+        if config is not None and getattr(config, "output_router_logits", False):
+            config.output_router_logits = False
+    return model
+
+
+def _text_config(model: Any) -> Any:
+    config = getattr(model, "config", None)
+    return config.get_text_config() if hasattr(config, "get_text_config") else None
