@@ -217,6 +217,59 @@ def placeholder_samples(model, processor, name: str, n: int = 8, tokens: int = 3
     return sum(int((out[:, inputs["input_ids"].shape[1]:] == i).sum()) for i in ids)
 
 
+def check_recipe(name: str, tmp_path: Path, max_tokens: int) -> None:
+    """recipes/families/<family>.yaml plans for 8 processes (no GPU, model or data), and its image budget is
+    shown in the family's tokens."""
+    from typer.testing import CliRunner
+
+    from visionr1.cli import app
+
+    res = CliRunner().invoke(app, ["train", str(REPO / "recipes" / "families" / f"{name}.yaml"), "--dry-run",
+                                   "--plan-only", "--num-processes", "8", "--output-dir", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.output[res.output.index("{"):])
+    assert families.guess_from_path(plan["model"]["path"]).patch_factor == families.family(name).patch_factor
+    assert plan["image_budget"]["max_tokens_per_image"] == max_tokens
+    assert plan["world_size"] == 8 and not (tmp_path / "run").exists()
+
+
+def check_data_inspect(name: str, processor, tmp_path: Path) -> None:
+    """`data inspect RECIPE model.path=tiny:F/test` counts each image's tokens the family's way: the min / mean /
+    max it prints are the processor's own counts of the stored (budget-resized) images."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from visionr1.cli import app
+
+    fam = families.family(name)
+    rows = []
+    for i, (w, h) in enumerate(SIZES):
+        image(w, h, i).save(tmp_path / f"i{i}.png")
+        rows.append({"id": f"r{i}", "images": [f"i{i}.png"], "question": "<image>How many?", "solution": "1",
+                     "task": "count"})
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    budget = 40000
+    res = CliRunner().invoke(app, ["data", "inspect", str(TINY / "grpo.yaml"), f"model.path=tiny:{name}/test",
+                                   f"model.max_pixels={budget}", f"stages.0.dataset.path={tmp_path / 'd.jsonl'}",
+                                   "--show", "0"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    got = re.search(r"(\d+) images: (\d+) / ([\d.]+) / (\d+) tokens", res.output)
+    assert got, res.output
+    processor.image_processor.size = {"shortest_edge": min(processor.image_processor.size["shortest_edge"], budget),
+                                      "longest_edge": budget}
+    from visionr1.data.loaders import load_samples
+    from visionr1.recipe import load_recipe
+
+    recipe = load_recipe(TINY / "grpo.yaml", [f"model.path=tiny:{name}/test", f"model.max_pixels={budget}",
+                                              f"stages.0.dataset.path={tmp_path / 'd.jsonl'}"])
+    stored = [im for r in load_samples(recipe.stages[0].dataset).dataset for im in r["images"]]
+    image_id = processor.tokenizer.convert_tokens_to_ids(fam.image_token)
+    counts = [int((prompt_inputs(processor, [im])[1]["input_ids"] == image_id).sum()) for im in stored]
+    assert (int(got[1]), int(got[2]), float(got[3]), int(got[4])) == (
+        len(counts), min(counts), round(sum(counts) / len(counts), 1), max(counts)), res.output
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # slow: the pipeline
 # ---------------------------------------------------------------------------------------------------------------

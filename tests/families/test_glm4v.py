@@ -34,6 +34,14 @@ def test_template_and_image_tokens_equal_the_processors(loaded):
     checks.check_image_tokens(FAMILY, loaded[1])
 
 
+def test_data_inspect_counts_image_tokens_the_familys_way(loaded, tmp_path):
+    checks.check_data_inspect(FAMILY, loaded[1], tmp_path)
+
+
+def test_recipe_plans_for_8_processes(tmp_path):
+    checks.check_recipe(FAMILY, tmp_path, max_tokens=752)
+
+
 def test_freeze_names(loaded):
     checks.check_freeze(FAMILY, loaded[0])
 

@@ -48,6 +48,10 @@ def test_generation_prompt_opens_think_and_rewards_read_it_so(loaded):
     assert plain([text]) == [0.0]
 
 
+def test_data_inspect_counts_image_tokens_the_familys_way(loaded, tmp_path):
+    checks.check_data_inspect(FAMILY, loaded[1], tmp_path)
+
+
 def test_freeze_names(loaded):
     checks.check_freeze(FAMILY, loaded[0])
 
