@@ -279,6 +279,7 @@ def write_data(root: Path) -> dict[str, Path]:
     """Counting records (SFT with completions, one to three images), prompts of varied lengths and image sizes
     for GRPO, a small video set, and the synthetic benchmark's test split."""
     from tests.training.conftest import _write_video, write_varied_grpo
+
     from visionr1.tasks.synthetic import make_synthetic
 
     syn = make_synthetic("counting", 8, 0, root / "syn", test_fraction=0.5)
@@ -303,6 +304,7 @@ def run_pipeline(name: str, model_dir: Path, data: dict[str, Path], out: Path) -
     """Cold-start SFT (1 step, 1-3 images per record) -> PTST-1 GRPO (varied prompts, 1 step) -> PTST-2 GRPO on
     video frames (1 step) with its evaluation, then `eval run` of the final weights with a strategy."""
     from tests.training.conftest import read_jsonl
+
     from visionr1.evaluation.run import DecodingConfig, run_benchmark
     from visionr1.evaluation.strategies import parse_strategy
     from visionr1.recipe import load_recipe

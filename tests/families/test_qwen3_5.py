@@ -6,8 +6,8 @@ and DPO). Shared checks: tests/families/checks.py."""
 from __future__ import annotations
 
 import pytest
-
 from tests.families import checks
+
 from visionr1.models.tiny import get_tiny_model
 
 FAMILY = "qwen3_5"

@@ -74,6 +74,8 @@ def corpus() -> list[str]:
 def train_tokenizer(family: str):
     """Train the BPE on `corpus()` and wrap it as the family's tokenizer class (`Qwen2Tokenizer`, Qwen3.5's
     `Qwen3_5Tokenizer`: ``Tokens.tokenizer_class``), with the family's pre-tokenizer regex."""
+    import importlib
+
     from tokenizers import (
         AddedToken,
         Regex,
@@ -84,7 +86,6 @@ def train_tokenizer(family: str):
         pre_tokenizers,
         trainers,
     )
-    import importlib
 
     from visionr1.models.families import family as family_named
 

@@ -144,8 +144,9 @@ FAMILIES = [
         vision=("visual",),
         projector=(r"visual\.merger", r"visual\.downsample"),
         lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"),
-        image_sharing_off="not verified for this family (training.image_sharing.SHARED_FAMILIES lists the "
-        "Qwen-VL families only)",
+        image_sharing_off="the sharing wrapper assumes Qwen-VL's per-image feature layout; GLM's tower returns "
+        "another (tests/training/test_image_sharing.py with glm4v added: split_with_sizes fails in the loss "
+        "forward)",
         build_config=build_config,
         build_processor=build_processor,
         image_tokens=glm_image_tokens,

@@ -11,7 +11,13 @@ fine-tuning. On CPU transformers runs the experts in its eager loop (one ``F.lin
 from __future__ import annotations
 
 from visionr1.models.families import Family, Tokens
-from visionr1.models.families.qwen import QWEN3_ADDED, QWEN_SPECIAL, mrope_section, qwen_image_tokens, text_config
+from visionr1.models.families.qwen import (
+    QWEN3_ADDED,
+    QWEN_SPECIAL,
+    mrope_section,
+    qwen_image_tokens,
+    text_config,
+)
 
 # A tiny model keeps the real routing shape in small: 4 experts of which 2 per token (real: 128, 8).
 TINY_EXPERTS, TINY_TOP_K = 4, 2
@@ -83,8 +89,9 @@ FAMILIES = [
         vision=("visual",),
         projector=(r"visual\.merger", r"visual\.deepstack_merger_list"),
         lora_targets=("q_proj", "k_proj", "v_proj", "o_proj"),
-        image_sharing_off="not verified for this family (training.image_sharing.SHARED_FAMILIES lists the "
-        "dense Qwen-VL families only)",
+        image_sharing_off="measured with tests/training/test_image_sharing.py and the family added to "
+        "SHARED_FAMILIES: generation and the old/ref log-probs share exactly, but TRL's MoE loss forward (router "
+        "logits on) still encodes every repeated image (496 rows instead of 248): left off until it does",
         build_config=build_config,
         build_processor=build_processor,
         image_tokens=qwen_image_tokens(32),
