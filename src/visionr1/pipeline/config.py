@@ -36,6 +36,7 @@ from visionr1.config.base import (
     resolve_path,
 )
 from visionr1.evaluation.spec import EvalSpec
+from visionr1.models import families
 from visionr1.recipe import LaunchSpec, LoggingSpec, ModelSpec, Recipe, Stage
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
@@ -86,7 +87,7 @@ class SyntheticData(StrictModel):
 class TinyModelSpec(StrictModel):
     """The ``tiny_model`` section: a random tiny model built into RUN/model (models/tiny.py), no download."""
 
-    family: Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] = Field("qwen2_5_vl", description="Tiny model architecture.")
+    family: Literal[families.names()] = Field("qwen2_5_vl", description="Tiny model architecture (a registered family).")
     size: Literal["test", "demo"] = Field("demo", description="Tiny model preset (models/tiny.py PRESETS).")
     init_seed: int | None = Field(None, description="Seed of the random initial weights; null = the recipe's seed.")
 
