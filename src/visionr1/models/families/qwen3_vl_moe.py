@@ -39,6 +39,8 @@ def build_config(family: str, p, vocab_size: int, ids: dict[str, int], init_std:
         mlp_only_layers=[],
         router_aux_loss_coef=0.001,
         tie_word_embeddings=False,
+        # the real checkpoints' config carries it (vLLM reads it; transformers always renormalises the top-k)
+        norm_topk_prob=True,
     )
     text["rope_parameters"] = {
         "rope_type": "default",
