@@ -106,6 +106,30 @@ def check_image_tokens(name: str, processor) -> None:
         assert p + c == ids["input_ids"].shape[1]
 
 
+def check_sft_completion(name: str, processor, closes_itself: bool) -> None:
+    """What SFT trains on: the completion TRL renders from visionr1's assistant turn (content as text parts, the
+    way TRL's vision collator always passes it) is the answer's text, never a list's repr, and ends with a
+    token that stops generation (the template's own end of turn, else the eos visionr1 appends)."""
+    from datasets import Dataset
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    from visionr1.data.prompts import assistant_turn, assistant_turn_left_open, user_prompt
+    from visionr1.training.sft import close_open_turns
+
+    assert assistant_turn_left_open(processor) == (not closes_itself)
+    answer = "<think>I count.</think><answer> 3 </answer>"
+    ds = Dataset.from_list([{"prompt": user_prompt("How many?", 1), "completion": assistant_turn(answer),
+                             "images": [image(56, 56)]}])
+    row = close_open_turns(ds, processor)[0]
+    ex = {"prompt": prepare_multimodal_messages(row["prompt"], images=row["images"]),
+          "completion": prepare_multimodal_messages(row["completion"], images=[])}
+    text = apply_chat_template(ex, processor)["completion"]
+    assert "{'type'" not in text and "I count." in text and "<answer> 3 </answer>" in text, text
+    fam = families.family(name)
+    stops = {fam.tokens.eos, fam.tokens.pad, *fam.tokens.stop}
+    assert any(text.rstrip().endswith(t) for t in stops), text
+
+
 def check_freeze(name: str, model) -> None:
     from visionr1.training.freeze import apply_freeze, part_of
 

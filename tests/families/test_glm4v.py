@@ -42,6 +42,11 @@ def test_recipe_plans_for_8_processes(tmp_path):
     checks.check_recipe(FAMILY, tmp_path, max_tokens=752)
 
 
+def test_sft_completion_is_the_answer_and_ends_the_turn(loaded):
+    """GLM's template leaves the assistant turn open and (the real one) printed list content raw: SFT trained on "[{'type': 'text', ...}]" with no stop token before."""
+    checks.check_sft_completion(FAMILY, loaded[1], closes_itself=False)
+
+
 def test_freeze_names(loaded):
     checks.check_freeze(FAMILY, loaded[0])
 

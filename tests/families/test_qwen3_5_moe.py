@@ -52,6 +52,11 @@ def test_data_inspect_counts_image_tokens_the_familys_way(loaded, tmp_path):
     checks.check_data_inspect(FAMILY, loaded[1], tmp_path)
 
 
+def test_sft_completion_is_the_answer_and_ends_the_turn(loaded):
+    """The template renders text parts and closes the turn with <|im_end|>: nothing appended."""
+    checks.check_sft_completion(FAMILY, loaded[1], closes_itself=True)
+
+
 def test_freeze_names(loaded):
     checks.check_freeze(FAMILY, loaded[0])
 

@@ -42,6 +42,11 @@ def test_recipe_plans_for_8_processes(tmp_path):
     checks.check_recipe(FAMILY, tmp_path, max_tokens=576)
 
 
+def test_sft_completion_is_the_answer_and_ends_the_turn(loaded):
+    """The template renders text parts and closes the turn with <|im_end|>: nothing appended."""
+    checks.check_sft_completion(FAMILY, loaded[1], closes_itself=True)
+
+
 def test_freeze_names(loaded):
     checks.check_freeze(FAMILY, loaded[0])
 

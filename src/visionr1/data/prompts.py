@@ -270,3 +270,37 @@ def generation_prompt_opens_think(processor: Any) -> bool:
     text = (processor if hasattr(processor, "apply_chat_template") else tok).apply_chat_template(
         prompt, add_generation_prompt=True, tokenize=False)
     return text.rstrip().endswith("<think>")
+
+
+def assistant_turn_left_open(processor: Any) -> bool:
+    """Whether the chat template ends an assistant turn with nothing after its text (GLM-4.1V: the next role
+    token closes it, ``<|user|>``), so a prompt/completion pair for SFT or DPO carries no token that teaches
+    the model to stop. TRL appends the eos only to plain-text data, never to conversational vision data."""
+    tok = getattr(processor, "tokenizer", processor)
+    if not (getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None)):
+        return False
+    marker = "ANSWER 7"
+    msgs = [{"role": "user", "content": [text_part("1 + 1?")]}, {"role": "assistant", "content": [text_part(marker)]}]
+    text = (processor if hasattr(processor, "apply_chat_template") else tok).apply_chat_template(msgs, tokenize=False)
+    return text.rstrip().endswith(marker)
+
+
+def close_assistant_turn(messages: list[Message], eos: str) -> list[Message]:
+    """``messages`` (a completion: assistant turns) with ``eos`` after the last turn's text.
+
+    >>> close_assistant_turn([{"role": "assistant", "content": [text_part("4")]}], "<|endoftext|>")
+    [{'role': 'assistant', 'content': [{'type': 'text', 'text': '4<|endoftext|>'}]}]
+    """
+    out = [dict(m) for m in messages]
+    last = out[-1]
+    if isinstance(last["content"], str):
+        last["content"] += eos
+        return out
+    parts = [dict(p) for p in last["content"]]
+    texts = [i for i, p in enumerate(parts) if p.get("type") == "text"]
+    if texts:
+        parts[texts[-1]]["text"] = (parts[texts[-1]]["text"] or "") + eos
+    else:
+        parts.append(text_part(eos))
+    last["content"] = parts
+    return out
