@@ -4,8 +4,10 @@ tower at ``model.visual`` whose projector is a strided ``downsample`` convolutio
 What differs from the Qwen-VL families:
 - tokens: ``<|image|>`` is the placeholder (between ``<|begin_of_image|>`` / ``<|end_of_image|>``), turns
   are ``<|system|>`` / ``<|user|>`` / ``<|assistant|>`` after a ``[gMASK]<sop>`` prefix, and nothing closes
-  an assistant turn: generation stops at ``<|endoftext|>`` (the tokenizer's eos, which TRL appends to SFT
-  completions) or at the next role token (``<|user|>``, ``<|observation|>``: the generation config's stops);
+  an assistant turn: SFT appends the eos ``<|endoftext|>`` to completions (``training.sft.close_open_turns``),
+  and generation stops there or at the next role token (``<|user|>``, ``<|observation|>``: the generation
+  config's stops). Our template renders assistant/system content given as text parts (TRL always passes it
+  so); the real GLM-4.1V file prints it raw (a list's repr): the one departure from the real template;
 - the image budget: GLM's ``smart_resize`` counts an image as two frames, so ``longest_edge`` (the recipe's
   ``max_pixels``) allows ``h * w <= max_pixels / 2`` and an image costs ``(h / 28) * (w / 28)`` tokens of
   that (:func:`glm_image_tokens`); the real default is 28*28*2*6144 = 9,633,792, i.e. 6,144 tokens;
