@@ -37,6 +37,8 @@ def load_model_and_processor(path: str | Path, dtype: str = "auto", device: str 
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from visionr1.models.families import router_logits_off
+
     path = Path(path)
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path}: not a model directory (no config.json); pass a saved checkpoint")
@@ -45,7 +47,7 @@ def load_model_and_processor(path: str | Path, dtype: str = "auto", device: str 
     processor = AutoProcessor.from_pretrained(path)
     processor.tokenizer.padding_side = "left"
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype).to(device).eval()
-    return model, processor
+    return router_logits_off(model), processor
 
 
 def _eos_ids(model: Any, processor: Any) -> set[int]:

@@ -39,7 +39,8 @@ class LoraSpec(StrictModel):
     alpha: int = Field(32, ge=1, description="LoRA alpha (scaling = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on LoRA inputs.")
     target_modules: list[str] | str = Field(
-        "all-linear", description="Modules to adapt: a list of names or 'all-linear'."
+        "all-linear", description="Modules to adapt: a list of names, 'all-linear' (vision tower included), or "
+        "'family': the model family's language-model layers (visionr1.models.families: Family.lora_targets)."
     )
 
 

@@ -50,26 +50,48 @@ def image_tokens(width: int, height: int, min_pixels: int, max_pixels: int, fact
 
 @dataclass(frozen=True)
 class ImageBudget:
-    """The run's pixel budget per image; ``min_pixels`` None = the model's own (estimated as 56x56)."""
+    """The run's pixel budget per image; ``min_pixels`` None = the model's own (estimated as 56x56).
+
+    ``family`` (a ``config.model_type``) counts tokens the family's own way (``Family.image_tokens``:
+    GLM-4.1V's processor counts an image as two frames against ``max_pixels``); None: Qwen-VL's count."""
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_pixels: int | None = None
     factor: int = 28
+    family: str | None = None
 
     @classmethod
     def of_model(cls, model: Any) -> ImageBudget:
         """From a recipe's ``model`` section (after the recipe resolved the budget)."""
-        return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, patch_factor(model.path))
+        from visionr1.models.families import guess_from_path
+
+        fam = guess_from_path(model.path)
+        return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, patch_factor(model.path),
+                   fam.name if fam is not None else None)
 
     def tokens(self, width: int, height: int) -> int:
+        if self.family is not None:
+            from visionr1.models.families import family
+
+            count = family(self.family).image_tokens
+            if count is not None:
+                return count(width, height, self.min_pixels, self.max_pixels)
         return image_tokens(width, height, self.min_pixels or DEFAULT_MIN_PIXELS, self.max_pixels, self.factor)
+
+    @property
+    def max_tokens(self) -> int:
+        """Image tokens ``max_pixels`` allows (GLM-4.1V's processor counts an image as two frames)."""
+        from visionr1.models.families import family
+
+        frames = family(self.family).budget_frames if self.family is not None else 1
+        return self.max_pixels // (self.factor * self.factor * frames)
 
     def describe(self) -> dict[str, Any]:
         return {
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "pixels_per_token": f"{self.factor}x{self.factor}",
-            "max_tokens_per_image": self.max_pixels // (self.factor * self.factor),
+            "max_tokens_per_image": self.max_tokens,
         }
 
 
@@ -80,7 +102,7 @@ def token_stats(sizes: list[tuple[tuple[int, int], tuple[int, int]]], budget: Im
     if not sizes:
         return {"images": 0}
     tokens = [budget.tokens(*stored) for _, stored in sizes]
-    cap = budget.max_pixels // (budget.factor * budget.factor)
+    cap = budget.max_tokens
     return {
         "images": len(tokens),
         "tokens_min": min(tokens),

@@ -254,3 +254,53 @@ def answer_from_response(response: str) -> str:
     if not found:
         return ""
     return _FINAL_ANSWER_RE.sub("", found[-1]).strip()
+
+
+def generation_prompt_opens_think(processor: Any) -> bool:
+    """Whether the model's chat template ends its generation prompt inside a ``<think>`` block (Qwen3.5's
+    templates do: ``<|im_start|>assistant\\n<think>\\n``), so completions start in the thinking and carry no
+    ``<think>`` of their own: the rewards then read them with ``think_prefilled=True``. Asked of the template
+    itself, not of the model's name.
+    """
+    tok = getattr(processor, "tokenizer", processor)
+    template = getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None)
+    if not template:
+        return False
+    prompt = [{"role": "user", "content": [text_part("1 + 1?")]}]
+    text = (processor if hasattr(processor, "apply_chat_template") else tok).apply_chat_template(
+        prompt, add_generation_prompt=True, tokenize=False)
+    return text.rstrip().endswith("<think>")
+
+
+def assistant_turn_left_open(processor: Any) -> bool:
+    """Whether the chat template ends an assistant turn with nothing after its text (GLM-4.1V: the next role
+    token closes it, ``<|user|>``), so a prompt/completion pair for SFT or DPO carries no token that teaches
+    the model to stop. TRL appends the eos only to plain-text data, never to conversational vision data."""
+    tok = getattr(processor, "tokenizer", processor)
+    if not (getattr(processor, "chat_template", None) or getattr(tok, "chat_template", None)):
+        return False
+    marker = "ANSWER 7"
+    msgs = [{"role": "user", "content": [text_part("1 + 1?")]}, {"role": "assistant", "content": [text_part(marker)]}]
+    text = (processor if hasattr(processor, "apply_chat_template") else tok).apply_chat_template(msgs, tokenize=False)
+    return text.rstrip().endswith(marker)
+
+
+def close_assistant_turn(messages: list[Message], eos: str) -> list[Message]:
+    """``messages`` (a completion: assistant turns) with ``eos`` after the last turn's text.
+
+    >>> close_assistant_turn([{"role": "assistant", "content": [text_part("4")]}], "<|endoftext|>")
+    [{'role': 'assistant', 'content': [{'type': 'text', 'text': '4<|endoftext|>'}]}]
+    """
+    out = [dict(m) for m in messages]
+    last = out[-1]
+    if isinstance(last["content"], str):
+        last["content"] += eos
+        return out
+    parts = [dict(p) for p in last["content"]]
+    texts = [i for i, p in enumerate(parts) if p.get("type") == "text"]
+    if texts:
+        parts[texts[-1]]["text"] = (parts[texts[-1]]["text"] or "") + eos
+    else:
+        parts.append(text_part(eos))
+    last["content"] = parts
+    return out

@@ -133,7 +133,7 @@ def _build(family: str, preset: TinyPreset, out: Path, seed: int, size_name: str
     t = fam.tokens
     model.generation_config = GenerationConfig(
         bos_token_id=ids[t.bos or t.pad],
-        eos_token_id=list(dict.fromkeys([ids[t.eos], ids[t.pad]])),
+        eos_token_id=list(dict.fromkeys([ids[t.eos], ids[t.pad], *(ids[s] for s in t.stop)])),
         pad_token_id=ids[t.pad],
     )
     processor = fam.build_processor(family, tokenizer, preset, chat_template(family))

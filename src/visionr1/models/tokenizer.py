@@ -72,7 +72,10 @@ def corpus() -> list[str]:
 
 
 def train_tokenizer(family: str):
-    """Train the BPE on `corpus()` and wrap it as the family's tokenizer class (`Qwen2Tokenizer`)."""
+    """Train the BPE on `corpus()` and wrap it as the family's tokenizer class (`Qwen2Tokenizer`, Qwen3.5's
+    `Qwen3_5Tokenizer`: ``Tokens.tokenizer_class``), with the family's pre-tokenizer regex."""
+    import importlib
+
     from tokenizers import (
         AddedToken,
         Regex,
@@ -83,11 +86,12 @@ def train_tokenizer(family: str):
         pre_tokenizers,
         trainers,
     )
-    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX, Qwen2Tokenizer
 
     from visionr1.models.families import family as family_named
 
     spec = family_named(family).tokens
+    module = importlib.import_module(spec.tokenizer_class[0])
+    tokenizer_cls, PRETOKENIZE_REGEX = getattr(module, spec.tokenizer_class[1]), module.PRETOKENIZE_REGEX
 
     # The same normaliser / pre-tokenizer / decoder as transformers' Qwen2Tokenizer builds, so the merges
     # learnt here are the ones it applies when it rebuilds the pipeline from vocab + merges at load time.
@@ -122,7 +126,7 @@ def train_tokenizer(family: str):
     vocab = dict(model["vocab"])
     for t in special + extra:
         vocab[t] = len(vocab)
-    tok = Qwen2Tokenizer(
+    tok = tokenizer_cls(
         vocab=vocab,
         merges=merges,
         unk_token=None,

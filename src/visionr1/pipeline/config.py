@@ -30,6 +30,7 @@ from visionr1.coldstart.config import ColdstartRecipe, resolve_templates
 from visionr1.config.base import RecipeError, StrictModel
 from visionr1.config.loader import load, run_dir_of
 from visionr1.evaluation.spec import EvalSpec
+from visionr1.models import families
 from visionr1.recipe import LaunchSpec, LoggingSpec, ModelSpec, Stage, TrainRecipe
 from visionr1.runtime import CPU_THREADS_HELP, CpuThreads
 
@@ -80,7 +81,7 @@ class SyntheticData(StrictModel):
 class TinyModelSpec(StrictModel):
     """The ``tiny_model`` section: a random tiny model built into RUN/model (models/tiny.py), no download."""
 
-    family: Literal["qwen2_vl", "qwen2_5_vl", "qwen3_vl"] = Field("qwen2_5_vl", description="Tiny model architecture.")
+    family: Literal[families.names()] = Field("qwen2_5_vl", description="Tiny model architecture (a registered family).")
     size: Literal["test", "demo"] = Field("demo", description="Tiny model preset (models/tiny.py PRESETS).")
     init_seed: int | None = Field(None, description="Seed of the random initial weights; null = the recipe's seed.")
 

@@ -215,9 +215,13 @@ def get_reward_function(name: str, _base_dir: str | Path | None = None, **kwargs
     return NamedReward(name, func, kwargs)
 
 
-def build_reward_funcs(specs: Iterable[Any], base_dir: str | Path | None = None) -> RewardFuncs:
+def build_reward_funcs(specs: Iterable[Any], base_dir: str | Path | None = None,
+                       think_prefilled: bool = False) -> RewardFuncs:
     """Reward callables and weights from recipe specs: ``RewardSpec`` objects, dicts with ``name`` /
     ``weight`` / ``kwargs``, or bare names. ``base_dir`` resolves relative plugin paths (the recipe's folder).
+    ``think_prefilled``: the model's generation prompt opens ``<think>`` itself (Qwen3.5:
+    ``data.prompts.generation_prompt_opens_think``), so every registered reward that reads the think block
+    gets ``think_prefilled=True`` unless its kwargs set it.
 
     >>> build_reward_funcs(["format", {"name": "accuracy", "weight": 2.0}]).weights
     [1.0, 2.0]
@@ -225,6 +229,8 @@ def build_reward_funcs(specs: Iterable[Any], base_dir: str | Path | None = None)
     funcs, weights, names = [], [], []
     for spec in specs:
         name, weight, kwargs = _spec_parts(spec)
+        if think_prefilled and name in REWARDS and "think_prefilled" in inspect.signature(REWARDS[name]).parameters:
+            kwargs = {"think_prefilled": True, **kwargs}
         fn = get_reward_function(name, _base_dir=base_dir, **kwargs)
         funcs.append(fn)
         weights.append(float(weight))

@@ -230,6 +230,7 @@ def make_pairs(run: StageRun, iteration: int, start: str, folder: Path, steps_be
     sampling numbers; returns those numbers. Raises :class:`DPOError` when no prompt gives a pair."""
     import torch
 
+    from visionr1.data.prompts import generation_prompt_opens_think
     from visionr1.inference import default_device, generate_candidates
     from visionr1.rewards.registry import build_reward_funcs
     from visionr1.training.loading import load_model, load_processor
@@ -250,7 +251,8 @@ def make_pairs(run: StageRun, iteration: int, start: str, folder: Path, steps_be
     release()
     # --- rank them: best vs worst of each prompt ------------------------------------------------------------------
     flat = [c for g in groups for c in g]
-    rewards = score_samples(build_reward_funcs(stage.rewards), [c.text for c in flat], rows, k, [c.token_ids for c in flat])
+    funcs = build_reward_funcs(stage.rewards, think_prefilled=generation_prompt_opens_think(processor))
+    rewards = score_samples(funcs, [c.text for c in flat], rows, k, [c.token_ids for c in flat])
     folder.mkdir(parents=True, exist_ok=True)
     records, no_pair = [], []
     for j, (row, group) in enumerate(zip(rows, groups, strict=True)):

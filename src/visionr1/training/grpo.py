@@ -114,6 +114,7 @@ def train_grpo(run: StageRun) -> dict[str, Any]:
 
 def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[str, Any]]:
     """The stage's trainer, its processor, and the slice of the prompt stream it trains on (for the manifest)."""
+    from visionr1.data.prompts import generation_prompt_opens_think
     from visionr1.rewards.registry import build_reward_funcs
 
     # --- model, processor (left padding, see the module docstring), config ------------------------------------
@@ -124,7 +125,8 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
     config.generation_kwargs = ban_vision_tokens(config.generation_kwargs, processor, config.use_vllm)
 
     # --- rewards: functions and their weights (TRL sums them, weighted) -------------------------------------
-    reward_funcs = build_reward_funcs(run.stage.rewards).funcs  # weights: config.reward_weights (plan.stage_values)
+    # weights: config.reward_weights (plan.stage_values); a template that opens <think> itself: think_prefilled
+    reward_funcs = build_reward_funcs(run.stage.rewards, think_prefilled=generation_prompt_opens_think(processor)).funcs
     checks = run.stage.reward_checks
     reward_funcs = check_rewards(reward_funcs, non_finite=checks.non_finite, slow_call_s=checks.slow_call_s)
     no_signal = no_signal_callback(list(reward_funcs), run.stage.name, checks.no_signal_steps, checks.no_signal_frac,

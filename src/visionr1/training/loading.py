@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from visionr1.config.loader import TINY_PREFIX
+from visionr1.models.families import router_logits_off
 from visionr1.recipe import LoraSpec, ModelSpec
 from visionr1.training.checkpoints import raise_on_missing
 from visionr1.training.freeze import apply_freeze
@@ -78,14 +79,18 @@ def load_model(path: str, spec: ModelSpec, freeze: list[str], lora: LoraSpec | N
         kwargs["attn_implementation"] = spec.attn_implementation
     model, info = AutoModelForImageTextToText.from_pretrained(path, output_loading_info=True, **kwargs)
     raise_on_missing(info, path)
+    router_logits_off(model)  # an SFT checkpoint of an MoE model saves it on: generation would crash
     if lora is not None:
         from peft import LoraConfig, get_peft_model
 
+        from visionr1.models.families import family_of
+
+        targets = family_of(model).lora_target_regex if lora.target_modules == "family" else lora.target_modules
         config = LoraConfig(
             r=lora.r,
             lora_alpha=lora.alpha,
             lora_dropout=lora.dropout,
-            target_modules=lora.target_modules,
+            target_modules=targets,
             task_type="CAUSAL_LM",
         )
         model = get_peft_model(model, config)

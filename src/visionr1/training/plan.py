@@ -436,7 +436,8 @@ def check_dataset(stage: AnyStage, dataset: Any, which: str) -> list[str]:
     return problems
 
 
-def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_length: int | None, n: int = 16) -> list[str]:
+def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_length: int | None, n: int = 16,
+                         family: Any = None) -> list[str]:
     """SFT truncates each sequence (prompt, then answer) to ``max_length``. Two checks:
 
     - the first ``n`` records through the processor itself (exact): a prompt whose tokens, images included,
@@ -462,7 +463,7 @@ def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_leng
             ]
     if "completion" not in dataset.column_names:
         return []
-    long = [(rid, p, c) for rid, p, c in sequence_lengths(dataset, processor) if p + c > max_length]
+    long = [(rid, p, c) for rid, p, c in sequence_lengths(dataset, processor, family) if p + c > max_length]
     if not long:
         return []
     rid, p, c = max(long, key=lambda x: x[1] + x[2])
@@ -474,10 +475,11 @@ def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_leng
             "model.max_pixels, or drop those records"]
 
 
-def sequence_lengths(dataset: Any, processor: Any) -> list[tuple[Any, int, int]]:
+def sequence_lengths(dataset: Any, processor: Any, family: Any = None) -> list[tuple[Any, int, int]]:
     """(id, prompt tokens, answer tokens) of every record, cheaply: the chat-templated text through the
-    tokenizer, and each image's tokens from its size and the processor's pixel budget (Qwen-VL's
-    ``smart_resize``: what the processor makes of it) -- the pixels are never processed."""
+    tokenizer, and each image's tokens from its size and the processor's pixel budget (the model family's
+    own count, ``Family.image_tokens``: GLM-4.1V counts an image as two frames; without a family, Qwen-VL's
+    ``smart_resize``) -- the pixels are never processed."""
     from trl.data_utils import apply_chat_template, prepare_multimodal_messages
 
     from visionr1.data.budget import image_tokens
@@ -500,6 +502,8 @@ def sequence_lengths(dataset: Any, processor: Any) -> list[tuple[Any, int, int]]
             if None in budget[:2]:  # an image processor without a pixel budget: ask it (slower, exact)
                 grid = ip(images=[img], return_tensors="pt")["image_grid_thw"][0]
                 extra += int(grid.prod()) // (getattr(ip, "merge_size", 2) ** 2) - 1
+            elif family is not None and family.image_tokens is not None:
+                extra += family.image_tokens(img.size[0], img.size[1], budget[0], budget[1]) - 1
             else:
                 extra += image_tokens(img.size[0], img.size[1], budget[0], budget[1], budget[2]) - 1
         p = len(tok(text["prompt"], add_special_tokens=False)["input_ids"]) + extra

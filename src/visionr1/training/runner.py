@@ -380,12 +380,16 @@ def preflight(recipe: TrainRecipe, run_dir: Path, world_size: int, pending: list
     # Image-token budget vs SFT truncation needs the processor: only once the cheap checks passed.
     sft_pending = [i for i in pending if recipe.stages[i].type == "sft" and not data_only]
     if sft_pending:
+        from visionr1.models.families import guess_from_path
         from visionr1.training.loading import load_processor, resolve_model_path
 
-        processor = load_processor(resolve_model_path(start_path(recipe, pending[0], run_dir)), recipe.model)
+        model_path = resolve_model_path(start_path(recipe, pending[0], run_dir))
+        processor = load_processor(model_path, recipe.model)
+        family = guess_from_path(model_path)
         for i in sft_pending:
             max_length = stage_values(recipe, recipe.stages[i]).get("max_length", 1024)
-            problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(recipe.stages[i], prepared[i].train, processor, max_length)]
+            problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(
+                recipe.stages[i], prepared[i].train, processor, max_length, family=family)]
         raise_if(problems, source)
     return prepared
 

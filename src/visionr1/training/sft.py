@@ -54,8 +54,9 @@ def build_sft_trainer(run: StageRun) -> tuple[Any, Any]:
     config = stage_config(run.recipe, run.stage, run.run_dir, world_size_from_env())
 
     # --- data: only the columns the vision collator reads ------------------------------------------------------
-    train = run.train_dataset.select_columns(SFT_COLUMNS)
+    train = close_open_turns(run.train_dataset.select_columns(SFT_COLUMNS), processor)
     evals = run.eval_dataset.select_columns(SFT_COLUMNS) if _has_completions(run.eval_dataset) else None
+    evals = close_open_turns(evals, processor) if evals is not None else None
 
     # --- trainer -----------------------------------------------------------------------------------------------
     tensorboard_dir(run)
@@ -70,6 +71,17 @@ def build_sft_trainer(run: StageRun) -> tuple[Any, Any]:
     trainer._padding_free = padding_free(run.stage, model)
     ready(trainer, run)
     return trainer, processor
+
+
+def close_open_turns(dataset: Any, processor: Any) -> Any:
+    """Append the tokenizer's eos to every completion when the chat template leaves the assistant turn open
+    (GLM-4.1V), so SFT teaches the model to stop; other templates close the turn themselves (``<|im_end|>``)."""
+    from visionr1.data.prompts import assistant_turn_left_open, close_assistant_turn
+
+    if not assistant_turn_left_open(processor):
+        return dataset
+    eos = processor.tokenizer.eos_token
+    return dataset.map(lambda row: {"completion": close_assistant_turn(row["completion"], eos)})
 
 
 def _has_completions(dataset: Any) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # The modules that define families, in the order `--family` lists them.
-_MODULES = ("qwen",)
+_MODULES = ("qwen", "qwen3_vl_moe", "qwen3_5", "glm4v")
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class Tokens:
     # Named special-token attributes the family's processor reads from its tokenizer (e.g. Gemma 3's
     # ``image_token``, ``boi_token``): name -> token.
     named: tuple[tuple[str, str], ...] = ()
+    # The real checkpoint's tokenizer class, as (module, class): the class and its module's PRETOKENIZE_REGEX
+    # wrap our BPE (Qwen3.5 splits digits one by one and keeps combining marks in words, unlike Qwen2).
+    tokenizer_class: tuple[str, str] = ("transformers.models.qwen2.tokenization_qwen2", "Qwen2Tokenizer")
+    # Further tokens the real generation config stops at, after ``eos`` and ``pad`` (GLM: ``<|user|>``).
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,26 @@ class Family:
     # Pixels per side of one image token (Qwen-style processors), for budgets and messages; None: not
     # pixel-budgeted (e.g. a fixed number of tokens per image or per tile).
     patch_factor: int | None = 28
+    # Frames an image counts as against the processor's max_pixels (GLM-4.1V: 2, its temporal patch), so
+    # max_pixels allows max_pixels / (patch_factor**2 * budget_frames) tokens per image.
+    budget_frames: int = 1
     notes: str = ""
 
     @property
     def takes_video(self) -> bool:
         return self.video_token is not None
+
+    @property
+    def lora_target_regex(self) -> str:
+        """``lora_targets`` inside the language model only, as PEFT's ``target_modules`` regex (a plain name list
+        also adapts the vision tower's layers of the same names: Qwen's and GLM's ``down_proj``, ...).
+
+        >>> import re; rx = family("qwen2_5_vl").lora_target_regex
+        >>> [bool(re.fullmatch(rx, n)) for n in ("model.language_model.layers.0.mlp.down_proj",
+        ...                                       "model.visual.blocks.0.mlp.down_proj")]
+        [True, False]
+        """
+        return r".*\blanguage_model\..*\.(" + "|".join(map(re.escape, self.lora_targets)) + ")"
 
 
 def _load() -> dict[str, Family]:
@@ -149,3 +169,23 @@ def guess_from_path(path: str | None) -> Family | None:
             if a and a in key and (best is None or len(a) > best[0]):
                 best = (len(a), fam)
     return best[1] if best else None
+
+
+def router_logits_off(model: Any) -> Any:
+    """Turn a mixture-of-experts model's ``output_router_logits`` off in its config; returns the model.
+
+    Why: TRL's SFTTrainer switches it on in the config for its load-balancing loss (Qwen3-VL-MoE,
+    Qwen3.5-MoE: ``router_aux_loss_coef`` 0.001) and the stage's checkpoint keeps it, so every later forward
+    adds the aux loss: in cached generation transformers then multiplies one token's router weights by the
+    whole attention mask and crashes ("The size of tensor a (4) must match the size of tensor b (1380)").
+    The trainers that want the aux loss ask for it per forward (GRPO, DPO) or switch it on again (SFT).
+    """
+    for config in {id(c): c for c in (getattr(model, "config", None), _text_config(model))}.values():
+        if config is not None and getattr(config, "output_router_logits", False):
+            config.output_router_logits = False
+    return model
+
+
+def _text_config(model: Any) -> Any:
+    config = getattr(model, "config", None)
+    return config.get_text_config() if hasattr(config, "get_text_config") else None

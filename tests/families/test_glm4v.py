@@ -1,0 +1,70 @@
+"""GLM-4.1V-Thinking (family ``glm4v``) on every path: GLM's tokens and template, its 2-frame image budget, the fused MLP.
+
+Fast checks on the `test`-size tiny model; the slow ones train it (SFT -> GRPO with PTST and video -> eval,
+and DPO). Shared checks: tests/families/checks.py."""
+
+from __future__ import annotations
+
+import pytest
+from tests.families import checks
+
+from visionr1.models.tiny import get_tiny_model
+
+FAMILY = "glm4v"
+CLASSES = ('Glm4vForConditionalGeneration', 'Glm4vProcessor', 'Glm4vImageProcessor', 'TokenizersBackend')
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return get_tiny_model(FAMILY, "test", cache_root=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    return checks.load(model_dir)
+
+
+def test_lookup_and_real_classes(loaded):
+    model, processor = loaded
+    checks.check_lookup(FAMILY, model)
+    checks.check_real_classes(FAMILY, model, processor, CLASSES)
+
+
+def test_template_and_image_tokens_equal_the_processors(loaded):
+    checks.check_image_tokens(FAMILY, loaded[1])
+
+
+def test_data_inspect_counts_image_tokens_the_familys_way(loaded, tmp_path):
+    checks.check_data_inspect(FAMILY, loaded[1], tmp_path)
+
+
+def test_recipe_plans_for_8_processes(tmp_path):
+    checks.check_recipe(FAMILY, tmp_path, max_tokens=752)
+
+
+def test_sft_completion_is_the_answer_and_ends_the_turn(loaded):
+    """GLM's template leaves the assistant turn open and (the real one) printed list content raw: SFT trained on "[{'type': 'text', ...}]" with no stop token before."""
+    checks.check_sft_completion(FAMILY, loaded[1], closes_itself=False)
+
+
+def test_freeze_names(loaded):
+    checks.check_freeze(FAMILY, loaded[0])
+
+
+def test_lora_targets(loaded):
+    checks.check_lora(FAMILY, *loaded, expect=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_up_proj', 'down_proj'), never=('visual',))
+
+
+def test_checkpoint_weights_resume_under_the_in_memory_names(model_dir, tmp_path):
+    checks.check_checkpoint_names(model_dir, tmp_path)
+
+
+def test_video(loaded):
+    checks.check_video(FAMILY, *loaded)
+
+
+@pytest.mark.slow
+def test_sft_grpo_eval_and_dpo(model_dir, tmp_path):
+    data = checks.write_data(tmp_path / "data")
+    checks.run_pipeline(FAMILY, model_dir, data, tmp_path)
+    checks.run_dpo(FAMILY, model_dir, data, tmp_path)
