@@ -15,7 +15,8 @@ thin images (a 5600x28 strip at a 50,176-pixel budget becomes 113 tokens, not 64
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +51,74 @@ def image_tokens(width: int, height: int, min_pixels: int, max_pixels: int, fact
 
 @dataclass(frozen=True)
 class ImageBudget:
-    """The run's pixel budget per image; ``min_pixels`` None = the model's own (estimated as 56x56)."""
+    """The run's pixel budget per image; ``min_pixels`` None = the model's own (estimated as 56x56).
+
+    ``family`` is set for a family without a pixel budget (Gemma 3: fixed tokens per image; InternVL: 256 per
+    448 px tile): its images cost what the family says (:attr:`Family.image_tokens`, the real checkpoint's
+    processor), or what ``count`` says when the model's own processor could be read (a tiny or local model)."""
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_pixels: int | None = None
-    factor: int = 28
+    factor: int | None = 28
+    family: str | None = None
+    count: Callable[[int, int], int] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of_model(cls, model: Any) -> ImageBudget:
         """From a recipe's ``model`` section (after the recipe resolved the budget)."""
+        from visionr1.models.families import guess_from_path
+
+        fam = guess_from_path(model.path)
+        if fam is not None and fam.patch_factor is None:
+            return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, None, fam.name,
+                       _local_counter(model.path, fam))
         return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, patch_factor(model.path))
 
     def tokens(self, width: int, height: int) -> int:
+        if self.family is not None:
+            if self.count is not None:
+                return self.count(width, height)
+            from visionr1.models.families import family
+
+            return family(self.family).image_tokens(width, height, self.min_pixels, self.max_pixels)
         return image_tokens(width, height, self.min_pixels or DEFAULT_MIN_PIXELS, self.max_pixels, self.factor)
 
     def describe(self) -> dict[str, Any]:
+        if self.family is not None:
+            from visionr1.models.families import family
+
+            return {
+                "min_pixels": self.min_pixels,
+                "max_pixels": self.max_pixels,
+                "pixels_per_token": None,
+                "max_tokens_per_image": None,
+                "tokens_per_image": f"{family(self.family).label}: not pixel-budgeted (max_pixels only bounds the "
+                "stored image); " + ("counted by the model's processor" if self.count is not None
+                                     else "counted as the real checkpoint's processor does"),
+            }
         return {
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "pixels_per_token": f"{self.factor}x{self.factor}",
             "max_tokens_per_image": self.max_pixels // (self.factor * self.factor),
         }
+
+
+def _local_counter(path: str, fam: Any) -> Callable[[int, int], int] | None:
+    """Per-image tokens of the model's own processor when it is on disk (a local checkpoint, or a tiny model:
+    built once, cached), else None. Tiny models make fewer tokens per image than the real checkpoints."""
+    if fam.processor_image_tokens is None:
+        return None
+    if path.startswith("tiny:"):
+        from visionr1.training.loading import resolve_model_path
+
+        path = resolve_model_path(path)
+    if not (Path(path) / "config.json").is_file():
+        return None
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(path)
+    return lambda width, height: fam.processor_image_tokens(processor, width, height)
 
 
 def token_stats(sizes: list[tuple[tuple[int, int], tuple[int, int]]], budget: ImageBudget) -> dict[str, Any]:
@@ -80,14 +128,14 @@ def token_stats(sizes: list[tuple[tuple[int, int], tuple[int, int]]], budget: Im
     if not sizes:
         return {"images": 0}
     tokens = [budget.tokens(*stored) for _, stored in sizes]
-    cap = budget.max_pixels // (budget.factor * budget.factor)
+    cap = budget.max_pixels // (budget.factor * budget.factor) if budget.factor else None
     return {
         "images": len(tokens),
         "tokens_min": min(tokens),
         "tokens_mean": round(sum(tokens) / len(tokens), 1),
         "tokens_max": max(tokens),
         "resized": sum(orig != stored for orig, stored in sizes),
-        "over_budget": sum(t > cap for t in tokens),
+        "over_budget": sum(t > cap for t in tokens) if cap is not None else 0,
     }
 
 

@@ -437,7 +437,8 @@ def check_dataset(stage: AnyStage, dataset: Any, which: str) -> list[str]:
     return problems
 
 
-def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_length: int | None, n: int = 16) -> list[str]:
+def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_length: int | None, n: int = 16,
+                         family: Any = None) -> list[str]:
     """SFT truncates each sequence (prompt, then answer) to ``max_length``. Two checks:
 
     - the first ``n`` records through the processor itself (exact): a prompt whose tokens, images included,
@@ -463,7 +464,7 @@ def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_leng
             ]
     if "completion" not in dataset.column_names:
         return []
-    long = [(rid, p, c) for rid, p, c in sequence_lengths(dataset, processor) if p + c > max_length]
+    long = [(rid, p, c) for rid, p, c in sequence_lengths(dataset, processor, family) if p + c > max_length]
     if not long:
         return []
     rid, p, c = max(long, key=lambda x: x[1] + x[2])
@@ -475,13 +476,17 @@ def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_leng
             "model.max_pixels, or drop those records"]
 
 
-def sequence_lengths(dataset: Any, processor: Any) -> list[tuple[Any, int, int]]:
+def sequence_lengths(dataset: Any, processor: Any, family: Any = None) -> list[tuple[Any, int, int]]:
     """(id, prompt tokens, answer tokens) of every record, cheaply: the chat-templated text through the
-    tokenizer, and each image's tokens from its size and the processor's pixel budget (Qwen-VL's
-    ``smart_resize``: what the processor makes of it) -- the pixels are never processed."""
+    tokenizer, and each image's tokens from its size -- the pixels are never processed. ``family``
+    (a :class:`visionr1.models.families.Family`) counts them its own way where it says how
+    (``processor_image_tokens``: Gemma 3's fixed tokens, InternVL's tiles); otherwise the processor's pixel
+    budget does (Qwen-VL's ``smart_resize``: what the processor makes of it)."""
     from trl.data_utils import apply_chat_template, prepare_multimodal_messages
 
     from visionr1.data.budget import image_tokens
+
+    own = getattr(family, "processor_image_tokens", None)
 
     tok = getattr(processor, "tokenizer", processor)
     ip = getattr(processor, "image_processor", None)
@@ -498,7 +503,9 @@ def sequence_lengths(dataset: Any, processor: Any) -> list[tuple[Any, int, int]]
         text = apply_chat_template({"prompt": prompt, "completion": completion}, processor)
         extra = 0
         for img in images:
-            if None in budget[:2]:  # an image processor without a pixel budget: ask it (slower, exact)
+            if own is not None:  # the template writes one placeholder token per image: the rest is extra
+                extra += own(processor, img.size[0], img.size[1]) - 1
+            elif None in budget[:2]:  # an image processor without a pixel budget: ask it (slower, exact)
                 grid = ip(images=[img], return_tensors="pt")["image_grid_thw"][0]
                 extra += int(grid.prod()) // (getattr(ip, "merge_size", 2) ** 2) - 1
             else:

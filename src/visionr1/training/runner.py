@@ -376,10 +376,15 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     if sft_pending:
         from visionr1.training.loading import load_processor, resolve_model_path
 
-        processor = load_processor(resolve_model_path(start_path(recipe, pending[0], run_dir)), recipe.model)
+        from visionr1.models.families import guess_from_path
+
+        model_dir = resolve_model_path(start_path(recipe, pending[0], run_dir))
+        processor = load_processor(model_dir, recipe.model)
+        family = guess_from_path(model_dir)
         for i in sft_pending:
             max_length = stage_values(recipe, recipe.stages[i]).get("max_length", 1024)
-            problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(recipe.stages[i], prepared[i].train, processor, max_length)]
+            problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(
+                recipe.stages[i], prepared[i].train, processor, max_length, family=family)]
         raise_if(problems, source)
     return prepared
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # The modules that define families, in the order `--family` lists them.
-_MODULES = ("qwen",)
+_MODULES = ("qwen", "gemma3", "internvl")
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,9 @@ class Family:
     tokens: Tokens
     chat_template: str  # file name under visionr1/models/templates/
     image_token: str  # the token the processor repeats once per image feature
+    # The token the chat template writes once per image (None: ``image_token`` itself, as in Qwen-VL and
+    # InternVL; Gemma 3 writes ``<start_of_image>`` and the processor expands it into ``image_token`` runs).
+    prompt_image_token: str | None = field(default=None, kw_only=True)
     video_token: str | None  # None: the family takes no video
     # Parameter-name patterns (regex alternatives matched after a "." or at the start of the name).
     vision: tuple[str, ...]  # the vision tower
@@ -69,6 +72,10 @@ class Family:
     # Pixels per side of one image token (Qwen-style processors), for budgets and messages; None: not
     # pixel-budgeted (e.g. a fixed number of tokens per image or per tile).
     patch_factor: int | None = 28
+    # Tokens a loaded processor of the family makes of one (width, height) image, wrappers included; None: the
+    # pixel-budget count of ``image_tokens`` under the processor's own budget (Qwen-VL). Tiny models differ from
+    # the real checkpoints in tokens per image, so a loaded processor is asked where there is one.
+    processor_image_tokens: Callable[[Any, int, int], int] | None = field(default=None, repr=False)
     notes: str = ""
 
     @property
