@@ -74,6 +74,16 @@ def test_families_are_registered_and_found_from_checkpoints_and_tiny_refs():
             families.family(other)
 
 
+def test_pipeline_tiny_model_section_takes_any_registered_family():
+    from pydantic import ValidationError
+
+    from visionr1.pipeline.config import TinyModelSpec
+
+    assert [TinyModelSpec(family=f).family for f in OURS] == list(OURS)
+    with pytest.raises(ValidationError, match="unknown family 'llava_onevision'; supported: .*gemma3, internvl"):
+        TinyModelSpec(family="llava_onevision")
+
+
 @pytest.mark.parametrize("family", OURS)
 def test_tiny_model_loads_with_the_auto_classes_as_the_real_classes(family, dirs, loaded):
     model, processor = loaded[family]
@@ -234,9 +244,9 @@ def test_sft_length_check_counts_prompts_as_the_processor_does(family, loaded, t
 
 
 def test_data_inspect_shows_the_models_own_image_token_counts(dirs, tmp_path):
+    from tests.training.conftest import write_varied_grpo
     from typer.testing import CliRunner
 
-    from tests.training.conftest import write_varied_grpo
     from visionr1.cli import app
 
     path = write_varied_grpo(tmp_path / "data", n=6)

@@ -374,9 +374,8 @@ def preflight(recipe: Recipe, run_dir: Path, world_size: int, pending: list[int]
     # Image-token budget vs SFT truncation needs the processor: only once the cheap checks passed.
     sft_pending = [i for i in pending if recipe.stages[i].type == "sft" and not data_only]
     if sft_pending:
-        from visionr1.training.loading import load_processor, resolve_model_path
-
         from visionr1.models.families import guess_from_path
+        from visionr1.training.loading import load_processor, resolve_model_path
 
         model_dir = resolve_model_path(start_path(recipe, pending[0], run_dir))
         processor = load_processor(model_dir, recipe.model)
