@@ -417,3 +417,12 @@ def test_video_record_goes_in_as_frames(family, loaded, tmp_path):
     inputs = processor(text=[text], images=[row["images"]], return_tensors="pt")
     with torch.no_grad():
         assert torch.isfinite(model(**inputs).logits).all()
+
+
+@pytest.mark.parametrize("name", ["visionr1.models.families.internvl", "visionr1.data.budget"])
+def test_doctests(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted >= 1 and result.failed == 0
