@@ -103,6 +103,19 @@ def test_tiny_model_loads_with_the_auto_classes_as_the_real_classes(family, dirs
     assert out.shape == (1, inputs["input_ids"].shape[1] + 4)
 
 
+@pytest.mark.parametrize("family", OURS)
+def test_evaluation_generates_for_a_batch_of_prompts_with_images(family, loaded):
+    """`eval run` and DPO's sampler batch prompts: 1, 2 and 0 images per prompt in one batch. Gemma 3's processor
+    refused the flat image list they used to pass ("Found [1, 1] <start_of_image> tokens and [2] images")."""
+    from visionr1.inference import generate
+
+    model, processor = loaded[family]
+    prompts = [_messages("A?"), _messages("B?", images=2), [{"role": "user", "content": [{"type": "text", "text": "C?"}]}]]
+    gens = generate(model, processor, prompts, [[_image()], [_image((40, 600)), _image((300, 200))], []],
+                    max_new_tokens=3, batch_size=3, temperature=0)
+    assert len(gens) == 3 and all(1 <= g.num_tokens <= 3 for g in gens)
+
+
 def test_chat_templates_render_like_the_real_checkpoints(loaded):
     gemma = loaded["gemma3"][1].apply_chat_template(_messages("Q?", "A", system="S"), tokenize=False)
     # Gemma 3: <bos>, the system prompt folded into the first user turn, <start_of_image> per image, role "model"
