@@ -25,6 +25,16 @@ class Generation:
     truncated: bool  # True when no end-of-sequence token came before max_new_tokens
 
 
+
+def images_per_prompt(images: Sequence[Sequence[Any]]) -> list[list[Any]] | None:
+    """A batch's images as one list per prompt (None when no prompt has one), the way TRL passes them.
+
+    Why not one flat list: Gemma 3's processor reads a flat list as all images of the first prompt and refuses
+    the batch ("Found [1, 1] <start_of_image> tokens and [2] images per sample"); the Qwen-VL and InternVL
+    processors take either."""
+    nested = [list(imgs) for imgs in images]
+    return nested if any(nested) else None
+
 def default_device() -> str:
     import torch
 
@@ -99,9 +109,9 @@ def generate(
     out: list[Generation] = []
     for start in range(0, len(prompts), batch_size):
         batch_prompts = prompts[start : start + batch_size]
-        flat = [img for imgs in images[start : start + batch_size] for img in imgs]
         inputs = processor(
-            text=prompt_texts(processor, batch_prompts), images=flat or None, padding=True, return_tensors="pt"
+            text=prompt_texts(processor, batch_prompts), images=images_per_prompt(images[start : start + batch_size]),
+            padding=True, return_tensors="pt",
         ).to(model.device)
         with torch.inference_mode():
             sequences = model.generate(**inputs, max_new_tokens=max_new_tokens, pad_token_id=pad, **sampling)
@@ -288,9 +298,9 @@ def generate_candidates(
     out: list[list[Candidate]] = []
     texts = [t + p for t, p in zip(prompt_texts(processor, prompts), prefixes, strict=True)]
     for start in range(0, len(prompts), per_call):
-        flat = [img for imgs in images[start : start + per_call] for img in imgs]
         inputs = processor(
-            text=texts[start : start + per_call], images=flat or None, padding=True, return_tensors="pt"
+            text=texts[start : start + per_call], images=images_per_prompt(images[start : start + per_call]),
+            padding=True, return_tensors="pt",
         ).to(model.device)
         recorder = TokenLogprobs()
         with torch.inference_mode():

@@ -48,7 +48,8 @@ def test_counts_new_tokens_and_flags_truncation():
     prompts = [[{"role": "user", "content": "q"}]] * 3
     gens = generate(model, proc, prompts, [[], ["img"], []], max_new_tokens=4, batch_size=3, temperature=0)
     assert [(g.text, g.num_tokens, g.truncated) for g in gens] == [("5 6", 3, False), ("5 6 7 8", 4, True), ("", 1, False)]
-    assert proc.tokenizer.padding_side == "left" and proc.seen_images == ["img"]
+    # images per prompt, as TRL passes them (Gemma 3's processor refuses a flat list for a batch)
+    assert proc.tokenizer.padding_side == "left" and proc.seen_images == [[], ["img"], []]
     assert model.sampling["do_sample"] is False
 
 

@@ -15,7 +15,8 @@ thin images (a 5600x28 strip at a 50,176-pixel budget becomes 113 tokens, not 64
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,17 @@ def image_tokens(width: int, height: int, min_pixels: int, max_pixels: int, fact
 class ImageBudget:
     """The run's pixel budget per image; ``min_pixels`` None = the model's own (estimated as 56x56).
 
-    ``family`` (a ``config.model_type``) counts tokens the family's own way (``Family.image_tokens``:
-    GLM-4.1V's processor counts an image as two frames against ``max_pixels``); None: Qwen-VL's count."""
+    ``family`` (a ``config.model_type``) counts tokens the family's own way (``Family.image_tokens``: GLM-4.1V's
+    processor counts an image as two frames against ``max_pixels``); None: Qwen-VL's count. A family without a
+    pixel budget (Gemma 3: fixed tokens per image; InternVL: 256 per 448 px tile; ``factor`` None) costs what the
+    family says (the real checkpoint's processor), or what ``count`` says when the model's own processor could
+    be read (a tiny or local model)."""
 
     max_pixels: int = DEFAULT_MAX_PIXELS
     min_pixels: int | None = None
-    factor: int = 28
+    factor: int | None = 28
     family: str | None = None
+    count: Callable[[int, int], int] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of_model(cls, model: Any) -> ImageBudget:
@@ -66,33 +71,70 @@ class ImageBudget:
         from visionr1.models.families import guess_from_path
 
         fam = guess_from_path(model.path)
+        if fam is not None and fam.patch_factor is None:
+            return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, None, fam.name,
+                       _local_counter(model.path, fam))
         return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, patch_factor(model.path),
                    fam.name if fam is not None else None)
 
     def tokens(self, width: int, height: int) -> int:
+        if self.count is not None:
+            return self.count(width, height)
         if self.family is not None:
             from visionr1.models.families import family
 
             count = family(self.family).image_tokens
             if count is not None:
                 return count(width, height, self.min_pixels, self.max_pixels)
-        return image_tokens(width, height, self.min_pixels or DEFAULT_MIN_PIXELS, self.max_pixels, self.factor)
+        return image_tokens(width, height, self.min_pixels or DEFAULT_MIN_PIXELS, self.max_pixels, self.factor or 28)
 
     @property
-    def max_tokens(self) -> int:
-        """Image tokens ``max_pixels`` allows (GLM-4.1V's processor counts an image as two frames)."""
+    def max_tokens(self) -> int | None:
+        """Image tokens ``max_pixels`` allows (GLM-4.1V's processor counts an image as two frames); None for a
+        family without a pixel budget."""
+        if self.factor is None:
+            return None
         from visionr1.models.families import family
 
         frames = family(self.family).budget_frames if self.family is not None else 1
         return self.max_pixels // (self.factor * self.factor * frames)
 
     def describe(self) -> dict[str, Any]:
+        if self.factor is None:
+            from visionr1.models.families import family
+
+            return {
+                "min_pixels": self.min_pixels,
+                "max_pixels": self.max_pixels,
+                "pixels_per_token": None,
+                "max_tokens_per_image": None,
+                "tokens_per_image": f"{family(self.family).label}: not pixel-budgeted (max_pixels only bounds the "
+                "stored image); " + ("counted by the model's processor" if self.count is not None
+                                     else "counted as the real checkpoint's processor does"),
+            }
         return {
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,
             "pixels_per_token": f"{self.factor}x{self.factor}",
             "max_tokens_per_image": self.max_tokens,
         }
+
+
+def _local_counter(path: str, fam: Any) -> Callable[[int, int], int] | None:
+    """Per-image tokens of the model's own processor when it is on disk (a local checkpoint, or a tiny model:
+    built once, cached), else None. Tiny models make fewer tokens per image than the real checkpoints."""
+    if fam.processor_image_tokens is None:
+        return None
+    if path.startswith("tiny:"):
+        from visionr1.training.loading import resolve_model_path
+
+        path = resolve_model_path(path)
+    if not (Path(path) / "config.json").is_file():
+        return None
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(path)
+    return lambda width, height: fam.processor_image_tokens(processor, width, height)
 
 
 def token_stats(sizes: list[tuple[tuple[int, int], tuple[int, int]]], budget: ImageBudget) -> dict[str, Any]:
@@ -109,7 +151,7 @@ def token_stats(sizes: list[tuple[tuple[int, int], tuple[int, int]]], budget: Im
         "tokens_mean": round(sum(tokens) / len(tokens), 1),
         "tokens_max": max(tokens),
         "resized": sum(orig != stored for orig, stored in sizes),
-        "over_budget": sum(t > cap for t in tokens),
+        "over_budget": sum(t > cap for t in tokens) if cap is not None else 0,
     }
 
 

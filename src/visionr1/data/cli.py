@@ -104,9 +104,11 @@ def inspect(
     table.add_row("images per sample", f"min {min(n_images)}, mean {sum(n_images) / len(n_images):.2f}, max {max(n_images)}")
     budget = ImageBudget.of_model(model) if model is not None else ImageBudget(spec.image_max_pixels, factor=patch_factor(None))
     b = budget.describe()
+    per_image = (f"{b['max_tokens_per_image']} tokens of {b['pixels_per_token']} px" if b["pixels_per_token"]
+                 else b["tokens_per_image"])
     table.add_row(
         "image budget",
-        f"max_pixels {b['max_pixels']:,} ({b['max_tokens_per_image']} tokens of {b['pixels_per_token']} px), "
+        f"max_pixels {b['max_pixels']:,} ({per_image}), "
         f"min_pixels {b['min_pixels'] or 'model default'}" + ("" if model is not None else " (dataset alone: no model)"),
     )
     table.add_row("image tokens per image", format_stats(token_stats(result.image_sizes, budget)))

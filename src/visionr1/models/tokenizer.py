@@ -126,7 +126,11 @@ def train_tokenizer(family: str):
     vocab = dict(model["vocab"])
     for t in special + extra:
         vocab[t] = len(vocab)
+    # Named special tokens the family's processor reads (Gemma 3's `boi_token`, InternVL's `context_image_token`):
+    # only passed when there are some, so the Qwen families' tokenizer files stay as they were.
+    named = {"model_specific_special_tokens": dict(spec.named)} if spec.named else {}
     tok = tokenizer_cls(
+        **named,
         vocab=vocab,
         merges=merges,
         unk_token=None,

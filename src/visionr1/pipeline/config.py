@@ -81,9 +81,19 @@ class SyntheticData(StrictModel):
 class TinyModelSpec(StrictModel):
     """The ``tiny_model`` section: a random tiny model built into RUN/model (models/tiny.py), no download."""
 
-    family: Literal[families.names()] = Field("qwen2_5_vl", description="Tiny model architecture (a registered family).")
+    family: str = Field("qwen2_5_vl", description="Tiny model architecture: a registered family "
+                        "(visionr1.models.families, e.g. qwen2_5_vl, gemma3, internvl).")
     size: Literal["test", "demo"] = Field("demo", description="Tiny model preset (models/tiny.py PRESETS).")
     init_seed: int | None = Field(None, description="Seed of the random initial weights; null = the recipe's seed.")
+
+    @field_validator("family")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        from visionr1.models import families
+
+        if value not in families.names():
+            raise ValueError(f"unknown family {value!r}; supported: {', '.join(families.names())}")
+        return value
 
 
 class PipelineRecipe(StrictModel):

@@ -477,12 +477,15 @@ def check_prompt_lengths(stage: SFTStage, dataset: Any, processor: Any, max_leng
 
 def sequence_lengths(dataset: Any, processor: Any, family: Any = None) -> list[tuple[Any, int, int]]:
     """(id, prompt tokens, answer tokens) of every record, cheaply: the chat-templated text through the
-    tokenizer, and each image's tokens from its size and the processor's pixel budget (the model family's
-    own count, ``Family.image_tokens``: GLM-4.1V counts an image as two frames; without a family, Qwen-VL's
-    ``smart_resize``) -- the pixels are never processed."""
+    tokenizer, and each image's tokens from its size -- the pixels are never processed. ``family``
+    (a :class:`visionr1.models.families.Family`) counts them its own way: ``processor_image_tokens`` (Gemma 3's
+    fixed tokens, InternVL's tiles) or ``image_tokens`` under the processor's pixel budget (GLM-4.1V counts an
+    image as two frames); without a family, Qwen-VL's ``smart_resize``."""
     from trl.data_utils import apply_chat_template, prepare_multimodal_messages
 
     from visionr1.data.budget import image_tokens
+
+    own = getattr(family, "processor_image_tokens", None)
 
     tok = getattr(processor, "tokenizer", processor)
     ip = getattr(processor, "image_processor", None)
@@ -499,7 +502,9 @@ def sequence_lengths(dataset: Any, processor: Any, family: Any = None) -> list[t
         text = apply_chat_template({"prompt": prompt, "completion": completion}, processor)
         extra = 0
         for img in images:
-            if None in budget[:2]:  # an image processor without a pixel budget: ask it (slower, exact)
+            if own is not None:  # the template writes one placeholder token per image: the rest is extra
+                extra += own(processor, img.size[0], img.size[1]) - 1
+            elif None in budget[:2]:  # an image processor without a pixel budget: ask it (slower, exact)
                 grid = ip(images=[img], return_tensors="pt")["image_grid_thw"][0]
                 extra += int(grid.prod()) // (getattr(ip, "merge_size", 2) ** 2) - 1
             elif family is not None and family.image_tokens is not None:

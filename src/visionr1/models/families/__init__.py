@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # The modules that define families, in the order `--family` lists them.
-_MODULES = ("qwen", "qwen3_vl_moe", "qwen3_5", "glm4v")
+_MODULES = ("qwen", "qwen3_vl_moe", "qwen3_5", "glm4v", "gemma3", "internvl")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class Family:
     tokens: Tokens
     chat_template: str  # file name under visionr1/models/templates/
     image_token: str  # the token the processor repeats once per image feature
+    # The token the chat template writes once per image (None: ``image_token`` itself, as in Qwen-VL and
+    # InternVL; Gemma 3 writes ``<start_of_image>`` and the processor expands it into ``image_token`` runs).
+    prompt_image_token: str | None = field(default=None, kw_only=True)
     video_token: str | None  # None: the family takes no video
     # Parameter-name patterns (regex alternatives matched after a "." or at the start of the name).
     vision: tuple[str, ...]  # the vision tower
@@ -77,6 +80,10 @@ class Family:
     # Frames an image counts as against the processor's max_pixels (GLM-4.1V: 2, its temporal patch), so
     # max_pixels allows max_pixels / (patch_factor**2 * budget_frames) tokens per image.
     budget_frames: int = 1
+    # Tokens a loaded processor of the family makes of one (width, height) image, wrappers included; None: the
+    # pixel-budget count of ``image_tokens`` under the processor's own budget (Qwen-VL). Tiny models differ from
+    # the real checkpoints in tokens per image, so a loaded processor is asked where there is one.
+    processor_image_tokens: Callable[[Any, int, int], int] | None = field(default=None, repr=False)
     notes: str = ""
 
     @property
