@@ -15,13 +15,13 @@ import pytest
 import torch
 from tests.varied import write_jsonl
 
-from visionr1.patches.image_sharing import image_key, share_images, unique_images
+from visionr1.patches.image_sharing import SHARED_FAMILIES, image_key, share_images, unique_images
 from visionr1.recipe import load_recipe
 from visionr1.training.grpo import VisionR1GRPOTrainer
 
 from .conftest import TINY, first_grpo_trainer
 
-FAMILIES = ["qwen2_vl", "qwen2_5_vl", "qwen3_vl"]
+FAMILIES = list(SHARED_FAMILIES)  # every family whose Family.image_sharing_off is None
 GENERATIONS = 2
 
 

@@ -51,7 +51,10 @@ from typing import Any
 
 import torch
 
-SHARED_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+from visionr1.models import families
+
+# The families whose sharing is tested exact (``Family.image_sharing_off`` is None; visionr1.models.families).
+SHARED_FAMILIES = tuple(f.name for f in families.registry().values() if f.image_sharing_off is None)
 # The get_image_features kwargs a shared call may carry. Any other (e.g. precomputed per-image `cu_seqlens`,
 # `position_ids`, `window_index`, which transformers.vision_utils pops) makes the call more than a function of
 # (pixel_values, grid), so it runs unshared.

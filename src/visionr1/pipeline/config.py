@@ -89,7 +89,6 @@ class TinyModelSpec(StrictModel):
     @field_validator("family")
     @classmethod
     def _registered(cls, value: str) -> str:
-        from visionr1.models import families
 
         if value not in families.names():
             raise ValueError(f"unknown family {value!r}; supported: {', '.join(families.names())}")

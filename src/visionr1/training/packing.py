@@ -37,7 +37,10 @@ from typing import Any
 
 import torch
 
-PACKED_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+from visionr1.models import families
+
+# The families whose packed log-probs are tested equal to the padded ones (``Family.padding_free``).
+PACKED_FAMILIES = tuple(f.name for f in families.registry().values() if f.padding_free)
 # Batch fields of other families' vision inputs: a batch holding one is not one we can pack exactly.
 _UNPACKABLE = ("pixel_attention_mask", "spatial_shapes", "num_tiles", "image_sizes", "image_position_ids")
 

@@ -68,6 +68,9 @@ class Family:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
     # None: per-group image sharing is exact for the family; else why it is off for it.
     image_sharing_off: str | None = "not verified for this family"
+    # Whether `padding_free` packing is tested exact for the family (training.packing: per-sequence mRoPE
+    # positions from its own get_rope_index); other families are refused by the stage's preflight.
+    padding_free: bool = False
     # Builders of a tiny model (see visionr1.models.tiny): (family, preset, vocab_size, token ids) -> config,
     # (family, tokenizer, preset) -> processor, and image tokens of a (width, height) image under a
     # (min_pixels, max_pixels) budget.

@@ -193,6 +193,7 @@ _COMMON = dict(
     vision=("visual",),
     projector=(r"visual\.merger", r"visual\.deepstack_merger_list"),
     image_sharing_off=None,
+    padding_free=True,
     build_config=build_config,
     build_processor=build_processor,
 )
