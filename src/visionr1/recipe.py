@@ -320,6 +320,13 @@ class GRPOStage(_StageBase):
     difficulty_filter: DifficultyFilterSpec = Field(
         default_factory=DifficultyFilterSpec, description="Skip prompts always or never solved in their last appearances (off by default)."
     )
+    max_tokens_per_micro_batch: int | None = Field(
+        None, ge=1,
+        description="Token budget of a loss forward: each micro-batch of per_device_train_batch_size rows is cut into "
+        "micro-batches of rows x (longest prompt + longest completion, image tokens included) <= this, the loss "
+        "scaled so it equals the fixed-count loss (training.token_budget; every process runs as many). "
+        "null (default): TRL's fixed rows per micro-batch. Must exceed max_completion_length + the longest prompt.",
+    )
 
     @field_validator("grpo")
     @classmethod

@@ -31,6 +31,7 @@ from typing import Any
 from trl import GRPOTrainer
 
 from visionr1.patches.grpo_sampling import RolloutFilterHooks
+from visionr1.patches.token_budget import TokenBudgetHooks
 from visionr1.rewards.checked import check_rewards, no_signal_callback
 from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_rows
 from visionr1.training.checkpoints import StrictResumeMixin
@@ -70,7 +71,7 @@ class AccuracyMetric:
         return self.func(completions, **kwargs)
 
 
-class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, GRPOTrainer):
+class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, TokenBudgetHooks, GRPOTrainer):
     """GRPOTrainer plus what TRL lacks, nothing else: resume with the checkpoint's weights
     (``StrictResumeMixin``), and sampled completions appended to ``RUN_DIR/completions.jsonl`` (TRL keeps them
     in memory, parquet or W&B). The latter reads TRL's ``_logs`` buffer (``prompt``, ``completion``, ``rewards``,
@@ -84,7 +85,9 @@ class VisionR1GRPOTrainer(StrictResumeMixin, RolloutFilterHooks, GRPOTrainer):
       run inside ``training.image_sharing.share_images``; ``tests/training/test_image_sharing.py`` checks the
       log-probs, gradients and vision-tower calls, and pins both hooks;
     - dynamic sampling, difficulty filtering and the informative-group metrics (``RolloutFilterHooks``, listed in
-      ``visionr1.patches``; the logic in ``training.rollout_filter``).
+      ``visionr1.patches``; the logic in ``training.rollout_filter``);
+    - the loss over token-budget micro-batches (``TokenBudgetHooks``, the stage's ``max_tokens_per_micro_batch``;
+      the logic in ``training.token_budget``).
     """
 
     def __init__(self, *args: Any, stage_info: StageInfo, completions_path: Path, completions_per_log: int,
@@ -195,6 +198,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
         patch_colocate_generation(trainer.vllm_generation, processor)
     trainer._rollout_filter = _rollout_filter(run, stream, order, config)
     trainer.add_callback(trainer._rollout_filter.state)  # saved in each checkpoint's trainer_state.json
+    _token_budget(trainer, run)
     ready(trainer, run)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
 
@@ -229,6 +233,16 @@ def _rollout_filter(run: StageRun, stream: Any, order: dict[str, Any], config: A
         state.table = load_table(run.run_dir, earlier, order["dataset"]) if run.stage.difficulty_filter.enabled else {}
     return RolloutFilter(stream, order["offset"] + order["count"], order["seed"], order["shuffle"],
                          run.stage.dynamic_sampling, run.stage.difficulty_filter, state)
+
+
+def _token_budget(trainer: VisionR1GRPOTrainer, run: StageRun) -> None:
+    """The stage's ``max_tokens_per_micro_batch`` on the trainer, refused (one line) where it cannot be exact."""
+    from visionr1.training.token_budget import trainer_problem
+
+    budget = run.stage.max_tokens_per_micro_batch
+    if budget is not None and (problem := trainer_problem(trainer)) is not None:
+        raise ValueError(f"stage {run.stage.name}: {problem}")
+    trainer._token_budget = budget
 
 
 def _reward_columns(dataset: Any) -> Any:
