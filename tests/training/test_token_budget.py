@@ -183,3 +183,19 @@ def test_the_trl_hooks_token_budget_relies_on_still_exist():
         assert text in loss, text
     mro = VisionR1GRPOTrainer.__mro__
     assert mro.index(TokenBudgetHooks) < mro.index(GRPOTrainer)
+
+
+def test_what_the_plan_cannot_see_is_refused_when_the_trainer_is_built():
+    from types import SimpleNamespace as S
+
+    from accelerate.utils import DistributedType
+
+    from visionr1.training.token_budget import trainer_problem
+
+    def trainer(kind, aux=False):
+        return S(accelerator=S(distributed_type=kind), aux_loss_enabled=aux)
+
+    assert trainer_problem(trainer(DistributedType.NO)) is None
+    assert trainer_problem(trainer(DistributedType.MULTI_CPU)) is None
+    assert "not supported with DeepSpeed" in trainer_problem(trainer(DistributedType.DEEPSPEED))
+    assert "router_aux_loss_coef: 0" in trainer_problem(trainer(DistributedType.NO, aux=True))

@@ -37,7 +37,7 @@ from visionr1.training.callbacks import COMPLETIONS_FILE, StageInfo, completion_
 from visionr1.training.checkpoints import StrictResumeMixin
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.image_sharing import share_images
-from visionr1.training.plan import stage_config, world_size_from_env
+from visionr1.training.plan import PlanError, stage_config, world_size_from_env
 from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 from visionr1.utils.io import append_jsonl
@@ -241,7 +241,7 @@ def _token_budget(trainer: VisionR1GRPOTrainer, run: StageRun) -> None:
 
     budget = run.stage.max_tokens_per_micro_batch
     if budget is not None and (problem := trainer_problem(trainer)) is not None:
-        raise ValueError(f"stage {run.stage.name}: {problem}")
+        raise PlanError(f"stage {run.stage.name}: {problem}")
     trainer._token_budget = budget
 
 
