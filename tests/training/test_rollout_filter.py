@@ -323,3 +323,29 @@ def test_the_demo_report_summarises_the_informative_share_and_the_tokens(tmp_pat
     entry = _training_summary(recipe, rows, tmp_path)["ptst-1"]
     assert (entry["informative_share_first_quarter"], entry["informative_share_last_quarter"]) == (0.25, 1.0)
     assert entry["generated_tokens_per_step"] == 300
+
+
+def test_draws_never_return_a_filtered_prompt_while_one_is_left(caplog):
+    """4 of 6 prompts filtered: across an epoch boundary more than 6 filtered prompts can follow each other in the
+    stream (up to 4 + 4), which is not "every prompt filtered". Found by the two-process test above: a draw
+    returned a filtered prompt after 6 skips in a row, with the warning that everything was filtered."""
+    from types import SimpleNamespace as S
+
+    from datasets import Dataset
+
+    from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState
+
+    source = Dataset.from_dict({"id": [f"varied-{n}" for n in range(6)]})
+    table = {f"varied-{n}": [0.5 if _informative(f"varied-{n}") else float(n % 3 == 0)] for n in range(6)}
+    spec = S(enabled=True, last_k=1, low=0.0, high=1.0)
+    for seed in range(20):
+        rf = RolloutFilter(source, 6, seed, True, S(enabled=True), spec, RolloutFilterState(table=table))
+        with caplog.at_level(logging.WARNING, logger="visionr1.training.rollout_filter"):
+            drawn = [source[i]["id"] for i in rf.draw(60)]
+        assert all(_informative(i) for i in drawn), (seed, drawn)
+        assert not caplog.records
+    every = {f"varied-{n}": [1.0] for n in range(6)}  # everything filtered: one pass, then the next prompt anyway
+    rf = RolloutFilter(source, 6, 0, True, S(enabled=True), spec, RolloutFilterState(table=every))
+    with caplog.at_level(logging.WARNING, logger="visionr1.training.rollout_filter"):
+        assert len(rf.draw(1)) == 1
+    assert "every prompt of the dataset is filtered" in caplog.text
