@@ -274,7 +274,7 @@ class DynamicSamplingSpec(StrictModel):
     """DAPO's dynamic sampling (``training.rollout_filter``): a group whose rewards are all equal has zero advantage
     and no policy gradient, so it is dropped and replaced by a group of a fresh prompt from the stage's stream."""
 
-    enabled: bool = Field(False, description="Drop all-equal-reward groups and refill the generation batch with fresh prompts (off: not measured yet, and refills cost generations).")
+    enabled: bool = Field(False, description="Drop all-equal-reward groups and refill the generation batch with fresh prompts (off: at CPU scale it made every group informative but no more accurate per generated token; benchmarks/rollout_filter.py).")
     max_refill_rounds: int = Field(
         3, ge=1, le=64,
         description="Extra generation rounds per batch at most; at the bound the batch trains with all-equal groups "
@@ -286,7 +286,7 @@ class DifficultyFilterSpec(StrictModel):
     """Online difficulty filtering (EasyR1's filter_low / filter_high): prompts the policy always or never solves in
     their last ``last_k`` appearances are skipped in later epochs and later stages (``training.rollout_filter``)."""
 
-    enabled: bool = Field(False, description="Skip prompts whose pass rate was at or beyond low/high in their last_k appearances (off: not measured yet).")
+    enabled: bool = Field(False, description="Skip prompts whose pass rate was at or beyond low/high in their last_k appearances (off: no accuracy gain per compute at CPU scale; benchmarks/rollout_filter.py).")
     last_k: int = Field(1, ge=1, description="Appearances (generation groups) a prompt's pass rate is averaged over; fewer recorded: never skipped.")
     low: float = Field(0.0, ge=0, le=1, description="Skip when the mean pass rate is <= low (0.0: no sample passed).")
     high: float = Field(1.0, ge=0, le=1, description="Skip when the mean pass rate is >= high (1.0: every sample passed).")
@@ -319,6 +319,13 @@ class GRPOStage(_StageBase):
     )
     difficulty_filter: DifficultyFilterSpec = Field(
         default_factory=DifficultyFilterSpec, description="Skip prompts always or never solved in their last appearances (off by default)."
+    )
+    max_tokens_per_micro_batch: int | None = Field(
+        None, ge=1,
+        description="Token budget of a loss forward: each micro-batch of per_device_train_batch_size rows is cut into "
+        "micro-batches of rows x (longest prompt + longest completion, image tokens included) <= this, the loss "
+        "scaled so it equals the fixed-count loss (training.token_budget; every process runs as many). "
+        "null (default): TRL's fixed rows per micro-batch. Must exceed max_completion_length + the longest prompt.",
     )
 
     @field_validator("grpo")

@@ -123,25 +123,34 @@ def test_the_refill_bound_is_honoured_logged_and_recorded(tmp_path, tiny_model_d
 
 
 @pytest.mark.slow
-def test_a_resumed_stage_draws_the_same_prompts_and_keeps_its_table(tmp_path, tiny_model_dir):
+def test_a_resumed_stage_draws_the_same_prompts_and_keeps_its_table(tmp_path, monkeypatch, tiny_model_dir):
     """6 prompts, 3 steps of 2 groups, both options: refills reach the stream's second epoch, where the table
-    (restored from the checkpoint) skips prompts; the killed-and-resumed run trains what the uninterrupted one did."""
+    (restored from the checkpoint) skips prompts; the killed-and-resumed run generates for the same prompts, round
+    by round (refills and their dropped groups included), and trains what the uninterrupted one did."""
     data = write_varied_grpo(tmp_path / "data", n=6)
     options = ["dynamic_sampling={enabled: true, max_refill_rounds: 4}", "difficulty_filter={enabled: true}"]
     overrides = [*_common(tiny_model_dir), "stages.ptst-2.enabled=false", *_stage("ptst-1", data, 3, *options)]
     ref = tmp_path / "ref"
+    monkeypatch.setenv("VISIONR1_TEST_IDS", str(tmp_path / "ref-calls.jsonl"))
     assert main(load_recipe(TINY / "ptst.yaml", overrides), output_dir=ref)["stages"] == {"ptst-1": "done"}
 
     run = tmp_path / "run"
     cmd = visionr1_cmd("train", str(TINY / "ptst.yaml"), *overrides, "--output-dir", str(run))
-    env = subprocess_env()
+    monkeypatch.setenv("VISIONR1_TEST_IDS", str(tmp_path / "killed-calls.jsonl"))
     kill_after_checkpoint(cmd, run / "ptst-1" / "checkpoint-1", tmp_path / "first.log")
     assert not (run / "ptst-1" / "final").exists()
+    env = subprocess_env(VISIONR1_TEST_IDS=str(tmp_path / "resumed-calls.jsonl"))
     second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
 
     resumed, reference = _stage_record(run, "ptst-1"), _stage_record(ref, "ptst-1")
     assert resumed.get("resumed_from")
+    # every generation round after the checkpoint, refills included, was for the same prompts in the same order
+    step_one = next(r for r in read_jsonl(ref / "metrics.jsonl") if r["kind"] == "train" and r["step"] == 1)
+    rounds_before = 1 + int(step_one["dynamic_sampling/refill_rounds"])
+    ref_calls = [c["ids"] for c in read_jsonl(tmp_path / "ref-calls.jsonl")]
+    assert len(ref_calls) > 3 and [c["ids"] for c in read_jsonl(tmp_path / "resumed-calls.jsonl")] == \
+        ref_calls[rounds_before:]
     assert _trained(run, "ptst-1") == _trained(ref, "ptst-1")
     assert resumed["data_order"] == reference["data_order"]
     assert resumed["rollout_filter"] == reference["rollout_filter"]
@@ -192,6 +201,38 @@ def test_two_processes_train_on_one_refilled_batch(tmp_path, tiny_model_dir):
         assert ids[0] in by_rank[0] and ids[1] in by_rank[1], (step, ids, by_rank)
     record = _stage_record(run, "ptst-1")
     assert record["num_processes"] == 2 and record["rollout_filter"]["groups_dropped"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_two_processes_skip_filtered_prompts_alike(tmp_path, tiny_model_dir):
+    """Both options on two processes, 6 prompts: refills reach the stream's second epoch, where both processes skip
+    the prompts their shared table marks always or never solved (each process draws from the one cursor: a process
+    skipping differently would generate other prompts than the stream's and its rounds would fall out of step)."""
+    data = write_varied_grpo(tmp_path / "data", n=6)
+    calls = tmp_path / "calls.jsonl"
+    run = tmp_path / "run"
+    options = ["dynamic_sampling={enabled: true, max_refill_rounds: 8}", "difficulty_filter={enabled: true}"]
+    cmd = visionr1_cmd("train", str(TINY / "ptst.yaml"), *_common(tiny_model_dir), "stages.ptst-2.enabled=false",
+                       *_stage("ptst-1", data, 3, *options, per_device=2),
+                       "launch.num_processes=2", f"launch.config_file={CPU_DDP}", "--output-dir", str(run))
+    out = subprocess.run(cmd, cwd=REPO, env=subprocess_env(VISIONR1_TEST_IDS=str(calls)), capture_output=True,
+                         text=True, timeout=500)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
+
+    rounds: dict[int, list[str]] = {0: [], 1: []}
+    for line in map(json.loads, calls.read_text().splitlines()):
+        rounds[line["rank"]].append(line["ids"][0])
+    assert len(rounds[0]) == len(rounds[1])  # the same generation rounds on both
+    generated = [p for pair in zip(rounds[0], rounds[1], strict=True) for p in pair]
+    seen: set[str] = set()
+    for prompt_id in generated:  # a prompt comes back only when its last pass rate was neither 0 nor 1
+        assert prompt_id not in seen or _informative(prompt_id), generated
+        seen.add(prompt_id)
+    assert len(generated) > len(seen)  # the second epoch was reached: something came back
+    assert all(_informative(i) for ids in _trained(run, "ptst-1").values() for i in ids)
+    record = _stage_record(run, "ptst-1")["rollout_filter"]
+    assert record["prompts_skipped"] >= 1 and record["bound_reached"] == 0
 
 
 def test_merged_rows_keep_their_tokens_and_padding():
@@ -282,3 +323,29 @@ def test_the_demo_report_summarises_the_informative_share_and_the_tokens(tmp_pat
     entry = _training_summary(recipe, rows, tmp_path)["ptst-1"]
     assert (entry["informative_share_first_quarter"], entry["informative_share_last_quarter"]) == (0.25, 1.0)
     assert entry["generated_tokens_per_step"] == 300
+
+
+def test_draws_never_return_a_filtered_prompt_while_one_is_left(caplog):
+    """4 of 6 prompts filtered: across an epoch boundary more than 6 filtered prompts can follow each other in the
+    stream (up to 4 + 4), which is not "every prompt filtered". Found by the two-process test above: a draw
+    returned a filtered prompt after 6 skips in a row, with the warning that everything was filtered."""
+    from types import SimpleNamespace as S
+
+    from datasets import Dataset
+
+    from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState
+
+    source = Dataset.from_dict({"id": [f"varied-{n}" for n in range(6)]})
+    table = {f"varied-{n}": [0.5 if _informative(f"varied-{n}") else float(n % 3 == 0)] for n in range(6)}
+    spec = S(enabled=True, last_k=1, low=0.0, high=1.0)
+    for seed in range(20):
+        rf = RolloutFilter(source, 6, seed, True, S(enabled=True), spec, RolloutFilterState(table=table))
+        with caplog.at_level(logging.WARNING, logger="visionr1.training.rollout_filter"):
+            drawn = [source[i]["id"] for i in rf.draw(60)]
+        assert all(_informative(i) for i in drawn), (seed, drawn)
+        assert not caplog.records
+    every = {f"varied-{n}": [1.0] for n in range(6)}  # everything filtered: one pass, then the next prompt anyway
+    rf = RolloutFilter(source, 6, 0, True, S(enabled=True), spec, RolloutFilterState(table=every))
+    with caplog.at_level(logging.WARNING, logger="visionr1.training.rollout_filter"):
+        assert len(rf.draw(1)) == 1
+    assert "every prompt of the dataset is filtered" in caplog.text

@@ -158,6 +158,16 @@ PATCHES: list[Patch] = [
         test="tests/training/test_packing.py",
         upstream="trl: none filed (patches.packing.UPSTREAM)",
     ),
+    Patch(
+        hook="trl.GRPOTrainer.compute_loss (wrapped, a mixin of the trainer; relies on _compute_loss's normalisation "
+             "per loss_type and on Trainer.training_step's backward)",
+        where="GRPO stages with max_tokens_per_micro_batch (patches.token_budget)",
+        why="TRL's micro-batches are a fixed number of rows padded to the generation batch's longest prompt and "
+            "completion; the loss runs over token-budget micro-batches (rows x longest <= the budget, as many on every "
+            "process), each scaled so the sum is TRL's loss, with a backward per micro-batch but the last",
+        test="tests/training/test_token_budget.py",
+        upstream="trl: none filed (patches.token_budget.UPSTREAM)",
+    ),
 ]
 
 

@@ -31,6 +31,7 @@ from trl import GRPOTrainer
 
 from visionr1.patches.grpo_sampling import RolloutFilterHooks
 from visionr1.patches.packing import PaddingFreeHooks
+from visionr1.patches.token_budget import TokenBudgetHooks
 from visionr1.patches.transformers import StrictResumeMixin
 from visionr1.patches.trl import ImageSharingScope, TextOnlyImageLists
 from visionr1.rewards.checked import check_rewards, no_signal_callback
@@ -38,7 +39,7 @@ from visionr1.training.callbacks import COMPLETIONS_FILE, CompletionsLog
 from visionr1.training.data_order import dataset_key, prompts_needed, stream_slice
 from visionr1.training.generation import ban_vision_tokens
 from visionr1.training.packing import padding_free
-from visionr1.training.plan import stage_config, world_size_from_env
+from visionr1.training.plan import PlanError, stage_config, world_size_from_env
 from visionr1.training.rollout_filter import RolloutFilter, RolloutFilterState, load_table, save_table
 from visionr1.training.stage import StageRun, ready, save_final, tensorboard_dir
 
@@ -72,7 +73,7 @@ class AccuracyMetric:
 
 
 class VisionR1GRPOTrainer(StrictResumeMixin, ImageSharingScope, TextOnlyImageLists, RolloutFilterHooks,
-                          PaddingFreeHooks, GRPOTrainer):
+                          TokenBudgetHooks, PaddingFreeHooks, GRPOTrainer):
     """GRPOTrainer plus what TRL lacks, nothing else; each piece is a patch of ``visionr1.patches`` (listed, with
     its test and upstream report, in ``visionr1.patches.PATCHES``):
 
@@ -84,7 +85,9 @@ class VisionR1GRPOTrainer(StrictResumeMixin, ImageSharingScope, TextOnlyImageLis
     - dynamic sampling, difficulty filtering and the informative-group metrics
       (``patches.grpo_sampling.RolloutFilterHooks``; the logic in ``training.rollout_filter``);
     - the log-prob forwards packed without padding (the stage's ``padding_free``: ``patches.packing.PaddingFreeHooks``;
-      the logic in ``training.packing``) and ``padded_token_share`` logged each step.
+      the logic in ``training.packing``) and ``padded_token_share`` logged each step;
+    - the loss over token-budget micro-batches (the stage's ``max_tokens_per_micro_batch``:
+      ``patches.token_budget.TokenBudgetHooks``; the logic in ``training.token_budget``).
 
     The sampled completions go to ``RUN_DIR/completions.jsonl`` through a callback
     (``training.callbacks.CompletionsLog``), not an override.
@@ -166,6 +169,7 @@ def build_grpo_trainer(run: StageRun) -> tuple[VisionR1GRPOTrainer, Any, dict[st
     trainer._padding_free = padding_free(run.stage, model)
     trainer._rollout_filter = _rollout_filter(run, stream, order, config)
     trainer.add_callback(trainer._rollout_filter.state)  # saved in each checkpoint's trainer_state.json
+    _token_budget(trainer, run)
     ready(trainer, run)
     return trainer, processor, {**order, "saved_padding_side": saved_side}
 
@@ -200,6 +204,16 @@ def _rollout_filter(run: StageRun, stream: Any, order: dict[str, Any], config: A
         state.table = load_table(run.run_dir, earlier, order["dataset"]) if run.stage.difficulty_filter.enabled else {}
     return RolloutFilter(stream, order["offset"] + order["count"], order["seed"], order["shuffle"],
                          run.stage.dynamic_sampling, run.stage.difficulty_filter, state)
+
+
+def _token_budget(trainer: VisionR1GRPOTrainer, run: StageRun) -> None:
+    """The stage's ``max_tokens_per_micro_batch`` on the trainer, refused (one line) where it cannot be exact."""
+    from visionr1.training.token_budget import trainer_problem
+
+    budget = run.stage.max_tokens_per_micro_batch
+    if budget is not None and (problem := trainer_problem(trainer)) is not None:
+        raise PlanError(f"stage {run.stage.name}: {problem}")
+    trainer._token_budget = budget
 
 
 def _reward_columns(dataset: Any) -> Any:

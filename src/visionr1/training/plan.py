@@ -27,6 +27,7 @@ from visionr1.config.loader import TINY_PREFIX, run_dir_of
 from visionr1.recipe import DPOStage, GRPOStage, SFTStage, TrainRecipe, trl_config_class
 from visionr1.rewards.registry import check_reward_specs
 from visionr1.training.loading import looks_local
+from visionr1.training.token_budget import settings_problems
 
 FINAL = "final"
 AnyStage = SFTStage | GRPOStage | DPOStage
@@ -227,6 +228,9 @@ def plan_run(
         if isinstance(stage, GRPOStage) and (msg := whole_groups_problem(stage, values, world_size)) is not None:
             problems.append((stage.name, msg))
             continue
+        if isinstance(stage, GRPOStage) and (budget := settings_problems(values, stage.max_tokens_per_micro_batch)):
+            problems += [(stage.name, msg) for msg in budget]
+            continue
         # the check build is on CPU; report the precision the run will actually request
         for key in ("bf16", "fp16", "use_cpu"):
             if key in values:
@@ -255,6 +259,7 @@ def plan_run(
             gen, how = generation_batch(values, world_size)
             entry["rewards"] = [r.model_dump(mode="json") for r in stage.rewards]
             entry["share_images"] = stage.share_images  # one image encoding per group (patches.image_sharing)
+            entry["max_tokens_per_micro_batch"] = stage.max_tokens_per_micro_batch  # training.token_budget
             entry["ptst"] = {
                 "max_completion_length": config["max_completion_length"],
                 "num_generations": config["num_generations"],
@@ -389,6 +394,7 @@ def check_stage_settings(recipe: TrainRecipe, stage: AnyStage, world_size: int) 
             problems.append(msg + " (every prompt's completions must land in the same batch)")
         elif (msg := whole_groups_problem(stage, values, world_size)) is not None:
             problems.append(msg)
+        problems += settings_problems(values, stage.max_tokens_per_micro_batch)
         if values.get("use_vllm"):
             import importlib.util
 

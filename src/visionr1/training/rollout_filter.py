@@ -181,20 +181,22 @@ class RolloutFilter:
 
     # --- the stream after the stage's slice -----------------------------------------------------------------
     def draw(self, n: int) -> list[int]:
-        """The next ``n`` dataset indices after the slice, skipping filtered prompts (at most one pass through the
-        data per prompt: if everything is filtered, the next prompt is taken anyway, with a warning)."""
+        """The next ``n`` dataset indices after the slice, skipping filtered prompts (if every prompt of the dataset
+        is filtered -- each one skipped once in this draw -- the next prompt is taken anyway, with a warning). A run of
+        skips as long as the dataset is not that: across an epoch boundary the filtered prompts at the end of one
+        epoch and the start of the next follow each other."""
         size = len(self.source)
         out: list[int] = []
         while len(out) < n:
-            skipped_in_a_row = 0
+            skipped: set[int] = set()
             while True:
                 index = stream_slice(size, self.seed, self.stream_start + self.state.cursor, 1, self.shuffle)[0]
                 self.state.cursor += 1
                 if not self._skipped(index):
                     break
                 self.state.counts["prompts_skipped"] += 1
-                skipped_in_a_row += 1
-                if skipped_in_a_row >= size:
+                skipped.add(index)
+                if len(skipped) >= size:
                     log.warning("difficulty_filter: every prompt of the dataset is filtered; training on %s anyway "
                                 "(lower difficulty_filter.last_k, or widen low/high)", self.ids[index])
                     break

@@ -377,9 +377,11 @@ def preflight(recipe: TrainRecipe, run_dir: Path, world_size: int, pending: list
             )
     raise_if(problems, source)
 
-    # Image-token budget vs SFT truncation needs the processor: only once the cheap checks passed.
+    # Image-token budget vs SFT truncation and the GRPO token budget need the processor: only once the cheap checks
+    # passed.
     sft_pending = [i for i in pending if recipe.stages[i].type == "sft" and not data_only]
-    if sft_pending:
+    budgeted = [i for i in pending if getattr(recipe.stages[i], "max_tokens_per_micro_batch", None) and not data_only]
+    if sft_pending or budgeted:
         from visionr1.models.families import guess_from_path
         from visionr1.training.loading import load_processor, resolve_model_path
 
@@ -390,8 +392,22 @@ def preflight(recipe: TrainRecipe, run_dir: Path, world_size: int, pending: list
             max_length = stage_values(recipe, recipe.stages[i]).get("max_length", 1024)
             problems += [(recipe.stages[i].name, m) for m in check_prompt_lengths(
                 recipe.stages[i], prepared[i].train, processor, max_length, family=family)]
+        for i in budgeted:
+            problems += [(recipe.stages[i].name, m) for m in budget_problems(recipe, i, prepared[i].train, processor, family)]
         raise_if(problems, source)
     return prepared
+
+
+def budget_problems(recipe: TrainRecipe, index: int, dataset: Any, processor: Any, family: Any = None) -> list[str]:
+    """A GRPO stage's ``max_tokens_per_micro_batch`` against its longest prompt (tokens and image tokens, counted
+    cheaply by ``plan.sequence_lengths``) plus a full-length completion."""
+    from visionr1.training.plan import sequence_lengths
+    from visionr1.training.token_budget import longest_prompt_problem
+
+    stage = recipe.stages[index]
+    longest = int(stage_values(recipe, stage).get("max_completion_length", 256))
+    msg = longest_prompt_problem(sequence_lengths(dataset, processor, family), stage.max_tokens_per_micro_batch, longest)
+    return [msg] if msg else []
 
 
 def _mark_finished(manifest: Manifest, recipe: TrainRecipe, run_dir: Path, done: list[bool]) -> None:
