@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 from tests.families import checks
 
+from visionr1.models import families
 from visionr1.models.tiny import get_tiny_model
 
 
@@ -213,3 +214,28 @@ def test_staged_and_caption_first_never_open_think_a_second_time(family, model_d
         assert seen and not any(re.search(r"<think>\s*<think>", t) for t in seen), seen
         [row] = _items(out)
         assert row["correct"] and row["info"]["format"], (spec, row)
+
+
+def test_dpo_chosen_and_rejected_end_the_turn(family, loaded, tmp_path):
+    """What DPOTrainer trains on (rendered as TRL's vision preference collator renders it): chosen and rejected
+    each end with a token that stops generation; a template that leaves the turn open (GLM) gets the eos
+    appended, as SFT does. Failed before on glm4v (both ended with "</answer>")."""
+    import json
+
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    from visionr1.training.dpo import load_pairs, training_pairs
+
+    checks.image(56, 40).save(tmp_path / "a.png")
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({
+        "prompt": "How many red shapes?", "images": ["a.png"],
+        "chosen": "<think>I count.</think><answer> 1 </answer>", "rejected": "<think>hm</think><answer> 7 </answer>",
+    }) + "\n")
+    row = training_pairs(load_pairs(tmp_path / "pairs.jsonl"), loaded[1])[0]
+    ex = {"prompt": prepare_multimodal_messages(row["prompt"], images=row["images"]),
+          "chosen": prepare_multimodal_messages(row["chosen"]), "rejected": prepare_multimodal_messages(row["rejected"])}
+    out = apply_chat_template(ex, loaded[1])
+    fam = families.family(family)
+    stops = {fam.tokens.eos, fam.tokens.pad, *fam.tokens.stop}
+    for key, answer in (("chosen", "<answer> 1 </answer>"), ("rejected", "<answer> 7 </answer>")):
+        assert answer in out[key] and any(out[key].rstrip().endswith(t) for t in stops), (key, out[key])
