@@ -133,7 +133,7 @@ def test_beam_keeps_the_best_candidate_by_the_criterion_and_continues_from_it(mo
 
     monkeypatch.setattr(S, "_candidates", fake_candidates)
     cfg = parse_strategy(f"beam:width=3,select={select},stages=think-answer")
-    gen = SimpleNamespace(decoding=SimpleNamespace(max_new_tokens=50))
+    gen = SimpleNamespace(decoding=SimpleNamespace(max_new_tokens=50), opened="")
     info = _info("count")
     [row] = S._staged(cfg, gen, [[{"role": "user", "content": "q"}]], [[]], [info], FakeJudge())
     assert calls[0]["n"] == 3 and calls[0]["stop"] == ["</think>"] and calls[0]["prefixes"] == ["<think>"]
@@ -151,7 +151,7 @@ def test_staged_conclusion_is_what_is_scored(monkeypatch):
         return [[_cand(body if stop[0] == "</CAPTION>" else body + stop[0], -1.0)] for _ in prompts]
 
     monkeypatch.setattr(S, "_candidates", fake_candidates)
-    gen = SimpleNamespace(decoding=SimpleNamespace(max_new_tokens=50))
+    gen = SimpleNamespace(decoding=SimpleNamespace(max_new_tokens=50), opened="")
     [row] = S._staged(parse_strategy("staged"), gen, [[{"role": "user", "content": "q"}]], [[]], [_info("count")], None)
     assert row["response"].endswith("</think><answer>2</answer>") and row["answer"] == "2"
     assert "<CAPTION>1 red, 2 green</CAPTION>" in row["staged_text"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 from tests.families import checks
 
+from visionr1.models import families
 from visionr1.models.tiny import get_tiny_model
 
 
@@ -133,3 +134,108 @@ def test_sft_grpo_eval_and_dpo(family, model_dir, tmp_path):
     data = checks.write_data(tmp_path / "data")
     checks.run_pipeline(family, model_dir, data, tmp_path)
     checks.run_dpo(family, model_dir, data, tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a template that opens <think> (Qwen3.5) in evaluation; an open assistant turn (GLM) in DPO
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _syn(root):
+    import json
+
+    from visionr1.tasks.synthetic import make_synthetic
+
+    data = make_synthetic("counting", 4, 0, root, test_fraction=0.5)
+    return data, [str(json.loads(line)["solution"]) for line in (root / "test.jsonl").read_text().splitlines()]
+
+
+def _items(out):
+    import json
+
+    return [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+
+
+def test_eval_reads_completions_as_the_rewards_do_when_the_template_opens_think(family, model_dir, loaded, tmp_path,
+                                                                                 monkeypatch):
+    """`eval run` and the in-process evaluation read a completion as the rewards read it with think_prefilled
+    when the template opens <think> (from the template, not the name): a thought cut before </think> has no
+    answer and a closed one is in format. Other templates: the same texts are a non-thinking model's (read
+    whole; no <think>, out of format). Failed before on qwen3_5 / qwen3_5_moe (the cut thought scored "3", right;
+    the well-formed completion out of format)."""
+    import visionr1.inference as inference
+    from visionr1.evaluation.run import DecodingConfig, evaluate_samples, run_benchmark
+    from visionr1.inference import Generation
+
+    data, solutions = _syn(tmp_path / "syn")
+    texts = [f"I count {solutions[0]}, so", f"I count.\n</think>\n\n<answer> {solutions[1]} </answer>"]
+    monkeypatch.setattr(inference, "generate", lambda model, processor, prompts, *a, **k: [
+        Generation(texts[i], 9, i == 0) for i in range(len(prompts))])
+    opens = CASES[family].opens_think
+    run_benchmark("synthetic", model_dir, data, tmp_path / "eval", DecodingConfig(max_new_tokens=9), limit=2)
+    items = _items(tmp_path / "eval")
+    assert [r["extracted"] for r in items] == [None if opens else solutions[0], solutions[1]], items
+    assert [r["correct"] for r in items] == [not opens, True]
+    assert [r["info"]["format"] for r in items] == [False, opens]
+
+    rows = [{"id": f"r{i}", "prompt": [{"role": "user", "content": [{"type": "text", "text": "How many?"}]}],
+             "images": [], "solution": s, "task": "count", "choices": None} for i, s in enumerate(solutions[:2])]
+    got = evaluate_samples(loaded[0], rows, processor=loaded[1])
+    assert (got["accuracy"], got["format"]) == ((0.5, 0.5) if opens else (1.0, 0.0)), got
+
+
+def test_staged_and_caption_first_never_open_think_a_second_time(family, model_dir, tmp_path, monkeypatch):
+    """The `staged` strategy (stages=think-answer; `beam` shares it) and `caption-first` prefill the assistant
+    turn with `<think>`; on a template whose generation prompt already opened it, they continue that thought.
+    What the model is given never holds `<think>` twice in a row, and the scored response opens it once.
+    Failed before on qwen3_5 / qwen3_5_moe ("<think>\\n<think>")."""
+    import re
+
+    import visionr1.inference as inference
+    from visionr1.evaluation.run import DecodingConfig, run_benchmark
+    from visionr1.evaluation.strategies import parse_strategy
+    from visionr1.inference import Candidate, prompt_texts
+
+    data, solutions = _syn(tmp_path / "syn")
+    seen = []
+
+    def fake(model, processor, prompts, images, prefixes, n, max_new_tokens, temperature, top_p, stop=None, **kw):
+        seen.extend(t + p for t, p in zip(prompt_texts(processor, prompts), prefixes, strict=True))
+        body = {"</think>": "I count.</think>", "</answer>": f"{solutions[0]}</answer>"}.get((stop or [""])[0],
+                                                                                          f" 1 shape.</think><answer>{solutions[0]}</answer>")
+        return [[Candidate(body, 4, False, -4.0, -1.0, "stop") for _ in range(n)] for _ in prompts]
+
+    monkeypatch.setattr(inference, "generate_candidates", fake)
+    for spec in ("staged:stages=think-answer", "caption-first"):
+        seen.clear()
+        out = tmp_path / spec.split(":")[0]
+        run_benchmark("synthetic", model_dir, data, out, DecodingConfig(max_new_tokens=9), limit=1,
+                      strategy=parse_strategy(spec))
+        assert seen and not any(re.search(r"<think>\s*<think>", t) for t in seen), seen
+        [row] = _items(out)
+        assert row["correct"] and row["info"]["format"], (spec, row)
+
+
+def test_dpo_chosen_and_rejected_end_the_turn(family, loaded, tmp_path):
+    """What DPOTrainer trains on (rendered as TRL's vision preference collator renders it): chosen and rejected
+    each end with a token that stops generation; a template that leaves the turn open (GLM) gets the eos
+    appended, as SFT does. Failed before on glm4v (both ended with "</answer>")."""
+    import json
+
+    from trl.data_utils import apply_chat_template, prepare_multimodal_messages
+
+    from visionr1.training.dpo import load_pairs, training_pairs
+
+    checks.image(56, 40).save(tmp_path / "a.png")
+    (tmp_path / "pairs.jsonl").write_text(json.dumps({
+        "prompt": "How many red shapes?", "images": ["a.png"],
+        "chosen": "<think>I count.</think><answer> 1 </answer>", "rejected": "<think>hm</think><answer> 7 </answer>",
+    }) + "\n")
+    row = training_pairs(load_pairs(tmp_path / "pairs.jsonl"), loaded[1])[0]
+    ex = {"prompt": prepare_multimodal_messages(row["prompt"], images=row["images"]),
+          "chosen": prepare_multimodal_messages(row["chosen"]), "rejected": prepare_multimodal_messages(row["rejected"])}
+    out = apply_chat_template(ex, loaded[1])
+    fam = families.family(family)
+    stops = {fam.tokens.eos, fam.tokens.pad, *fam.tokens.stop}
+    for key, answer in (("chosen", "<answer> 1 </answer>"), ("rejected", "<answer> 7 </answer>")):
+        assert answer in out[key] and any(out[key].rstrip().endswith(t) for t in stops), (key, out[key])

@@ -272,6 +272,30 @@ def generation_prompt_opens_think(processor: Any) -> bool:
     return text.rstrip().endswith("<think>")
 
 
+def opened_thinking(processor: Any) -> str:
+    """What the generation prompt already wrote of the assistant turn: ``"<think>\\n"`` when the template opens
+    the thinking (:func:`generation_prompt_opens_think`), else ``""``. Evaluation puts it in front of each
+    completion, so a response reads as the whole assistant turn and every scorer (the rewards', each benchmark's,
+    ``eval score`` on the file later) reads it as the rewards read the bare completion with
+    ``think_prefilled=True`` (the rewards' scorer: no ``</think>`` is a truncated thought, no answer; the
+    benchmarks read a truncated thought as they read any thinking model's)."""
+    return "<think>\n" if generation_prompt_opens_think(processor) else ""
+
+
+def continuation(opened: str, prefix: str) -> str:
+    """The text to place after a generation prompt that already wrote ``opened`` so that the assistant turn
+    reads ``opened`` + the result like ``prefix`` asks: a prefix starting with the ``<think>`` the template
+    opened loses it (a second ``<think>`` would be a thought inside the thought).
+
+    >>> continuation("<think>\\n", "<think>\\nThe image shows"), continuation("", "<think>"), continuation("<think>\\n", "<SUMMARY>")
+    ('The image shows', '<think>', '<SUMMARY>')
+    """
+    tag = opened.strip()
+    if tag and prefix.lstrip().startswith(tag):
+        return prefix.lstrip()[len(tag):].lstrip("\n")
+    return prefix
+
+
 def assistant_turn_left_open(processor: Any) -> bool:
     """Whether the chat template ends an assistant turn with nothing after its text (GLM-4.1V: the next role
     token closes it, ``<|user|>``), so a prompt/completion pair for SFT or DPO carries no token that teaches

@@ -19,6 +19,7 @@ processor gets it too), else the checkpoint processor's own.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -54,19 +55,26 @@ class Generator:
             self.model, self.processor = load_model_and_processor(model_path, dtype=dtype, device=device)
         else:
             raise EvalError(f"unknown backend {backend!r}: use transformers or vllm")
+        from visionr1.data.prompts import opened_thinking
+
+        # what the template's generation prompt already opened (Qwen3.5: "<think>\n"): a response is read with it
+        self.opened = opened_thinking(self.processor)
 
     def __call__(self, prompts: Sequence[Any], images: Sequence[Any]) -> list[Any]:
+        """The responses, each the whole assistant turn: what the template opened, then the generated text."""
         d = self.decoding
         if self.backend == "vllm":
             from visionr1.inference import generate_vllm
 
-            return generate_vllm(self.model, self.processor, prompts, images, d.max_new_tokens, d.temperature, d.top_p)
-        from visionr1.inference import generate
+            gens = generate_vllm(self.model, self.processor, prompts, images, d.max_new_tokens, d.temperature, d.top_p)
+        else:
+            from visionr1.inference import generate
 
-        return generate(
-            self.model, self.processor, prompts, images, d.max_new_tokens, d.temperature, d.top_p,
-            batch_size=d.batch_size,
-        )
+            gens = generate(
+                self.model, self.processor, prompts, images, d.max_new_tokens, d.temperature, d.top_p,
+                batch_size=d.batch_size,
+            )
+        return [dataclasses.replace(g, text=self.opened + g.text) for g in gens]
 
 
 def _environment() -> dict[str, Any]:
@@ -366,6 +374,10 @@ def evaluate_samples(
         if was_training:
             model.train()
     seconds = time.perf_counter() - t0
+    from visionr1.data.prompts import opened_thinking
+
+    opened = opened_thinking(processor)  # a template that opens <think>: the response is read with it (Generator)
+    gens = [dataclasses.replace(g, text=opened + g.text) for g in gens]
     verdicts = [score_completion(g.text, r["solution"], r.get("task"), r.get("choices")) for g, r in zip(gens, rows, strict=True)]
     n = len(rows)
     per_task: dict[str, dict[str, float]] = {}

@@ -376,6 +376,8 @@ def run_strategy(cfg: StrategyConfig, generator: Any, bench: Any, items: Sequenc
     """One predictions.jsonl row per item: ``pid, response`` (what is scored), ``num_tokens`` (every token the
     strategy generated for the item), ``truncated`` (the kept candidate's), ``strategy`` and its log.
     ``summary``: insight-v's summary agent (a second loaded model; None: ``generator`` plays both roles)."""
+    from visionr1.data.prompts import continuation
+
     infos = [item_info(bench, it) for it in items]
     limit = generator.decoding.max_new_tokens
     prompts = [s.prompt for s in samples]
@@ -389,7 +391,10 @@ def run_strategy(cfg: StrategyConfig, generator: Any, bench: Any, items: Sequenc
         if cfg.name == "caption-first":
             prompts = [with_instruction(p, CAPTION_INSTRUCTION) for p in prompts]
             prefixes = [cfg.prefix] * len(prompts)
-        groups = _candidates(generator, prompts, images, prefixes, cfg.samples, limit)
+        # a template that opened <think> (generator.opened): the prefix continues it, the response starts with it
+        groups = _candidates(generator, prompts, images, [continuation(generator.opened, p) for p in prefixes],
+                             cfg.samples, limit)
+        prefixes = [generator.opened + continuation(generator.opened, p) for p in prefixes]
         rows = [_choose(cfg, bench, item, info, prefix, group, judge)
                 for item, info, prefix, group in zip(items, infos, prefixes, groups, strict=True)]
     if cfg.step_judge:
@@ -440,6 +445,13 @@ def with_user_text(prompt: list[dict[str, Any]], text: str) -> list[dict[str, An
     raise EvalError("prompt has no user message to put the agent's prompt into")
 
 
+def _opened(generator: Any, cand: Any) -> Any:
+    """A candidate's text as the whole assistant turn: what the generator's template opened, then the text."""
+    import dataclasses
+
+    return dataclasses.replace(cand, text=generator.opened + cand.text)
+
+
 def _insight_v(cfg: StrategyConfig, reasoner: Any, summarizer: Any, bench: Any, items: Sequence[Any],
                prompts: list[Any], images: list[Any], infos: list[ItemInfo]) -> list[dict[str, Any]]:
     """The reasoning agent's chain for the whole chunk, then the summary agent's verdict and answer."""
@@ -449,11 +461,12 @@ def _insight_v(cfg: StrategyConfig, reasoner: Any, summarizer: Any, bench: Any, 
 
     n = len(prompts)
     asks = [with_user_text(p, reasoner_text(i.question, i.choices)) for p, i in zip(prompts, infos, strict=True)]
-    chains = [g[0] for g in _candidates(reasoner, asks, images, [""] * n, 1, reasoner.decoding.max_new_tokens)]
+    chains = [_opened(reasoner, g[0]) for g in _candidates(reasoner, asks, images, [""] * n, 1,
+                                                           reasoner.decoding.max_new_tokens)]
     reviews = [with_user_text(p, summary_text(i.question, i.choices, chain_for_summary(c.text)))
                for p, i, c in zip(prompts, infos, chains, strict=True)]
     limit = cfg.summary_tokens or summarizer.decoding.max_new_tokens
-    finals = [g[0] for g in _candidates(summarizer, reviews, images, [""] * n, 1, limit)]
+    finals = [_opened(summarizer, g[0]) for g in _candidates(summarizer, reviews, images, [""] * n, 1, limit)]
     rows = []
     for item, info, chain, final in zip(items, infos, chains, finals, strict=True):
         rows.append({
@@ -471,7 +484,13 @@ def _insight_v(cfg: StrategyConfig, reasoner: Any, summarizer: Any, bench: Any, 
 
 def _staged(cfg: StrategyConfig, generator: Any, prompts: list[Any], images: list[Any], infos: list[ItemInfo],
             judge: Any) -> list[dict[str, Any]]:
-    """Stage by stage for the whole chunk: every item's prefix grows by the stage candidate it keeps."""
+    """Stage by stage for the whole chunk: every item's prefix grows by the stage candidate it keeps.
+
+    A template that opens ``<think>`` itself (``generator.opened``): the ``think`` stage continues that thought
+    instead of opening a second one, and the scored text starts with it (stages=llamav-o1: the stages are written
+    inside it; what is scored is rebuilt from the sections)."""
+    from visionr1.data.prompts import continuation
+
     stages, sep = STAGE_SCHEMES[cfg.stages]
     if cfg.stages == "llamav-o1":
         prompts = [with_instruction(p, STAGED_INSTRUCTION) for p in prompts]
@@ -482,7 +501,7 @@ def _staged(cfg: StrategyConfig, generator: Any, prompts: list[Any], images: lis
     spent, sections = [0] * len(prompts), [dict[str, str]() for _ in prompts]
     truncated = [False] * len(prompts)
     for k, stage in enumerate(stages):
-        heads = [p + (sep if k else "") + stage.open for p in prefixes]
+        heads = [continuation(generator.opened, p + (sep if k else "") + stage.open) for p in prefixes]
         groups = _candidates(generator, prompts, images, heads, width, limit, [stage.close])
         for i, group in enumerate(groups):
             spent[i] += sum(c.num_tokens for c in group)
@@ -506,9 +525,10 @@ def _staged(cfg: StrategyConfig, generator: Any, prompts: list[Any], images: lis
             })
     rows = []
     for i, info in enumerate(infos):
-        response = _scored_response(cfg.stages, prefixes[i], sections[i])
+        text = generator.opened + prefixes[i]
+        response = _scored_response(cfg.stages, text, sections[i])
         rows.append({"pid": info.pid, "response": response, "num_tokens": spent[i], "truncated": truncated[i],
-                     "strategy": cfg.name, "staged_text": prefixes[i], "answer": answer_of(response, info),
+                     "strategy": cfg.name, "staged_text": text, "answer": answer_of(response, info),
                      "stages": logs[i]})
     return rows
 

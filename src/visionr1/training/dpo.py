@@ -408,6 +408,16 @@ def weights_fingerprint(model: Any, per_tensor: int = 4096) -> str:
     return h.hexdigest()[:16]
 
 
+def training_pairs(pairs: Any, processor: Any) -> Any:
+    """The pairs as DPOTrainer gets them: the columns its vision collator reads, and the eos after chosen and
+    rejected where the chat template leaves the assistant turn open (GLM-4.1V), as SFT appends it
+    (``sft.close_open_turns``): TRL appends it only to plain-text pairs, and without it DPO never teaches
+    the model to stop."""
+    from visionr1.training.sft import close_open_turns
+
+    return close_open_turns(pairs.select_columns(PAIR_COLUMNS), processor, ("chosen", "rejected"))
+
+
 def train_iteration(run: StageRun, iteration: int, start: str, pairs: Any, steps_before: int) -> dict[str, Any]:
     """DPO on ``pairs`` from ``start`` (resuming from the iteration's last checkpoint); saves ``iter-<i>/final``."""
     from accelerate import PartialState
@@ -434,7 +444,7 @@ def train_iteration(run: StageRun, iteration: int, start: str, pairs: Any, steps
     # --- train --------------------------------------------------------------------------------------------------
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(run.run_dir / "tensorboard" / run.stage.name / f"iter-{iteration}")
     trainer = _dpo_trainer_class()(
-        model=model, ref_model=ref, args=config, train_dataset=pairs.select_columns(PAIR_COLUMNS),
+        model=model, ref_model=ref, args=config, train_dataset=training_pairs(pairs, processor),
         processing_class=processor, callbacks=it.callbacks(it.info(iteration=iteration)),
     )
     ready(trainer, run)

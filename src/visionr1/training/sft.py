@@ -73,15 +73,16 @@ def build_sft_trainer(run: StageRun) -> tuple[Any, Any]:
     return trainer, processor
 
 
-def close_open_turns(dataset: Any, processor: Any) -> Any:
-    """Append the tokenizer's eos to every completion when the chat template leaves the assistant turn open
-    (GLM-4.1V), so SFT teaches the model to stop; other templates close the turn themselves (``<|im_end|>``)."""
+def close_open_turns(dataset: Any, processor: Any, columns: tuple[str, ...] = ("completion",)) -> Any:
+    """Append the tokenizer's eos to every response in ``columns`` (SFT: the completion; DPO: chosen and
+    rejected) when the chat template leaves the assistant turn open (GLM-4.1V), so training teaches the model to
+    stop; other templates close the turn themselves (``<|im_end|>``)."""
     from visionr1.data.prompts import assistant_turn_left_open, close_assistant_turn
 
     if not assistant_turn_left_open(processor):
         return dataset
     eos = processor.tokenizer.eos_token
-    return dataset.map(lambda row: {"completion": close_assistant_turn(row["completion"], eos)})
+    return dataset.map(lambda row: {c: close_assistant_turn(row[c], eos) for c in columns})
 
 
 def _has_completions(dataset: Any) -> bool:
