@@ -118,6 +118,13 @@ def prepare(work: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             count = prompts_needed(config, len(train))
             train = train.select(stream_slice(len(train), recipe.seed, 0, count, config.shuffle_dataset is not False))
             values = {**values, "shuffle_dataset": False}  # as visionr1 sets it: the rows are in its order already
+            # ... and its rollouts' ban on vision special tokens (training.generation): the same sampling both sides
+            from transformers import AutoProcessor
+
+            from visionr1.training.generation import ban_vision_tokens
+
+            values["generation_kwargs"] = ban_vision_tokens(values.get("generation_kwargs"),
+                                                            AutoProcessor.from_pretrained(model), use_vllm=False)
             rewards = [{"name": r.name, "kwargs": r.kwargs} for r in stage.rewards]
         else:
             train, rewards = dataset.select_columns(SFT_COLUMNS), []
