@@ -89,18 +89,23 @@ def text_config(p, vocab_size: int, ids: dict[str, int], init_std: float) -> dic
     )
 
 
-def build_config(family: str, p, vocab_size: int, ids: dict[str, int], init_std: float):
-    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
-
-    head_dim = p.hidden_size // p.num_heads
-    text = text_config(p, vocab_size, ids, init_std)
-    special = dict(
+def special_token_fields(ids: dict[str, int]) -> dict:
+    """The top-level config fields naming the Qwen vision tokens (every family built on Qwen's tokens)."""
+    return dict(
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
         vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=False,
     )
+
+
+def build_config(family: str, p, vocab_size: int, ids: dict[str, int], init_std: float):
+    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
+
+    head_dim = p.hidden_size // p.num_heads
+    text = text_config(p, vocab_size, ids, init_std)
+    special = special_token_fields(ids)
     # The real patch geometry, so the real image processors' resizing applies unchanged.
     vision = dict(
         depth=p.vision_depth,

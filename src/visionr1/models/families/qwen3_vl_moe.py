@@ -16,6 +16,7 @@ from visionr1.models.families.qwen import (
     QWEN_SPECIAL,
     mrope_section,
     qwen_image_tokens,
+    special_token_fields,
     text_config,
 )
 
@@ -64,11 +65,7 @@ def build_config(family: str, p, vocab_size: int, ids: dict[str, int], init_std:
     return Qwen3VLMoeConfig(
         text_config=text,
         vision_config=vision,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+        **special_token_fields(ids),
     )
 
 
