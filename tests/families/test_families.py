@@ -3,9 +3,9 @@ tests/families/checks.py; Gemma 3 and InternVL: test_gemma3_internvl.py; the Qwe
 suite). Fast checks on each `test`-size tiny model; the slow one trains it (SFT -> GRPO with PTST and video ->
 eval, and DPO).
 
-What differs per family is in ``CASES``: the real classes the Auto classes must give, the recipe's image tokens
-(None: no recipe of its own), whether the template closes an assistant turn itself, the LoRA targets expected and
-never hit, MoE (the router-logits check) and a template that opens ``<think>`` in the generation prompt."""
+What differs per family is in ``CASES``: the real classes the Auto classes must give, the recipe's image tokens,
+whether the template closes an assistant turn itself, the LoRA targets expected and never hit, MoE (the
+router-logits check) and a template that opens ``<think>`` in the generation prompt."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from visionr1.models.tiny import get_tiny_model
 @dataclass(frozen=True)
 class Case:
     classes: tuple[str, ...]
-    recipe_tokens: int | None
+    recipe_tokens: int
     closes_turn: bool
     lora_expect: tuple[str, ...]
     lora_never: tuple[str, ...]
@@ -40,7 +40,7 @@ CASES = {
                                 "gate_proj", "down_proj"), ("conv1d",), opens_think=True),
     # Qwen3.5's hybrid attention with fused experts and a shared expert
     "qwen3_5_moe": Case(("Qwen3_5MoeForConditionalGeneration", "Qwen3VLProcessor", "Qwen2VLImageProcessor",
-                         "Qwen3_5Tokenizer"), None, True,
+                         "Qwen3_5Tokenizer"), 576, True,
                         ("q_proj", "in_proj_qkv", "out_proj", "gate_proj", "up_proj", "down_proj"), ("mlp.experts", "conv1d"),
                         moe=True, opens_think=True),
     # Qwen3-VL with fused experts (attention-only LoRA)
@@ -94,9 +94,12 @@ def test_data_inspect_counts_image_tokens_the_familys_way(family, loaded, tmp_pa
 
 
 def test_recipe_plans_for_8_processes(family, tmp_path):
-    if CASES[family].recipe_tokens is None:
-        pytest.skip(f"{family} has no recipe of its own (recipes/families/)")
     checks.check_recipe(family, tmp_path, max_tokens=CASES[family].recipe_tokens)
+
+
+@pytest.mark.parametrize(("qwen_vl", "tokens"), [("qwen2_vl", 752), ("qwen2_5_vl", 752), ("qwen3_vl", 576)])
+def test_the_qwen_vl_families_small_recipes_plan_for_8_processes(qwen_vl, tokens, tmp_path):
+    checks.check_recipe(qwen_vl, tmp_path, max_tokens=tokens)
 
 
 def test_sft_completion_is_the_answer_and_ends_the_turn(family, loaded):
