@@ -74,8 +74,8 @@ class ImageBudget:
         if fam is not None and fam.patch_factor is None:
             return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, None, fam.name,
                        _local_counter(model.path, fam))
-        return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, patch_factor(model.path),
-                   fam.name if fam is not None else None)
+        factor = (fam.patch_factor if fam is not None else None) or 28  # patch_factor's answer, without a 2nd lookup
+        return cls(model.max_pixels or DEFAULT_MAX_PIXELS, model.min_pixels, factor, fam.name if fam is not None else None)
 
     def tokens(self, width: int, height: int) -> int:
         if self.count is not None:
